@@ -1,0 +1,88 @@
+/* event.c -- builds normalized events and checks the ones that arrive ready-made.
+ *
+ * Attribute order is part of the contract with the Worker (docs/events.md), so
+ * events are assembled with jansson's insertion order and dumped with
+ * JSON_PRESERVE_ORDER; JSON.stringify keeps insertion order too. */
+#include "event.h"
+
+#include <string.h>
+
+#include "util.h"
+
+json_t *event_build(const char *id, const char *source, const char *type, const char *subject,
+                    int64_t time_ms, const char *account, const struct norm_opts *o, json_t *data)
+{
+    char tbuf[TIME_BUF], rbuf[TIME_BUF];
+    time_format_ms(o->received_ms, rbuf);
+    if (time_ms >= 0)
+        time_format_ms(time_ms, tbuf);
+    else
+        memcpy(tbuf, rbuf, sizeof tbuf);
+    json_t *e = json_object();
+    json_object_set_new(e, "specversion", json_string("1.0"));
+    json_object_set_new(e, "id", json_string(id));
+    json_object_set_new(e, "source", json_string(source));
+    json_object_set_new(e, "type", json_string(type));
+    if (subject) json_object_set_new(e, "subject", json_string(subject));
+    json_object_set_new(e, "time", json_string(tbuf));
+    json_object_set_new(e, "datacontenttype", json_string("application/json"));
+    if (account) json_object_set_new(e, "cfaccount", json_string(account));
+    json_object_set_new(e, "synccfvia", json_string(o->via));
+    json_object_set_new(e, "synccfreceived", json_string(rbuf));
+    json_object_set(e, "data", data);
+    return e;
+}
+
+static int nonempty_string(json_t *v, size_t max)
+{
+    return json_is_string(v) && json_string_length(v) > 0 && json_string_length(v) <= max;
+}
+
+/* CloudEvents 1.0: attribute names are lowercase letters and digits, at
+ * most 20 characters. */
+static int valid_attr_name(const char *k)
+{
+    return str_of_class(k, strlen(k), "abcdefghijklmnopqrstuvwxyz0123456789", 20);
+}
+
+const char *event_accept(json_t *ev, const struct norm_opts *o)
+{
+    if (!json_is_object(ev)) return "event is not a JSON object";
+    json_t *sv = json_object_get(ev, "specversion");
+    if (!json_is_string(sv) || strcmp(json_string_value(sv), "1.0") != 0)
+        return "specversion must be \"1.0\"";
+    if (!nonempty_string(json_object_get(ev, "id"), EVENT_ID_MAX))
+        return "id must be a non-empty string of at most 256 bytes";
+    if (!nonempty_string(json_object_get(ev, "source"), 1024)) return "source must be a non-empty string";
+    if (!nonempty_string(json_object_get(ev, "type"), 256)) return "type must be a non-empty string";
+    int64_t ms;
+    json_t *t = json_object_get(ev, "time");
+    if (!json_is_string(t) || time_parse_rfc3339(json_string_value(t), &ms) != 0)
+        return "time must be an RFC 3339 string";
+    json_t *subj = json_object_get(ev, "subject");
+    if (subj && !nonempty_string(subj, EVENT_SUBJECT_MAX)) return "subject must be a string of at most 256 bytes";
+    const char *k;
+    json_t *v;
+    json_object_foreach(ev, k, v) {
+        if (!valid_attr_name(k)) return "attribute names must be 1-20 lowercase letters or digits";
+        if (strcmp(k, "data") != 0 && (json_is_object(v) || json_is_array(v)))
+            return "only data may hold an object or array";
+    }
+    json_t *via = json_object_get(ev, "synccfvia");
+    if (via && !json_is_string(via)) return "synccfvia must be a string";
+    if (!via) json_object_set_new(ev, "synccfvia", json_string(o->via));
+    json_t *rc = json_object_get(ev, "synccfreceived");
+    if (rc && (!json_is_string(rc) || time_parse_rfc3339(json_string_value(rc), &ms) != 0))
+        return "synccfreceived must be an RFC 3339 string";
+    if (!rc) {
+        char rbuf[TIME_BUF];
+        time_format_ms(o->received_ms, rbuf);
+        json_object_set_new(ev, "synccfreceived", json_string(rbuf));
+    }
+    return NULL;
+}
+
+char *event_dump(const json_t *ev)
+{
+    return json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER);
+}

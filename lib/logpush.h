@@ -1,0 +1,38 @@
+/* logpush.h -- streaming reader for Logpush HTTP batches (gzip or plain NDJSON). */
+#ifndef SYNCCF_LOGPUSH_H
+#define SYNCCF_LOGPUSH_H
+
+#include <stddef.h>
+#include <zlib.h>
+
+#include "util.h"
+
+/* Called once per non-blank line, without its terminator. A non-zero return
+ * stops the reader (lp_feed/lp_finish then return that value). */
+typedef int (*lp_line_fn)(void *arg, const char *line, size_t len, unsigned long lineno);
+
+struct lp_reader {
+    lp_line_fn on_line;
+    void *arg;
+    size_t max_decompressed; /* bound on the whole batch, against gzip bombs */
+    size_t max_line;         /* bound on one record */
+
+    /* state */
+    int mode; /* 0 undecided, 1 plain, 2 gzip, 3 gzip member ended */
+    unsigned char sniff[2];
+    size_t nsniff;
+    z_stream z;
+    int zinit;
+    struct buf line;
+    size_t total;
+    unsigned long lineno;
+    const char *err; /* set when a feed fails for a reason of the input */
+    int http_status; /* 400 or 413 with err */
+};
+
+void lp_init(struct lp_reader *r, lp_line_fn fn, void *arg, size_t max_decompressed, size_t max_line);
+int lp_feed(struct lp_reader *r, const void *data, size_t n);
+int lp_finish(struct lp_reader *r);
+void lp_free(struct lp_reader *r);
+
+#endif

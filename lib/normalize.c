@@ -1,0 +1,186 @@
+/* normalize.c -- turns each Cloudflare input format into the normalized event.
+ *
+ * Every rule here is specified in docs/events.md and mirrored by
+ * worker/src/normalize.js; tests/vectors/ proves the two agree. Change both,
+ * and the vectors, or neither. */
+#include "normalize.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util.h"
+
+#define LOWER_DIGITS "abcdefghijklmnopqrstuvwxyz0123456789"
+#define ID_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+
+int norm_valid_dataset(const char *s) { return str_of_class(s, strlen(s), LOWER_DIGITS "_", 64); }
+int norm_valid_hook_name(const char *s) { return str_of_class(s, strlen(s), LOWER_DIGITS "_-", 64); }
+
+/* A string member usable as subject or account: non-empty, bounded. */
+static const char *short_str(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!json_is_string(v)) return NULL;
+    size_t n = json_string_length(v);
+    if (n == 0 || n > EVENT_SUBJECT_MAX) return NULL;
+    return json_string_value(v);
+}
+
+static const char *str_or_empty(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_string(v) ? json_string_value(v) : "";
+}
+
+/* Lowercase, [a-z0-9_] only, at most 64 characters. */
+static void sanitize_segment(const char *in, char out[65])
+{
+    size_t i = 0;
+    for (; in[i] && i < 64; i++) {
+        unsigned char c = (unsigned char)tolower((unsigned char)in[i]);
+        out[i] = (strchr(LOWER_DIGITS "_", c) && c) ? (char)c : '_';
+    }
+    out[i] = '\0';
+}
+
+static int64_t time_of(json_t *v)
+{
+    int64_t ms;
+    return (v && time_from_json(v, &ms) == 0) ? ms : -1;
+}
+
+static void notification_hash(json_t *b, char out[HASH_HEX])
+{
+    char ts[32] = "";
+    json_t *t = json_object_get(b, "ts");
+    if (json_is_integer(t)) snprintf(ts, sizeof ts, "%" JSON_INTEGER_FORMAT, json_integer_value(t));
+    const char *f[7] = {str_or_empty(b, "alert_type"),
+                        str_or_empty(b, "policy_id"),
+                        str_or_empty(b, "alert_correlation_id"),
+                        str_or_empty(b, "alert_event"),
+                        ts,
+                        str_or_empty(b, "name"),
+                        str_or_empty(b, "text")};
+    const void *parts[13];
+    size_t lens[13];
+    size_t n = 0;
+    for (int i = 0; i < 7; i++) {
+        if (i) {
+            parts[n] = "\n";
+            lens[n++] = 1;
+        }
+        parts[n] = f[i];
+        lens[n++] = strlen(f[i]);
+    }
+    hash_hex32(parts, lens, n, out);
+}
+
+json_t *norm_notification(json_t *body, const struct norm_opts *o)
+{
+    if (!json_is_object(body)) return NULL;
+    json_t *data = json_object_get(body, "data");
+    if (!json_is_object(data)) data = NULL;
+    const char *account = short_str(body, "account_id");
+    int64_t t = time_of(json_object_get(body, "ts"));
+    json_t *at = json_object_get(body, "alert_type");
+    char h[HASH_HEX], id[EVENT_ID_MAX], type[128], seg[65];
+
+    if (json_is_string(at) && strcmp(json_string_value(at), "pages_event_alert") == 0) {
+        static const char pfx[] = "EVENT_DEPLOYMENT_";
+        const char *evn = data ? str_or_empty(data, "event") : "";
+        if (strncmp(evn, pfx, sizeof pfx - 1) == 0 && evn[sizeof pfx - 1])
+            sanitize_segment(evn + sizeof pfx - 1, seg);
+        else
+            strcpy(seg, "unknown");
+        const char *subject = data ? short_str(data, "project_name") : NULL;
+        if (!subject && data) subject = short_str(data, "project_id");
+        const char *dep = data ? str_or_empty(data, "deployment_id") : "";
+        if (str_of_class(dep, strlen(dep), ID_CHARS, 64)) {
+            snprintf(id, sizeof id, "pages-%s-%s", dep, seg);
+        } else {
+            notification_hash(body, h);
+            snprintf(id, sizeof id, "notify-%s", h);
+        }
+        snprintf(type, sizeof type, "com.cloudflare.pages.deployment.%s", seg);
+        return event_build(id, "/cloudflare/pages", type, subject, t, account, o, body);
+    }
+
+    if (json_is_string(at) && json_string_length(at) > 0)
+        sanitize_segment(json_string_value(at), seg);
+    else
+        strcpy(seg, "test");
+    notification_hash(body, h);
+    snprintf(id, sizeof id, "notify-%s", h);
+    snprintf(type, sizeof type, "com.cloudflare.notification.%s", seg);
+    return event_build(id, "/cloudflare/notifications", type, data ? short_str(data, "zone_name") : NULL, t,
+                       account, o, body);
+}
+
+json_t *norm_generic(const char *name, const char *raw, size_t rawlen, json_t *body,
+                     const struct norm_opts *o)
+{
+    if (!json_is_object(body)) return NULL;
+    char h[HASH_HEX], id[64], src[128], type[128];
+    json_t *bid = json_object_get(body, "id");
+    const void *parts[3] = {name, "\n", NULL};
+    size_t lens[3] = {strlen(name), 1, 0};
+    if (json_is_string(bid) && json_string_length(bid) >= 1 && json_string_length(bid) <= 128) {
+        parts[2] = json_string_value(bid);
+        lens[2] = json_string_length(bid);
+    } else {
+        parts[2] = raw;
+        lens[2] = rawlen;
+    }
+    hash_hex32(parts, lens, 3, h);
+    snprintf(id, sizeof id, "hook-%s", h);
+    snprintf(src, sizeof src, "/synccf/hooks/%s", name);
+    snprintf(type, sizeof type, "dev.synccf.hook.%s", name);
+    const char *subject = short_str(body, "subject");
+    if (!subject) subject = short_str(body, "project");
+    json_t *tv = json_object_get(body, "time");
+    if (!tv) tv = json_object_get(body, "timestamp");
+    return event_build(id, src, type, subject, time_of(tv), NULL, o, body);
+}
+
+int norm_is_logpush_check(json_t *rec)
+{
+    json_t *c = json_object_get(rec, "content");
+    return json_object_size(rec) == 1 && json_is_string(c) && strcmp(json_string_value(c), "tests") == 0;
+}
+
+json_t *norm_logpush_record(const char *dataset, const char *line, size_t len, json_t *rec,
+                            const struct norm_opts *o)
+{
+    static const char *const time_fields[] = {"EdgeStartTimestamp", "EventTimestampMs", "Datetime",
+                                              "Timestamp", "When"};
+    static const char *const subject_fields[] = {"ZoneName", "ScriptName", "ClientRequestHost"};
+    if (!json_is_object(rec)) return NULL;
+    char h[HASH_HEX], id[64], src[128], type[128];
+    const void *parts[3] = {dataset, "\n", line};
+    size_t lens[3] = {strlen(dataset), 1, len};
+    hash_hex32(parts, lens, 3, h);
+    snprintf(id, sizeof id, "lp-%s", h);
+    snprintf(src, sizeof src, "/cloudflare/logpush/%s", dataset);
+    snprintf(type, sizeof type, "com.cloudflare.logpush.%s", dataset);
+    int64_t t = -1;
+    for (size_t i = 0; i < sizeof time_fields / sizeof *time_fields; i++) {
+        json_t *v = json_object_get(rec, time_fields[i]);
+        if (v) {
+            t = time_of(v);
+            break;
+        }
+    }
+    const char *subject = NULL;
+    for (size_t i = 0; i < sizeof subject_fields / sizeof *subject_fields && !subject; i++)
+        subject = short_str(rec, subject_fields[i]);
+    return event_build(id, src, type, subject, t, NULL, o, rec);
+}
+
+json_t *norm_xplat(json_t *body, const struct norm_opts *o, const char **err)
+{
+    (void)o;
+    (void)body;
+    *err = "not yet";
+    return NULL;
+}

@@ -1,0 +1,108 @@
+/* query.c -- answers status and listing questions from state.db.
+ *
+ * Read-only and separate from the writer: SQLite's WAL lets these run from
+ * another process (the CLI) while the daemon commits. */
+#include "query.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static json_t *col_json(sqlite3_stmt *st, int i)
+{
+    switch (sqlite3_column_type(st, i)) {
+    case SQLITE_INTEGER: return json_integer(sqlite3_column_int64(st, i));
+    case SQLITE_NULL: return json_null();
+    default: return json_string((const char *)sqlite3_column_text(st, i));
+    }
+}
+
+/* {"<col0>": <col1>, ...} from a two-column query. */
+static json_t *pairs(sqlite3 *db, const char *sql)
+{
+    json_t *o = json_object();
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return o;
+    while (sqlite3_step(st) == SQLITE_ROW)
+        json_object_set_new(o, (const char *)sqlite3_column_text(st, 0), col_json(st, 1));
+    sqlite3_finalize(st);
+    return o;
+}
+
+static json_t *one_row(sqlite3 *db, const char *sql)
+{
+    json_t *o = json_object();
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return o;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        for (int i = 0; i < sqlite3_column_count(st); i++)
+            json_object_set_new(o, sqlite3_column_name(st, i), col_json(st, i));
+    sqlite3_finalize(st);
+    return o;
+}
+
+static off_t file_size(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? sb.st_size : 0;
+}
+
+json_t *query_status(sqlite3 *db, const char *path)
+{
+    char wal[4200];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    json_t *s = json_object();
+    json_object_set_new(s, "store", json_pack("{s:s,s:I,s:I}", "path", path, "bytes", (json_int_t)file_size(path),
+                                              "wal_bytes", (json_int_t)file_size(wal)));
+    json_t *ev = one_row(db, "SELECT count(*) AS total, min(received) AS first_received, "
+                             "max(received) AS last_received, max(time) AS last_time FROM events");
+    json_object_set_new(ev, "by_source", pairs(db, "SELECT source, count(*) FROM events GROUP BY source ORDER BY 2 DESC"));
+    json_object_set_new(ev, "by_type", pairs(db, "SELECT type, count(*) FROM events GROUP BY type ORDER BY 2 DESC"));
+    json_object_set_new(ev, "by_via", pairs(db, "SELECT via, count(*) FROM events GROUP BY via ORDER BY 2 DESC"));
+    json_object_set_new(s, "events", ev);
+    json_object_set_new(s, "duplicates",
+                        pairs(db, "SELECT substr(name, 12), value FROM counters WHERE name LIKE 'duplicates.%' ORDER BY 1"));
+    json_object_set_new(s, "rejected",
+                        pairs(db, "SELECT substr(name, 10), value FROM counters WHERE name LIKE 'rejected.%' ORDER BY 1"));
+    json_object_set_new(s, "filtered",
+                        pairs(db, "SELECT substr(name, 10), value FROM counters WHERE name LIKE 'filtered.%' ORDER BY 1"));
+    json_t *le = pairs(db, "SELECT key, value FROM meta WHERE key='last_error'");
+    json_t *v = json_object_get(le, "last_error");
+    json_object_set(s, "last_error", v ? v : json_null());
+    json_decref(le);
+    json_object_set_new(s, "cursors", pairs(db, "SELECT name, value FROM cursors ORDER BY name"));
+    return s;
+}
+
+static json_t *row_event(sqlite3_stmt *st)
+{
+    json_t *ev = json_loads((const char *)sqlite3_column_text(st, 1), 0, NULL);
+    return json_pack("{s:I,s:o}", "seq", (json_int_t)sqlite3_column_int64(st, 0), "event", ev ? ev : json_null());
+}
+
+json_t *query_events(sqlite3 *db, const char *type_glob, const char *since, long limit)
+{
+    json_t *arr = json_array();
+    sqlite3_stmt *st;
+    const char *sql = "SELECT seq, body FROM (SELECT seq, body FROM events "
+                      "WHERE (?1 IS NULL OR type GLOB ?1) AND (?2 IS NULL OR received >= ?2) "
+                      "ORDER BY seq DESC LIMIT ?3) ORDER BY seq";
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return arr;
+    sqlite3_bind_text(st, 1, type_glob, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, since, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, limit);
+    while (sqlite3_step(st) == SQLITE_ROW) json_array_append_new(arr, row_event(st));
+    sqlite3_finalize(st);
+    return arr;
+}
+
+json_t *query_event(sqlite3 *db, const char *id)
+{
+    sqlite3_stmt *st;
+    json_t *out = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT seq, body FROM events WHERE id = ?", -1, &st, NULL) != SQLITE_OK) return NULL;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) out = row_event(st);
+    sqlite3_finalize(st);
+    return out;
+}

@@ -1,0 +1,19 @@
+/* query.h -- read-only questions about the store: status, event listings. */
+#ifndef SYNCCF_QUERY_H
+#define SYNCCF_QUERY_H
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+/* Everything `synccf status --json` shows. */
+json_t *query_status(sqlite3 *db, const char *path);
+
+/* Events in arrival order: the last `limit` matching type glob (NULL: all)
+ * and received at or after since (RFC 3339, NULL: any). An array of
+ * {"seq":N,"event":{...}}. */
+json_t *query_events(sqlite3 *db, const char *type_glob, const char *since, long limit);
+
+/* One event by id: {"seq":N,"event":{...}}, or NULL. */
+json_t *query_event(sqlite3 *db, const char *id);
+
+#endif

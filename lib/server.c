@@ -1,0 +1,651 @@
+/* server.c -- owns the HTTP side of `synccf receive`: routes, authentication,
+ * limits, and answering only after the store has committed.
+ *
+ * Bodies are read raw (no PostProcessor) and bounded as they arrive. A request
+ * whose events are handed to the store is suspended (MHD_suspend_connection)
+ * rather than blocking its thread; the store's writer resumes it once the
+ * group holding its events has committed. That keeps a handful of threads
+ * serving many connections, and lets the writer see many requests' events at
+ * once, which is where group commit gets its batches. */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "event.h"
+#include "log.h"
+#include "logpush.h"
+#include "normalize.h"
+#include "util.h"
+#include "webhook.h"
+
+/* Logpush records are committed in chunks so that a 1 GB batch never sits in
+ * memory: at most one chunk is being committed while the next is parsed. */
+#define CHUNK_EVENTS 1024
+#define CHUNK_BYTES (4u << 20)
+
+enum route { R_NONE, R_EVENTS, R_NOTIFY, R_LOGPUSH, R_GENERIC, R_XPLAT, R_HEALTHZ, R_READYZ };
+
+struct server {
+    struct server_config cfg;
+    struct store *store;
+    struct MHD_Daemon *mhd;
+    struct webhook_key push_key;
+    int have_push_key;
+    unsigned port;
+    atomic_int active; /* requests between their first byte and completion */
+};
+
+struct req {
+    struct server *srv;
+    struct MHD_Connection *conn;
+    enum route route;
+    char name[65]; /* dataset or hook name */
+    int64_t received_ms;
+
+    /* An error to answer with; once set the rest of the body is discarded. */
+    int status;
+    const char *reason;
+    char msg[200];
+
+    struct buf body; /* JSON routes */
+
+    /* Logpush */
+    struct lp_reader lp;
+    struct store_batch chunk[2];
+    size_t chunk_bytes;
+    int cur;
+    size_t rejected, filtered;
+
+    /* Completion, shared with the store's writer thread. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int inflight;      /* batches handed to the store and not yet done */
+    int final;         /* the whole body has been read and handed over */
+    int store_failed;
+    size_t accepted, duplicates;
+};
+
+static const char *const json_types[] = {"application/json", "application/cloudevents+json",
+                                         "application/cloudevents-batch+json"};
+
+void server_config_defaults(struct server_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->listen = "127.0.0.1:9091";
+    c->max_body = 1u << 20;
+    c->max_logpush_body = 256u << 20;
+    c->max_decompressed = 1024u << 20;
+    c->max_line = 1u << 20;
+    c->max_connections = 512;
+    c->timeout_s = 30;
+    c->threads = 2;
+}
+
+/* ---- answers ---------------------------------------------------------- */
+
+static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status, json_t *body)
+{
+    char *s = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(body);
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (status == 503) MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (status == 405) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "POST");
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static void client_addr(struct MHD_Connection *conn, char *out, size_t n)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    out[0] = '\0';
+    if (!ci || !ci->client_addr) return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out, (socklen_t)n);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out, (socklen_t)n);
+}
+
+/* Records why a request is refused: a counter, a log line, and the answer. */
+static void reject(struct req *r, int status, const char *reason, const char *msg)
+{
+    if (r->status) return;
+    r->status = status;
+    r->reason = reason;
+    snprintf(r->msg, sizeof r->msg, "%s", msg);
+    char name[64], peer[64], st[8];
+    snprintf(name, sizeof name, "rejected.%s", reason);
+    store_count(r->srv->store, name, 1);
+    client_addr(r->conn, peer, sizeof peer);
+    snprintf(st, sizeof st, "%d", status);
+    log_msg(LOG_WARN, "request rejected", "status", st, "reason", reason, "detail", msg, "peer", peer,
+            "route", r->name[0] ? r->name : "", NULL);
+}
+
+static enum MHD_Result answer_error(struct req *r)
+{
+    json_t *b = json_pack("{s:s,s:s}", "error", r->msg, "reason", r->reason);
+    return send_json(r->conn, (unsigned)r->status, b);
+}
+
+static enum MHD_Result answer_result(struct req *r)
+{
+    if (r->store_failed) {
+        store_count(r->srv->store, "rejected.store_unavailable", 1);
+        return send_json(r->conn, 503,
+                         json_pack("{s:s,s:s}", "error", "the store could not commit; retry later", "reason",
+                                   "store_unavailable"));
+    }
+    json_t *b = json_pack("{s:I,s:I}", "accepted", (json_int_t)r->accepted, "duplicates", (json_int_t)r->duplicates);
+    if (r->route == R_LOGPUSH) {
+        json_object_set_new(b, "rejected", json_integer((json_int_t)r->rejected));
+        json_object_set_new(b, "filtered", json_integer((json_int_t)r->filtered));
+    }
+    return send_json(r->conn, 200, b);
+}
+
+/* ---- handing events to the store -------------------------------------- */
+
+/* Runs on the writer thread when a batch is on disk (or failed). */
+static void batch_done(struct store_batch *b, void *arg)
+{
+    struct req *r = arg;
+    pthread_mutex_lock(&r->mu);
+    if (b->failed) r->store_failed = 1;
+    r->accepted += b->accepted;
+    r->duplicates += b->duplicates;
+    store_batch_clear(b);
+    r->inflight--;
+    int resume = r->final && r->inflight == 0;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    /* Outside the lock: MHD takes its own locks here. */
+    if (resume) MHD_resume_connection(r->conn);
+}
+
+static void submit(struct req *r, struct store_batch *b)
+{
+    b->done = batch_done;
+    b->arg = r;
+    store_submit(r->srv->store, b);
+}
+
+/* Suspends the connection and hands over the last batch (b may be NULL or
+ * empty); the writer resumes it when nothing of the request is in flight. */
+static void finish_async(struct req *r, struct store_batch *b)
+{
+    MHD_suspend_connection(r->conn);
+    pthread_mutex_lock(&r->mu);
+    r->final = 1;
+    int send = b && b->n > 0;
+    if (send) r->inflight++;
+    int resume_now = r->inflight == 0;
+    pthread_mutex_unlock(&r->mu);
+    if (send) submit(r, b);
+    if (resume_now) MHD_resume_connection(r->conn);
+}
+
+static int add_event(struct req *r, struct store_batch *b, json_t *ev)
+{
+    struct store_event se;
+    int rc = store_event_from_json(ev, &se);
+    json_decref(ev);
+    if (rc == 0 && store_batch_add(b, &se) != 0) {
+        store_event_free(&se);
+        rc = -1;
+    }
+    if (rc) reject(r, 500, "internal", "out of memory");
+    return rc;
+}
+
+/* ---- Logpush ------------------------------------------------------------ */
+
+static int logpush_line(void *arg, const char *line, size_t len, unsigned long lineno)
+{
+    struct req *r = arg;
+    json_error_t jerr;
+    json_t *rec = json_loadb(line, len, 0, &jerr);
+    if (!json_is_object(rec)) {
+        char no[24];
+        snprintf(no, sizeof no, "%lu", lineno);
+        log_msg(LOG_WARN, "logpush record rejected", "dataset", r->name, "line", no, "error",
+                rec ? "not a JSON object" : jerr.text, NULL);
+        store_count(r->srv->store, "rejected.bad_record", 1);
+        json_decref(rec);
+        r->rejected++;
+        return 0;
+    }
+    if (norm_is_logpush_check(rec)) {
+        json_decref(rec);
+        return 0;
+    }
+    if (!filter_keep(r->srv->cfg.filters, r->name, rec)) {
+        json_decref(rec);
+        r->filtered++;
+        store_count(r->srv->store, "filtered.logpush", 1);
+        return 0;
+    }
+    struct norm_opts o = {"tunnel", r->received_ms};
+    json_t *ev = norm_logpush_record(r->name, line, len, rec, &o);
+    json_decref(rec);
+    struct store_batch *b = &r->chunk[r->cur];
+    if (add_event(r, b, ev)) return -1;
+    r->chunk_bytes += len;
+    if (b->n < CHUNK_EVENTS && r->chunk_bytes < CHUNK_BYTES) return 0;
+
+    /* The chunk is full: wait for the previous one, then hand this one over. */
+    pthread_mutex_lock(&r->mu);
+    while (r->inflight) pthread_cond_wait(&r->cv, &r->mu);
+    int failed = r->store_failed;
+    if (!failed) r->inflight++;
+    pthread_mutex_unlock(&r->mu);
+    if (failed) return -1;
+    submit(r, b);
+    r->cur ^= 1;
+    r->chunk_bytes = 0;
+    return 0;
+}
+
+static void logpush_feed(struct req *r, const char *data, size_t n)
+{
+    if (lp_feed(&r->lp, data, n) != 0 && !r->status && r->lp.err)
+        reject(r, r->lp.http_status, r->lp.http_status == 413 ? "too_large" : "malformed", r->lp.err);
+}
+
+static enum MHD_Result logpush_final(struct req *r)
+{
+    if (lp_finish(&r->lp) != 0 && !r->status && r->lp.err)
+        reject(r, r->lp.http_status, r->lp.http_status == 413 ? "too_large" : "malformed", r->lp.err);
+    if (r->status) {
+        /* Chunks already committed stay: they are real records, and the
+         * retry Cloudflare makes will find them as duplicates. */
+        pthread_mutex_lock(&r->mu);
+        while (r->inflight) pthread_cond_wait(&r->cv, &r->mu);
+        pthread_mutex_unlock(&r->mu);
+        return answer_error(r);
+    }
+    finish_async(r, &r->chunk[r->cur]);
+    return MHD_YES;
+}
+
+/* ---- JSON routes -------------------------------------------------------- */
+
+static int is_json_type(const char *ct, int cloudevents)
+{
+    if (!ct) return 1;
+    size_t n = strcspn(ct, ";");
+    while (n && ct[n - 1] == ' ') n--;
+    for (size_t i = 0; i < (cloudevents ? 3u : 1u); i++)
+        if (strlen(json_types[i]) == n && strncasecmp(ct, json_types[i], n) == 0) return 1;
+    return !cloudevents && n > 5 && strncasecmp(ct + n - 5, "+json", 5) == 0;
+}
+
+static const char *header(struct req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+static int verify_push(struct req *r)
+{
+    if (!r->srv->have_push_key) return 0;
+    enum webhook_result w = webhook_verify(&r->srv->push_key, header(r, "webhook-id"), header(r, "webhook-timestamp"),
+                                           header(r, "webhook-signature"), r->body.p, r->body.len, now_ms() / 1000);
+    switch (w) {
+    case WEBHOOK_OK: return 0;
+    case WEBHOOK_MISSING: reject(r, 401, "unauthorized", "missing or malformed webhook-id/-timestamp/-signature"); break;
+    case WEBHOOK_STALE: reject(r, 401, "stale_timestamp", "webhook-timestamp is more than 5 minutes off"); break;
+    case WEBHOOK_BAD_SIG: reject(r, 401, "bad_signature", "no webhook-signature matches"); break;
+    }
+    return -1;
+}
+
+/* Parses and normalizes a buffered body into one batch. */
+static enum MHD_Result json_final(struct req *r)
+{
+    if (r->route == R_EVENTS && verify_push(r) != 0) return answer_error(r);
+    json_error_t jerr;
+    json_t *body = json_loadb(r->body.p ? r->body.p : "", r->body.len, 0, &jerr);
+    if (!body) {
+        char m[200];
+        snprintf(m, sizeof m, "malformed JSON: %s (line %d)", jerr.text, jerr.line);
+        reject(r, 400, "malformed", m);
+        return answer_error(r);
+    }
+    struct store_batch *b = &r->chunk[0];
+    struct norm_opts o = {"tunnel", r->received_ms};
+    const char *err = NULL;
+    json_t *ev = NULL;
+
+    switch (r->route) {
+    case R_EVENTS: {
+        o.via = "worker";
+        if (json_is_object(body)) {
+            json_t *one = json_array();
+            json_array_append(one, body);
+            json_decref(body);
+            body = one;
+        }
+        if (!json_is_array(body)) {
+            err = "body must be a CloudEvent or an array of them";
+            break;
+        }
+        size_t i;
+        json_t *e;
+        json_array_foreach(body, i, e) {
+            const char *why = event_accept(e, &o);
+            if (why) {
+                snprintf(r->msg, sizeof r->msg, "event %zu: %s", i, why);
+                err = r->msg;
+                break;
+            }
+        }
+        if (err) break;
+        json_array_foreach(body, i, e) {
+            json_incref(e);
+            if (add_event(r, b, e)) break;
+        }
+        break;
+    }
+    case R_NOTIFY:
+        if (!json_is_object(body)) err = "a notification must be a JSON object";
+        else ev = norm_notification(body, &o);
+        break;
+    case R_GENERIC:
+        if (!json_is_object(body)) err = "a hook body must be a JSON object";
+        else ev = norm_generic(r->name, r->body.p, r->body.len, body, &o);
+        break;
+    case R_XPLAT:
+        ev = norm_xplat(body, &o, &err);
+        break;
+    default:
+        err = "no such route";
+    }
+    json_decref(body);
+    if (err) {
+        char m[200];
+        snprintf(m, sizeof m, "%s", err);
+        reject(r, 400, "malformed", m);
+    }
+    if (ev) add_event(r, b, ev);
+    if (r->status) {
+        store_batch_clear(b);
+        return answer_error(r);
+    }
+    finish_async(r, b);
+    return MHD_YES;
+}
+
+/* ---- routing -------------------------------------------------------------- */
+
+static int bearer_ok(struct req *r, const char *token)
+{
+    if (!token) return 1;
+    const char *h = header(r, "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0) return 0;
+    return ct_equal(h + 7, strlen(h + 7), token, strlen(token));
+}
+
+/* Chooses the route and checks what can be checked before the body. */
+static void route(struct req *r, const char *method, const char *url)
+{
+    const struct server_config *c = &r->srv->cfg;
+    int post = strcmp(method, "POST") == 0;
+    int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    const char *rest;
+    size_t maxlen = c->max_body;
+
+    if (strcmp(url, "/healthz") == 0) r->route = R_HEALTHZ;
+    else if (strcmp(url, "/readyz") == 0) r->route = R_READYZ;
+    else if (strcmp(url, "/v1/events") == 0) r->route = R_EVENTS;
+    else if (strcmp(url, "/hooks/notifications") == 0) r->route = R_NOTIFY;
+    else if (strcmp(url, "/") == 0) r->route = R_XPLAT;
+    else if ((rest = url + strlen("/hooks/logpush/"), strncmp(url, "/hooks/logpush/", 15) == 0) &&
+             norm_valid_dataset(rest)) {
+        r->route = R_LOGPUSH;
+        snprintf(r->name, sizeof r->name, "%s", rest);
+        maxlen = c->max_logpush_body;
+    } else if ((rest = url + strlen("/hooks/generic/"), strncmp(url, "/hooks/generic/", 15) == 0) &&
+               norm_valid_hook_name(rest)) {
+        r->route = R_GENERIC;
+        snprintf(r->name, sizeof r->name, "%s", rest);
+    }
+
+    if (r->route == R_NONE) {
+        reject(r, 404, "not_found", "no such route");
+        return;
+    }
+    if (r->route == R_HEALTHZ || r->route == R_READYZ) {
+        if (!get) reject(r, 405, "method_not_allowed", "use GET");
+        return;
+    }
+    if (!post) {
+        reject(r, 405, "method_not_allowed", "use POST");
+        return;
+    }
+
+    const char *cl = header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && strtoull(cl, NULL, 10) > maxlen) {
+        reject(r, 413, "too_large", "body larger than the configured limit");
+        return;
+    }
+    if (r->route != R_LOGPUSH && !is_json_type(header(r, MHD_HTTP_HEADER_CONTENT_TYPE), r->route == R_EVENTS)) {
+        reject(r, 415, "unsupported_media_type", "expected a JSON content type");
+        return;
+    }
+    int ok = 1;
+    switch (r->route) {
+    case R_NOTIFY: {
+        const char *h = header(r, "cf-webhook-auth");
+        const char *s = c->notify_secret;
+        ok = !s || (h && ct_equal(h, strlen(h), s, strlen(s)));
+        break;
+    }
+    case R_LOGPUSH:
+    case R_GENERIC:
+    case R_XPLAT: ok = bearer_ok(r, c->hook_token); break;
+    default: break;
+    }
+    if (!ok) {
+        reject(r, 401, "unauthorized", "missing or wrong credentials");
+        return;
+    }
+    r->body.max = maxlen;
+    if (r->route == R_LOGPUSH) lp_init(&r->lp, logpush_line, r, c->max_decompressed, c->max_line);
+}
+
+static enum MHD_Result answer_get(struct req *r)
+{
+    if (r->route == R_HEALTHZ) return send_json(r->conn, 200, json_pack("{s:b}", "ok", 1));
+    int ok = store_healthy(r->srv->store);
+    json_t *b = json_pack("{s:b,s:{s:s}}", "ready", ok, "checks", "store", ok ? "ok" : "last commit failed");
+    return send_json(r->conn, ok ? 200 : 503, b);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    struct server *srv = cls;
+    struct req *r = *con_cls;
+
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r) return MHD_NO;
+        r->srv = srv;
+        r->conn = conn;
+        r->received_ms = now_ms();
+        pthread_mutex_init(&r->mu, NULL);
+        pthread_cond_init(&r->cv, NULL);
+        *con_cls = r;
+        atomic_fetch_add(&srv->active, 1);
+        route(r, method, url);
+        /* Answer refusals before reading the body: MHD then closes the
+         * connection instead of reading what we do not want. */
+        if (r->status) return answer_error(r);
+        if (r->route == R_HEALTHZ || r->route == R_READYZ) return answer_get(r);
+        return MHD_YES;
+    }
+
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (r->status) return MHD_YES; /* discarding */
+        if (r->route == R_LOGPUSH) {
+            if (n > r->body.max - r->body.len) reject(r, 413, "too_large", "body larger than the configured limit");
+            else {
+                r->body.len += n; /* only counted: the reader keeps no copy */
+                logpush_feed(r, upload_data, n);
+            }
+        } else if (buf_append(&r->body, upload_data, n) != 0) {
+            reject(r, 413, "too_large", "body larger than the configured limit");
+        }
+        if (r->status) return answer_error(r);
+        return MHD_YES;
+    }
+
+    /* The body is complete: either now, or after the store resumed us. */
+    if (r->final) return answer_result(r);
+    if (r->status) return answer_error(r);
+    if (r->route == R_LOGPUSH) return logpush_final(r);
+    return json_final(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    (void)toe;
+    struct server *srv = cls;
+    struct req *r = *con_cls;
+    if (!r) return;
+    /* A connection dropped mid-upload may still have a chunk with the store. */
+    pthread_mutex_lock(&r->mu);
+    while (r->inflight) pthread_cond_wait(&r->cv, &r->mu);
+    pthread_mutex_unlock(&r->mu);
+    if (r->route == R_LOGPUSH) lp_free(&r->lp);
+    store_batch_clear(&r->chunk[0]);
+    store_batch_clear(&r->chunk[1]);
+    buf_free(&r->body);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    free(r);
+    *con_cls = NULL;
+    atomic_fetch_sub(&srv->active, 1);
+}
+
+/* ---- start and stop ------------------------------------------------------ */
+
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len, int *loopback)
+{
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    if (!colon || colon == listen) return -1;
+    size_t hn = (size_t)(colon - listen);
+    if (listen[0] == '[' && hn >= 2 && listen[hn - 1] == ']') {
+        listen++;
+        hn -= 2;
+    }
+    if (hn >= sizeof host) return -1;
+    memcpy(host, listen, hn);
+    host[hn] = '\0';
+    char *end;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    if (*end || port > 65535 || colon[1] == '\0') return -1;
+    if (strcmp(host, "localhost") == 0) snprintf(host, sizeof host, "127.0.0.1");
+    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_PASSIVE, .ai_socktype = SOCK_STREAM}, *ai;
+    if (getaddrinfo(host, NULL, &hints, &ai) != 0) return -1;
+    memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+    *len = ai->ai_addrlen;
+    freeaddrinfo(ai);
+    if (ss->ss_family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+        sin->sin_port = htons((uint16_t)port);
+        *loopback = (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+    } else {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+        sin6->sin6_port = htons((uint16_t)port);
+        *loopback = IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr);
+    }
+    return 0;
+}
+
+struct server *server_start(const struct server_config *c, struct store *st, char *err, size_t errlen,
+                            int *usage_error)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    int loopback = 0;
+    *usage_error = 1;
+    if (parse_listen(c->listen, &ss, &sslen, &loopback) != 0) {
+        snprintf(err, errlen, "listen address %s is not HOST:PORT with a numeric host", c->listen);
+        return NULL;
+    }
+    const char *open_routes[3];
+    int nopen = 0;
+    if (!c->push_secret) open_routes[nopen++] = "/v1/events (SYNCCF_PUSH_SECRET)";
+    if (!c->notify_secret) open_routes[nopen++] = "/hooks/notifications (SYNCCF_NOTIFY_SECRET)";
+    if (!c->hook_token) open_routes[nopen++] = "/hooks/logpush, /hooks/generic, / (SYNCCF_HOOK_TOKEN)";
+    if (nopen && !loopback) {
+        snprintf(err, errlen, "refusing to listen on %s without authentication on every route; set %s", c->listen,
+                 open_routes[0]);
+        return NULL;
+    }
+    struct server *s = calloc(1, sizeof *s);
+    s->cfg = *c;
+    s->store = st;
+    if (c->push_secret) {
+        if (webhook_key_parse(c->push_secret, &s->push_key) != 0) {
+            snprintf(err, errlen, "the push secret must be whsec_ followed by base64");
+            free(s);
+            return NULL;
+        }
+        s->have_push_key = 1;
+    }
+    *usage_error = 0;
+    for (int i = 0; i < nopen; i++)
+        log_msg(LOG_WARN, "route open without authentication (loopback only)", "route", open_routes[i], NULL);
+
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
+    if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
+    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
+                              c->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, c->timeout_s,
+                              MHD_OPTION_THREAD_POOL_SIZE, c->threads, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                              (size_t)(64 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+    if (!s->mhd) {
+        snprintf(err, errlen, "cannot listen on %s (address in use, or not permitted)", c->listen);
+        free(s);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : 0;
+    return s;
+}
+
+unsigned server_port(const struct server *s) { return s->port; }
+
+void server_stop(struct server *s)
+{
+    if (!s) return;
+    MHD_quiesce_daemon(s->mhd);
+    /* In-flight requests finish their commits and get their answers. */
+    for (int i = 0; i < 1000 && atomic_load(&s->active) > 0; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    MHD_stop_daemon(s->mhd);
+    free(s);
+}

@@ -1,0 +1,38 @@
+/* server.h -- the HTTP receiver: Cloudflare's formats and the Worker's push in. */
+#ifndef SYNCCF_SERVER_H
+#define SYNCCF_SERVER_H
+
+#include <stddef.h>
+
+#include "filter.h"
+#include "store.h"
+
+struct server_config {
+    const char *listen;        /* "HOST:PORT"; port 0 picks a free one */
+    const char *push_secret;   /* whsec_..., for POST /v1/events */
+    const char *notify_secret; /* cf-webhook-auth, for /hooks/notifications */
+    const char *hook_token;    /* bearer, for Logpush, generic hooks and xplat's POST / */
+    size_t max_body;           /* JSON bodies */
+    size_t max_logpush_body;   /* Logpush bodies as sent (compressed) */
+    size_t max_decompressed;   /* Logpush bodies decompressed */
+    size_t max_line;           /* one Logpush record */
+    unsigned max_connections;
+    unsigned timeout_s;        /* idle connection timeout */
+    unsigned threads;
+    const struct filter *filters;
+};
+
+void server_config_defaults(struct server_config *c);
+
+struct server;
+/* Checks the configuration (a non-loopback address needs every route
+ * authenticated), binds and starts serving. NULL with err on failure;
+ * *usage_error is set when the cause is the configuration. */
+struct server *server_start(const struct server_config *c, struct store *st, char *err, size_t errlen,
+                            int *usage_error);
+unsigned server_port(const struct server *s);
+/* Stops accepting, waits for requests in flight (their commits included),
+ * then closes every connection. */
+void server_stop(struct server *s);
+
+#endif

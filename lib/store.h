@@ -1,0 +1,66 @@
+/* store.h -- the durable event store (SQLite) and its group-commit writer. */
+#ifndef SYNCCF_STORE_H
+#define SYNCCF_STORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+/* An event ready for the store: its indexed attributes and its serialized form. */
+struct store_event {
+    char *id, *type, *source, *subject, *time, *via, *received;
+    char *body;
+};
+int store_event_from_json(const json_t *ev, struct store_event *out);
+void store_event_free(struct store_event *e);
+
+/* A unit of work for the writer: events committed together (with an optional
+ * cursor in the same transaction), and the caller told when they are on disk. */
+struct store_batch {
+    struct store_event *ev;
+    size_t n, cap;
+    const char *cursor_name; /* optional: set with cursor_value in the same transaction */
+    char *cursor_value;
+
+    /* Results, valid when done() runs (on the writer thread). */
+    int failed;               /* 1: nothing of this batch is stored */
+    size_t accepted, duplicates;
+    void (*done)(struct store_batch *b, void *arg);
+    void *arg;
+    struct store_batch *next; /* writer queue link */
+};
+/* Moves ev into the batch (on success ev is emptied). */
+int store_batch_add(struct store_batch *b, struct store_event *ev);
+void store_batch_clear(struct store_batch *b);
+
+/* Opens (creating with mode 0600 in a 0700 directory, and migrating) the
+ * store at path. readonly opens for inspection without creating anything. */
+struct store *store_open(const char *path, int readonly, char *err, size_t errlen);
+void store_close(struct store *s);
+
+/* Starts the writer thread that commits queued batches in groups. */
+int store_start(struct store *s);
+/* Queues b; b->done is called once it is committed or failed. */
+void store_submit(struct store *s, struct store_batch *b);
+/* Queues b and waits; returns 0 when committed. */
+int store_commit(struct store *s, struct store_batch *b);
+
+/* Adds to a named counter; flushed to disk with the next commit. */
+void store_count(struct store *s, const char *name, int64_t delta);
+/* Remembers the last error for status; flushed like counters. */
+void store_note_error(struct store *s, const char *msg);
+
+/* 0 when the last commit failed (disk full, locked, read-only...). */
+int store_healthy(struct store *s);
+
+/* The SQLite handle for read-only queries (status, events); the caller must
+ * not use it from several threads at once. */
+struct sqlite3 *store_db(struct store *s);
+const char *store_path(struct store *s);
+
+/* Default location: $SYNCCF_STATE or ~/.xplat/cache/synccf. */
+void store_default_dir(char *out, size_t outlen);
+
+#endif

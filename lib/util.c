@@ -1,0 +1,183 @@
+/* util.c -- time, hashing, constant-time comparison and capped buffers.
+ *
+ * Time handling is hand-written rather than left to strptime()/timegm() because
+ * the event model needs exactly the same reading on the C side and in the
+ * Worker (docs/events.md#time); a small explicit parser is easier to prove
+ * identical than two platform libraries. */
+#include "util.h"
+
+#include <fnmatch.h>
+#include <math.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_MS 253402300799999LL /* 9999-12-31T23:59:59.999Z */
+
+int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+void time_format_ms(int64_t ms, char out[TIME_BUF])
+{
+    if (ms < 0) ms = 0;
+    if (ms > MAX_MS) ms = MAX_MS;
+    time_t sec = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    int n = (int)strftime(out, TIME_BUF, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (ms % 1000)
+        snprintf(out + n, (size_t)(TIME_BUF - n), ".%03dZ", (int)(ms % 1000));
+    else
+        snprintf(out + n, (size_t)(TIME_BUF - n), "Z");
+}
+
+static int digits(const char *s, int n, int *v)
+{
+    *v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        *v = *v * 10 + (s[i] - '0');
+    }
+    return 0;
+}
+
+int time_parse_rfc3339(const char *s, int64_t *ms)
+{
+    int y, mo, d, h, mi, sec, frac = 0;
+    size_t n = strlen(s);
+    if (n < 20) return -1;
+    if (digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) || s[7] != '-' ||
+        digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+        digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &mi) || s[16] != ':' ||
+        digits(s + 17, 2, &sec))
+        return -1;
+    const char *p = s + 19;
+    if (*p == '.') {
+        int nd = 0;
+        for (p++; *p >= '0' && *p <= '9'; p++, nd++)
+            if (nd < 3) frac = frac * 10 + (*p - '0');
+        if (nd == 0) return -1;
+        for (; nd < 3; nd++) frac *= 10;
+    }
+    int off = 0;
+    if ((p[0] == 'Z' || p[0] == 'z') && p[1] == '\0') {
+        off = 0;
+    } else if ((p[0] == '+' || p[0] == '-') && strlen(p) == 6 && p[3] == ':') {
+        int oh, om;
+        if (digits(p + 1, 2, &oh) || digits(p + 4, 2, &om) || oh > 23 || om > 59) return -1;
+        off = (oh * 60 + om) * (p[0] == '+' ? 1 : -1);
+    } else {
+        return -1;
+    }
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 59)
+        return -1;
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (mo == 2 && d == 29 && !leap) return -1;
+    int64_t t = (days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec -
+                 (int64_t)off * 60) * 1000 + frac;
+    if (t < 0 || t > MAX_MS) return -1;
+    *ms = t;
+    return 0;
+}
+
+int time_from_json(const json_t *v, int64_t *ms)
+{
+    int64_t t;
+    if (json_is_string(v)) return time_parse_rfc3339(json_string_value(v), ms);
+    if (json_is_integer(v)) {
+        json_int_t i = json_integer_value(v);
+        if (i < 0) return -1;
+        if (i < 100000000000LL) t = i * 1000;
+        else if (i < 100000000000000LL) t = i;
+        else if (i < 100000000000000000LL) t = i / 1000;
+        else t = i / 1000000;
+    } else if (json_is_real(v)) {
+        double x = json_real_value(v);
+        if (!(x >= 0 && x < 1e11)) return -1;
+        t = (int64_t)floor(x * 1000);
+    } else {
+        return -1;
+    }
+    if (t > MAX_MS) return -1;
+    *ms = t;
+    return 0;
+}
+
+void hash_hex32(const void *const parts[], const size_t lens[], size_t n, char out[HASH_HEX])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+    for (size_t i = 0; i < n; i++) EVP_DigestUpdate(c, parts[i], lens[i]);
+    EVP_DigestFinal_ex(c, md, &mdlen);
+    EVP_MD_CTX_free(c);
+    static const char hx[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = hx[md[i] >> 4];
+        out[2 * i + 1] = hx[md[i] & 15];
+    }
+    out[32] = '\0';
+}
+
+int ct_equal(const void *a, size_t alen, const void *b, size_t blen)
+{
+    if (alen != blen) return 0;
+    return CRYPTO_memcmp(a, b, alen) == 0;
+}
+
+int buf_append(struct buf *b, const void *data, size_t n)
+{
+    if (n > b->max - b->len) return -1;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1) cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) return -1;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return 0;
+}
+
+void buf_free(struct buf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+int glob_match(const char *pattern, const char *s)
+{
+    return fnmatch(pattern, s, 0) == 0;
+}
+
+int str_of_class(const char *s, size_t n, const char *set, size_t max)
+{
+    if (n == 0 || n > max) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == '\0' || !strchr(set, s[i])) return 0;
+    return 1;
+}

@@ -1,0 +1,42 @@
+/* util.h -- small helpers shared by the library: time, hashing, buffers. */
+#ifndef SYNCCF_UTIL_H
+#define SYNCCF_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+/* Milliseconds since the epoch, and the RFC 3339 form the event model uses
+ * (UTC, ".mmm" only when not zero). TIME_BUF fits the longest form. */
+#define TIME_BUF 32
+int64_t now_ms(void);
+void time_format_ms(int64_t ms, char out[TIME_BUF]);
+/* Strict RFC 3339 reader; returns 0 and sets *ms, or -1. */
+int time_parse_rfc3339(const char *s, int64_t *ms);
+/* The event model's reading of a JSON time value (docs/events.md#time). */
+int time_from_json(const json_t *v, int64_t *ms);
+
+/* H(x) of docs/events.md: the first 32 hex digits of SHA-256 over the
+ * concatenation of the given parts. */
+#define HASH_HEX 33
+void hash_hex32(const void *const parts[], const size_t lens[], size_t n, char out[HASH_HEX]);
+
+/* Constant-time equality of two byte strings; the length is not secret. */
+int ct_equal(const void *a, size_t alen, const void *b, size_t blen);
+
+/* A growable byte buffer with a hard cap, for bodies and lines. */
+struct buf {
+    char *p;
+    size_t len, cap, max;
+};
+/* Returns 0, or -1 when the append would pass b->max (nothing appended). */
+int buf_append(struct buf *b, const void *data, size_t n);
+void buf_free(struct buf *b);
+
+/* Matches s against a shell-style glob (*, ?, [...]); 1 on match. */
+int glob_match(const char *pattern, const char *s);
+
+/* 1 if s (len n) holds only characters of the set and 1..max of them. */
+int str_of_class(const char *s, size_t n, const char *set, size_t max);
+
+#endif

@@ -1,0 +1,28 @@
+/* cli.h -- what the synccf command's subcommands share. */
+#ifndef SYNCCF_CLI_H
+#define SYNCCF_CLI_H
+
+#include <stddef.h>
+
+/* Exit statuses (SPEC.md): success, runtime failure, usage or configuration. */
+#define EXIT_OK 0
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+
+/* Options every subcommand accepts, resolved flag > environment > default. */
+struct cli {
+    char state_dir[4096];
+    char db_path[4200];
+    int json; /* --json output */
+};
+
+/* Takes the common options out of argv (compacting it); -1 on a bad one. */
+int cli_common(struct cli *c, int *argc, char **argv);
+/* Value of "--name VALUE" or "--name=VALUE" at argv[*i]; advances *i. */
+const char *cli_value(int argc, char **argv, int *i, const char *name);
+
+int cmd_receive(struct cli *c, int argc, char **argv);
+int cmd_status(struct cli *c, int argc, char **argv);
+int cmd_events(struct cli *c, int argc, char **argv);
+
+#endif

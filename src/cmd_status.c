@@ -1,0 +1,146 @@
+/* cmd_status.c -- `synccf status` and `synccf events`: read the store and
+ * print for people (tables) or scripts (--json). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/query.h"
+#include "../lib/store.h"
+#include "../lib/util.h"
+#include "cli.h"
+
+static struct store *open_ro(struct cli *c)
+{
+    char err[512];
+    struct store *st = store_open(c->db_path, 1, err, sizeof err);
+    if (!st) fprintf(stderr, "synccf: cannot open %s: %s\n", c->db_path, err);
+    return st;
+}
+
+static void print_pairs(const char *title, json_t *o)
+{
+    const char *k;
+    json_t *v;
+    printf("%s\n", title);
+    if (!json_object_size(o)) printf("  (none)\n");
+    json_object_foreach(o, k, v) printf("  %-50s %" JSON_INTEGER_FORMAT "\n", k, json_integer_value(v));
+}
+
+static const char *str(json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+    return json_is_string(v) ? json_string_value(v) : "-";
+}
+
+int cmd_status(struct cli *c, int argc, char **argv)
+{
+    if (argc > 1) {
+        fprintf(stderr, "synccf status: unknown argument '%s'\n", argv[1]);
+        return EXIT_USAGE;
+    }
+    struct store *st = open_ro(c);
+    if (!st) return EXIT_RUNTIME;
+    json_t *s = query_status(store_db(st), c->db_path);
+    store_close(st);
+    if (c->json) {
+        char *out = json_dumps(s, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        puts(out);
+        free(out);
+        json_decref(s);
+        return EXIT_OK;
+    }
+    json_t *store = json_object_get(s, "store"), *ev = json_object_get(s, "events");
+    printf("store       %s (%" JSON_INTEGER_FORMAT " bytes + %" JSON_INTEGER_FORMAT " WAL)\n", str(store, "path"),
+           json_integer_value(json_object_get(store, "bytes")), json_integer_value(json_object_get(store, "wal_bytes")));
+    printf("events      %" JSON_INTEGER_FORMAT " (first received %s, last received %s)\n",
+           json_integer_value(json_object_get(ev, "total")), str(ev, "first_received"), str(ev, "last_received"));
+    print_pairs("by source", json_object_get(ev, "by_source"));
+    print_pairs("by type", json_object_get(ev, "by_type"));
+    print_pairs("by way in", json_object_get(ev, "by_via"));
+    print_pairs("duplicates (by way in)", json_object_get(s, "duplicates"));
+    print_pairs("rejected (by reason)", json_object_get(s, "rejected"));
+    print_pairs("filtered", json_object_get(s, "filtered"));
+    json_t *le = json_object_get(s, "last_error");
+    printf("last error  %s\n", json_is_string(le) ? json_string_value(le) : "none");
+    json_decref(s);
+    return EXIT_OK;
+}
+
+static int events_list(struct cli *c, int argc, char **argv)
+{
+    const char *type = NULL, *since = NULL;
+    long limit = 20;
+    char since_buf[TIME_BUF];
+    for (int i = 2; i < argc; i++) {
+        const char *v;
+        if ((v = cli_value(argc, argv, &i, "--type"))) type = v;
+        else if ((v = cli_value(argc, argv, &i, "--since"))) {
+            int64_t ms;
+            if (time_parse_rfc3339(v, &ms) != 0) {
+                fprintf(stderr, "synccf events: --since wants an RFC 3339 time, e.g. 2026-11-20T10:00:00Z\n");
+                return EXIT_USAGE;
+            }
+            time_format_ms(ms, since_buf);
+            since = since_buf;
+        } else if ((v = cli_value(argc, argv, &i, "--limit"))) {
+            char *end;
+            limit = strtol(v, &end, 10);
+            if (*end || limit <= 0) {
+                fprintf(stderr, "synccf events: --limit wants a positive number\n");
+                return EXIT_USAGE;
+            }
+        } else {
+            fprintf(stderr, "synccf events list: unknown option '%s'\n", argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    struct store *st = open_ro(c);
+    if (!st) return EXIT_RUNTIME;
+    json_t *arr = query_events(store_db(st), type, since, limit);
+    store_close(st);
+    size_t i;
+    json_t *row;
+    if (!c->json) printf("%-8s %-24s %-48s %-42s %s\n", "SEQ", "TIME", "TYPE", "ID", "SUBJECT");
+    json_array_foreach(arr, i, row) {
+        json_t *e = json_object_get(row, "event");
+        if (c->json) {
+            char *s = json_dumps(e, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            puts(s);
+            free(s);
+        } else {
+            printf("%-8" JSON_INTEGER_FORMAT " %-24s %-48s %-42s %s\n", json_integer_value(json_object_get(row, "seq")),
+                   str(e, "time"), str(e, "type"), str(e, "id"), str(e, "subject"));
+        }
+    }
+    json_decref(arr);
+    return EXIT_OK;
+}
+
+static int events_show(struct cli *c, int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: synccf events show ID\n");
+        return EXIT_USAGE;
+    }
+    struct store *st = open_ro(c);
+    if (!st) return EXIT_RUNTIME;
+    json_t *row = query_event(store_db(st), argv[2]);
+    store_close(st);
+    if (!row) {
+        fprintf(stderr, "synccf: no event with id '%s'\n", argv[2]);
+        return EXIT_RUNTIME;
+    }
+    char *s = json_dumps(c->json ? row : json_object_get(row, "event"), JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    puts(s);
+    free(s);
+    json_decref(row);
+    return EXIT_OK;
+}
+
+int cmd_events(struct cli *c, int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "list") == 0) return events_list(c, argc < 2 ? 1 : argc, argv);
+    if (strcmp(argv[1], "show") == 0) return events_show(c, argc, argv);
+    fprintf(stderr, "usage: synccf events list|show\n");
+    return EXIT_USAGE;
+}

@@ -1,0 +1,78 @@
+/* main.c -- the synccf command: option handling shared by all subcommands
+ * and dispatch to them. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/log.h"
+#include "../lib/store.h"
+#include "cli.h"
+#include "synccf.h"
+
+static const char usage[] =
+    "usage: synccf [--state DIR] [--log-format logfmt|json] [--log-level LEVEL] COMMAND [ARGS]\n"
+    "\n"
+    "commands:\n"
+    "  receive             accept Cloudflare events over HTTP (loopback :9091 by default)\n"
+    "  status [--json]     what the store holds: events by source and type, duplicates, rejections\n"
+    "  events list [--type GLOB] [--since TIME] [--limit N] [--json]\n"
+    "  events show ID      one stored event\n"
+    "  version             print the version\n"
+    "\n"
+    "state directory: --state DIR, SYNCCF_STATE, default ~/.xplat/cache/synccf\n";
+
+const char *cli_value(int argc, char **argv, int *i, const char *name)
+{
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) != 0) return NULL;
+    if (argv[*i][n] == '=') return argv[*i] + n + 1;
+    if (argv[*i][n] != '\0') return NULL;
+    if (*i + 1 >= argc) return NULL;
+    return argv[++*i];
+}
+
+int cli_common(struct cli *c, int *argc, char **argv)
+{
+    const char *state = NULL, *fmt = "logfmt", *level = "info";
+    int out = 1;
+    for (int i = 1; i < *argc; i++) {
+        const char *v;
+        if ((v = cli_value(*argc, argv, &i, "--state"))) state = v;
+        else if ((v = cli_value(*argc, argv, &i, "--log-format"))) fmt = v;
+        else if ((v = cli_value(*argc, argv, &i, "--log-level"))) level = v;
+        else if (strcmp(argv[i], "--json") == 0) c->json = 1;
+        else argv[out++] = argv[i];
+    }
+    *argc = out;
+    argv[out] = NULL;
+    enum log_level lvl;
+    if (log_level_parse(level, &lvl) != 0 || (strcmp(fmt, "logfmt") != 0 && strcmp(fmt, "json") != 0)) {
+        fprintf(stderr, "synccf: --log-format is logfmt or json; --log-level is debug, info, warn or error\n");
+        return -1;
+    }
+    log_setup(lvl, strcmp(fmt, "json") == 0);
+    if (state) snprintf(c->state_dir, sizeof c->state_dir, "%s", state);
+    else store_default_dir(c->state_dir, sizeof c->state_dir);
+    snprintf(c->db_path, sizeof c->db_path, "%s/state.db", c->state_dir);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct cli c = {0};
+    if (cli_common(&c, &argc, argv) != 0) return EXIT_USAGE;
+    if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("synccf %s\n", synccf_version());
+        return EXIT_OK;
+    }
+    if (strcmp(cmd, "receive") == 0) return cmd_receive(&c, argc - 1, argv + 1);
+    if (strcmp(cmd, "status") == 0) return cmd_status(&c, argc - 1, argv + 1);
+    if (strcmp(cmd, "events") == 0) return cmd_events(&c, argc - 1, argv + 1);
+    fprintf(stderr, "synccf: unknown command '%s'\n\n%s", cmd, usage);
+    return EXIT_USAGE;
+}
