@@ -33,7 +33,7 @@ all: $(BUILD)/synccf $(BUILD)/libsynccf.a
 
 $(BUILD)/%.o: %.c $(wildcard lib/*.h include/*.h src/*.h tests/unit/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@echo "  CC $<"; $(CC) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/libsynccf.a: $(LIB_OBJ)
 	ar rcs $@ $^
@@ -43,7 +43,7 @@ $(BUILD)/synccf: $(CLI_OBJ) $(BUILD)/libsynccf.a
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsynccf.a $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libsynccf.a $(LDLIBS) -lcmocka
+	@echo "  TEST $@"; $(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libsynccf.a $(LDLIBS) -lcmocka
 
 # Unit tests run from the tree root so that tests/vectors/ is found.
 unit: $(UNIT_BIN)

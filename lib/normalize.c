@@ -143,19 +143,30 @@ json_t *norm_generic(const char *name, const char *raw, size_t rawlen, json_t *b
     return event_build(id, src, type, subject, time_of(tv), NULL, o, body);
 }
 
-int norm_is_logpush_check(json_t *rec)
+static int is_logpush_check(json_t *rec)
 {
     json_t *c = json_object_get(rec, "content");
     return json_object_size(rec) == 1 && json_is_string(c) && strcmp(json_string_value(c), "tests") == 0;
 }
 
-json_t *norm_logpush_record(const char *dataset, const char *line, size_t len, json_t *rec,
-                            const struct norm_opts *o)
+int norm_logpush_line(const char *dataset, const char *line, size_t len, const struct norm_opts *o, json_t **ev,
+                      char *err, size_t errlen)
 {
     static const char *const time_fields[] = {"EdgeStartTimestamp", "EventTimestampMs", "Datetime",
                                               "Timestamp", "When"};
     static const char *const subject_fields[] = {"ZoneName", "ScriptName", "ClientRequestHost"};
-    if (!json_is_object(rec)) return NULL;
+    json_error_t jerr;
+    json_t *rec = json_loadb(line, len, 0, &jerr);
+    *ev = NULL;
+    if (!json_is_object(rec)) {
+        snprintf(err, errlen, "%s", rec ? "not a JSON object" : jerr.text);
+        json_decref(rec);
+        return -1;
+    }
+    if (is_logpush_check(rec)) {
+        json_decref(rec);
+        return 0;
+    }
     char h[HASH_HEX], id[64], src[128], type[128];
     const void *parts[3] = {dataset, "\n", line};
     size_t lens[3] = {strlen(dataset), 1, len};
@@ -174,7 +185,9 @@ json_t *norm_logpush_record(const char *dataset, const char *line, size_t len, j
     const char *subject = NULL;
     for (size_t i = 0; i < sizeof subject_fields / sizeof *subject_fields && !subject; i++)
         subject = short_str(rec, subject_fields[i]);
-    return event_build(id, src, type, subject, t, NULL, o, rec);
+    *ev = event_build(id, src, type, subject, t, NULL, o, rec);
+    json_decref(rec);
+    return 1;
 }
 
 json_t *norm_xplat(json_t *body, const struct norm_opts *o, const char **err)

@@ -15,12 +15,11 @@ json_t *norm_notification(json_t *body, const struct norm_opts *o);
 json_t *norm_generic(const char *name, const char *raw, size_t rawlen, json_t *body,
                      const struct norm_opts *o);
 
-/* One Logpush record: line is the record's bytes without terminator. */
-json_t *norm_logpush_record(const char *dataset, const char *line, size_t len, json_t *rec,
-                            const struct norm_opts *o);
-
-/* 1 if rec is Logpush's destination check record {"content":"tests"}. */
-int norm_is_logpush_check(json_t *rec);
+/* One Logpush line (without its terminator). Returns 1 with *ev set for a
+ * record, 0 for Logpush's destination check record (nothing to store), -1
+ * for a line that is not a JSON object, with the reason in err. */
+int norm_logpush_line(const char *dataset, const char *line, size_t len, const struct norm_opts *o, json_t **ev,
+                      char *err, size_t errlen);
 
 /* An event from xplat's sync Worker; NULL and *err set when it cannot be
  * converted. */

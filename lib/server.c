@@ -216,31 +216,25 @@ static int add_event(struct req *r, struct store_batch *b, json_t *ev)
 static int logpush_line(void *arg, const char *line, size_t len, unsigned long lineno)
 {
     struct req *r = arg;
-    json_error_t jerr;
-    json_t *rec = json_loadb(line, len, 0, &jerr);
-    if (!json_is_object(rec)) {
+    struct norm_opts o = {"tunnel", r->received_ms};
+    json_t *ev;
+    char why[160];
+    int kind = norm_logpush_line(r->name, line, len, &o, &ev, why, sizeof why);
+    if (kind < 0) {
         char no[24];
         snprintf(no, sizeof no, "%lu", lineno);
-        log_msg(LOG_WARN, "logpush record rejected", "dataset", r->name, "line", no, "error",
-                rec ? "not a JSON object" : jerr.text, NULL);
+        log_msg(LOG_WARN, "logpush record rejected", "dataset", r->name, "line", no, "error", why, NULL);
         store_count(r->srv->store, "rejected.bad_record", 1);
-        json_decref(rec);
         r->rejected++;
         return 0;
     }
-    if (norm_is_logpush_check(rec)) {
-        json_decref(rec);
-        return 0;
-    }
-    if (!filter_keep(r->srv->cfg.filters, r->name, rec)) {
-        json_decref(rec);
+    if (kind == 0) return 0;
+    if (!filter_keep(r->srv->cfg.filters, r->name, json_object_get(ev, "data"))) {
+        json_decref(ev);
         r->filtered++;
         store_count(r->srv->store, "filtered.logpush", 1);
         return 0;
     }
-    struct norm_opts o = {"tunnel", r->received_ms};
-    json_t *ev = norm_logpush_record(r->name, line, len, rec, &o);
-    json_decref(rec);
     struct store_batch *b = &r->chunk[r->cur];
     if (add_event(r, b, ev)) return -1;
     r->chunk_bytes += len;

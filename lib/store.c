@@ -49,6 +49,7 @@ struct store {
     char last_error[256];
     int error_dirty;
     atomic_int last_failed;
+    atomic_long commits;
 };
 
 /* Each entry upgrades the schema by one version; PRAGMA user_version holds
@@ -259,6 +260,7 @@ fail:
 }
 
 struct sqlite3 *store_db(struct store *s) { return s->db; }
+long store_commits(struct store *s) { return atomic_load(&s->commits); }
 int store_healthy(struct store *s) { return !atomic_load(&s->last_failed); }
 const char *store_path(struct store *s) { return s->path; }
 
@@ -356,7 +358,10 @@ static int commit_group(struct store *s, struct store_batch *list)
         ok = step_done(s->meta) == 0;
     }
     if (ok) ok = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
-    if (ok) return 0;
+    if (ok) {
+        atomic_fetch_add(&s->commits, 1);
+        return 0;
+    }
 
     char msg[200];
     snprintf(msg, sizeof msg, "store commit failed: %s", sqlite3_errmsg(s->db));

@@ -52,6 +52,10 @@ void store_count(struct store *s, const char *name, int64_t delta);
 /* Remembers the last error for status; flushed like counters. */
 void store_note_error(struct store *s, const char *msg);
 
+/* Transactions committed since open (group commit makes this smaller than
+ * the number of batches). */
+long store_commits(struct store *s);
+
 /* 0 when the last commit failed (disk full, locked, read-only...). */
 int store_healthy(struct store *s);
 

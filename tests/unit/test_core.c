@@ -1,0 +1,281 @@
+/* test_core.c -- time reading, Standard Webhooks, the Logpush reader, filters:
+ * table-driven cases, including hostile ones. */
+#include <jansson.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "../../lib/filter.h"
+#include "../../lib/logpush.h"
+#include "../../lib/util.h"
+#include "../../lib/webhook.h"
+#include "testutil.h"
+
+static void test_time_strings(void **st)
+{
+    (void)st;
+    static const struct {
+        const char *in, *out; /* out NULL: must be refused */
+    } cases[] = {
+        {"2026-11-20T10:00:01Z", "2026-11-20T10:00:01Z"},
+        {"2026-11-20t10:00:01z", "2026-11-20T10:00:01Z"},
+        {"2026-11-20 10:00:01Z", "2026-11-20T10:00:01Z"},
+        {"2026-11-20T10:00:01.5Z", "2026-11-20T10:00:01.500Z"},
+        {"2026-11-20T10:00:01.123999Z", "2026-11-20T10:00:01.123Z"},
+        {"2026-11-20T11:00:00.123456+02:00", "2026-11-20T09:00:00.123Z"},
+        {"2026-01-01T00:30:00-01:00", "2026-01-01T01:30:00Z"},
+        {"2024-02-29T00:00:00Z", "2024-02-29T00:00:00Z"},
+        {"1970-01-01T00:00:00Z", "1970-01-01T00:00:00Z"},
+        {"2025-02-29T00:00:00Z", NULL},
+        {"2026-13-01T00:00:00Z", NULL},
+        {"2026-11-20T24:00:00Z", NULL},
+        {"2026-11-20T10:00:01", NULL},
+        {"2026-11-20T10:00:01.Z", NULL},
+        {"2026-11-20T10:00:01+0200", NULL},
+        {"1969-12-31T23:59:59Z", NULL},
+        {"yesterday", NULL},
+        {"", NULL},
+        {"2026-11-20T10:00:01Zjunk", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int64_t ms;
+        int rc = time_parse_rfc3339(cases[i].in, &ms);
+        if (!cases[i].out) {
+            if (rc == 0) fail_msg("accepted %s", cases[i].in);
+            continue;
+        }
+        if (rc != 0) fail_msg("refused %s", cases[i].in);
+        char out[TIME_BUF];
+        time_format_ms(ms, out);
+        assert_string_equal(out, cases[i].out);
+    }
+}
+
+static void test_time_numbers(void **st)
+{
+    (void)st;
+    static const struct {
+        const char *json, *out;
+    } cases[] = {
+        {"1763633000", "2025-11-20T10:03:20Z"},           /* seconds */
+        {"1763633000123", "2025-11-20T10:03:20.123Z"},    /* milliseconds */
+        {"1763633000123456", "2025-11-20T10:03:20.123Z"}, /* microseconds */
+        {"1763633000123456789", "2025-11-20T10:03:20.123Z"},
+        {"1763633000.75", "2025-11-20T10:03:20.750Z"},
+        {"-5", NULL},
+        {"1e12", NULL}, /* non-integer numbers are seconds below 1e11 only */
+        {"true", NULL},
+        {"null", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        json_t *v = json_loads(cases[i].json, JSON_DECODE_ANY, NULL);
+        int64_t ms;
+        int rc = time_from_json(v, &ms);
+        json_decref(v);
+        if (!cases[i].out) {
+            if (rc == 0) fail_msg("accepted %s", cases[i].json);
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        char out[TIME_BUF];
+        time_format_ms(ms, out);
+        assert_string_equal(out, cases[i].out);
+    }
+}
+
+/* Standard Webhooks' own published example: secret, id, timestamp, body and
+ * the signature its reference libraries compute. */
+#define SW_SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+#define SW_ID "msg_p5jXN8AQM9LWM0D4loKWxJek"
+#define SW_TS "1614265330"
+#define SW_BODY "{\"test\": 2432232314}"
+#define SW_SIG "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+static void test_webhook(void **st)
+{
+    (void)st;
+    struct webhook_key k;
+    assert_int_equal(webhook_key_parse(SW_SECRET, &k), 0);
+    int64_t now = 1614265330;
+    size_t bl = strlen(SW_BODY);
+    assert_int_equal(webhook_verify(&k, SW_ID, SW_TS, SW_SIG, SW_BODY, bl, now), WEBHOOK_OK);
+    /* rotation: any one of several signatures */
+    assert_int_equal(webhook_verify(&k, SW_ID, SW_TS, "v1,AAAA v2,xyz " SW_SIG, SW_BODY, bl, now), WEBHOOK_OK);
+    /* body, id or timestamp changed */
+    assert_int_equal(webhook_verify(&k, SW_ID, SW_TS, SW_SIG, "{\"test\": 2432232315}", bl, now), WEBHOOK_BAD_SIG);
+    assert_int_equal(webhook_verify(&k, "msg_other", SW_TS, SW_SIG, SW_BODY, bl, now), WEBHOOK_BAD_SIG);
+    /* tolerance: 5 minutes either way */
+    assert_int_equal(webhook_verify(&k, SW_ID, SW_TS, SW_SIG, SW_BODY, bl, now + 300), WEBHOOK_OK);
+    assert_int_equal(webhook_verify(&k, SW_ID, SW_TS, SW_SIG, SW_BODY, bl, now + 301), WEBHOOK_STALE);
+    assert_int_equal(webhook_verify(&k, SW_ID, SW_TS, SW_SIG, SW_BODY, bl, now - 301), WEBHOOK_STALE);
+    /* malformed headers */
+    assert_int_equal(webhook_verify(&k, SW_ID, "16142653x0", SW_SIG, SW_BODY, bl, now), WEBHOOK_MISSING);
+    assert_int_equal(webhook_verify(&k, NULL, SW_TS, SW_SIG, SW_BODY, bl, now), WEBHOOK_MISSING);
+    assert_int_equal(webhook_verify(&k, SW_ID, SW_TS, NULL, SW_BODY, bl, now), WEBHOOK_MISSING);
+    assert_int_equal(webhook_verify(&k, SW_ID, SW_TS, "v1,not-base64!", SW_BODY, bl, now), WEBHOOK_BAD_SIG);
+    /* another key */
+    struct webhook_key k2;
+    assert_int_equal(webhook_key_parse("whsec_c2VjcmV0", &k2), 0);
+    assert_int_equal(webhook_verify(&k2, SW_ID, SW_TS, SW_SIG, SW_BODY, bl, now), WEBHOOK_BAD_SIG);
+    /* signing round trip */
+    char sig[80];
+    webhook_sign(&k, SW_ID, SW_TS, SW_BODY, bl, sig, sizeof sig);
+    assert_string_equal(sig, SW_SIG);
+    /* bad secrets */
+    assert_int_equal(webhook_key_parse("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", &k2), -1);
+    assert_int_equal(webhook_key_parse("whsec_", &k2), -1);
+    assert_int_equal(webhook_key_parse("whsec_%%%%", &k2), -1);
+}
+
+struct lines {
+    int n;
+    char last[64];
+};
+
+static int count_line(void *arg, const char *line, size_t len, unsigned long lineno)
+{
+    (void)lineno;
+    struct lines *l = arg;
+    l->n++;
+    snprintf(l->last, sizeof l->last, "%.*s", (int)len, line);
+    return 0;
+}
+
+static unsigned char *gz(const void *in, size_t n, size_t *outlen)
+{
+    uLong cap = compressBound((uLong)n) + 64;
+    unsigned char *out = malloc(cap);
+    z_stream z = {0};
+    deflateInit2(&z, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
+    z.next_in = (unsigned char *)in;
+    z.avail_in = (uInt)n;
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    deflate(&z, Z_FINISH);
+    *outlen = z.total_out;
+    deflateEnd(&z);
+    return out;
+}
+
+static void test_logpush_reader(void **st)
+{
+    (void)st;
+    struct lp_reader r;
+    struct lines l = {0};
+    const char *plain = "{\"a\":1}\n\n{\"a\":2}\r\n{\"a\":3}";
+    lp_init(&r, count_line, &l, 1 << 20, 1024);
+    assert_int_equal(lp_feed(&r, plain, strlen(plain)), 0);
+    assert_int_equal(lp_finish(&r), 0);
+    lp_free(&r);
+    assert_int_equal(l.n, 3);
+    assert_string_equal(l.last, "{\"a\":3}");
+
+    /* two gzip members back to back read as one stream */
+    size_t n1, n2;
+    unsigned char *g1 = gz("{\"m\":1}\n", 8, &n1), *g2 = gz("{\"m\":2}\n", 8, &n2);
+    unsigned char *both = malloc(n1 + n2);
+    memcpy(both, g1, n1);
+    memcpy(both + n1, g2, n2);
+    memset(&l, 0, sizeof l);
+    lp_init(&r, count_line, &l, 1 << 20, 1024);
+    for (size_t i = 0; i < n1 + n2; i++) assert_int_equal(lp_feed(&r, both + i, 1), 0);
+    assert_int_equal(lp_finish(&r), 0);
+    lp_free(&r);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.last, "{\"m\":2}");
+
+    /* truncated gzip */
+    memset(&l, 0, sizeof l);
+    lp_init(&r, count_line, &l, 1 << 20, 1024);
+    assert_int_equal(lp_feed(&r, g1, n1 - 4), 0);
+    assert_int_equal(lp_finish(&r), -1);
+    assert_int_equal(r.http_status, 400);
+    lp_free(&r);
+
+    /* corrupt gzip */
+    g1[n1 / 2] ^= 0xff;
+    g1[n1 / 2 + 1] ^= 0xff;
+    lp_init(&r, count_line, &l, 1 << 20, 1024);
+    int rc = lp_feed(&r, g1, n1);
+    if (rc == 0) rc = lp_finish(&r);
+    assert_int_equal(rc, -1);
+    lp_free(&r);
+    free(g1);
+    free(g2);
+    free(both);
+
+    /* gzip bomb: 64 MiB of zeros compresses to ~64 KiB; bound at 1 MiB */
+    size_t big = 64u << 20, bl;
+    char *zeros = calloc(1, big);
+    unsigned char *bomb = gz(zeros, big, &bl);
+    free(zeros);
+    assert_true(bl < 200000);
+    memset(&l, 0, sizeof l);
+    lp_init(&r, count_line, &l, 1 << 20, 1 << 20);
+    rc = lp_feed(&r, bomb, bl);
+    assert_int_equal(rc, -1);
+    assert_int_equal(r.http_status, 413);
+    assert_true(r.total <= (1u << 20));
+    lp_free(&r);
+    free(bomb);
+
+    /* a record longer than the line limit */
+    char longline[300];
+    memset(longline, 'x', sizeof longline);
+    lp_init(&r, count_line, &l, 1 << 20, 256);
+    assert_int_equal(lp_feed(&r, longline, sizeof longline), -1);
+    assert_int_equal(r.http_status, 413);
+    lp_free(&r);
+
+    /* a one-byte body is plain text */
+    memset(&l, 0, sizeof l);
+    lp_init(&r, count_line, &l, 1 << 20, 256);
+    assert_int_equal(lp_feed(&r, "x", 1), 0);
+    assert_int_equal(lp_finish(&r), 0);
+    lp_free(&r);
+    assert_int_equal(l.n, 1);
+}
+
+static void test_filters(void **st)
+{
+    (void)st;
+    struct filter *f = NULL;
+    assert_int_equal(filter_add(&f, "http_requests.EdgeResponseStatus=5*"), 0);
+    assert_int_equal(filter_add(&f, "Outcome=exception"), 0);
+    assert_int_equal(filter_add(&f, "=x"), -1);
+    assert_int_equal(filter_add(&f, "Bad-Dataset.x=y"), -1);
+    assert_int_equal(filter_add(&f, "noequals"), -1);
+    json_t *a = json_pack("{s:i,s:s}", "EdgeResponseStatus", 522, "Outcome", "exception");
+    json_t *b = json_pack("{s:i,s:s}", "EdgeResponseStatus", 200, "Outcome", "exception");
+    json_t *c = json_pack("{s:i,s:s}", "EdgeResponseStatus", 200, "Outcome", "ok");
+    assert_true(filter_keep(f, "http_requests", a));
+    assert_false(filter_keep(f, "http_requests", b));
+    assert_true(filter_keep(f, "workers_trace_events", b)); /* status filter is per dataset */
+    assert_false(filter_keep(f, "workers_trace_events", c));
+    assert_true(filter_keep(NULL, "x", c));
+    json_decref(a);
+    json_decref(b);
+    json_decref(c);
+    filter_free(f);
+}
+
+static void test_ct_and_glob(void **st)
+{
+    (void)st;
+    assert_true(ct_equal("abc", 3, "abc", 3));
+    assert_false(ct_equal("abc", 3, "abd", 3));
+    assert_false(ct_equal("abc", 3, "abcd", 4));
+    assert_true(glob_match("com.cloudflare.pages.*", "com.cloudflare.pages.deployment.success"));
+    assert_false(glob_match("com.cloudflare.pages.*", "com.cloudflare.notification.x"));
+    assert_true(str_of_class("http_requests", 13, "abcdefghijklmnopqrstuvwxyz_", 64));
+    assert_false(str_of_class("", 0, "a", 64));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_time_strings), cmocka_unit_test(test_time_numbers),
+        cmocka_unit_test(test_webhook),      cmocka_unit_test(test_logpush_reader),
+        cmocka_unit_test(test_filters),      cmocka_unit_test(test_ct_and_glob),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
