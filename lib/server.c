@@ -34,6 +34,11 @@
 #define CHUNK_EVENTS 1024
 #define CHUNK_BYTES (4u << 20)
 
+/* After refusing a request, up to this much of its body is read and thrown
+ * away so that the client, which is usually still sending, gets the answer
+ * instead of a reset connection; beyond it the connection is closed. */
+#define DRAIN_MAX (16u << 20)
+
 enum route { R_NONE, R_EVENTS, R_NOTIFY, R_LOGPUSH, R_GENERIC, R_XPLAT, R_HEALTHZ, R_READYZ };
 
 struct server {
@@ -55,6 +60,9 @@ struct req {
 
     /* An error to answer with; once set the rest of the body is discarded. */
     int status;
+    int answered;
+    size_t drained;
+    unsigned long long declared; /* Content-Length, 0 if absent */
     const char *reason;
     char msg[200];
 
@@ -137,6 +145,8 @@ static void reject(struct req *r, int status, const char *reason, const char *ms
 
 static enum MHD_Result answer_error(struct req *r)
 {
+    if (r->answered) return MHD_YES;
+    r->answered = 1;
     json_t *b = json_pack("{s:s,s:s}", "error", r->msg, "reason", r->reason);
     return send_json(r->conn, (unsigned)r->status, b);
 }
@@ -431,7 +441,8 @@ static void route(struct req *r, const char *method, const char *url)
     }
 
     const char *cl = header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl && strtoull(cl, NULL, 10) > maxlen) {
+    r->declared = cl ? strtoull(cl, NULL, 10) : 0;
+    if (r->declared > maxlen) {
         reject(r, 413, "too_large", "body larger than the configured limit");
         return;
     }
@@ -487,9 +498,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = r;
         atomic_fetch_add(&srv->active, 1);
         route(r, method, url);
-        /* Answer refusals before reading the body: MHD then closes the
-         * connection instead of reading what we do not want. */
-        if (r->status) return answer_error(r);
+        /* A refusal is answered at once when there is no body worth
+         * draining; otherwise after the body (see DRAIN_MAX). */
+        if (r->status && (r->declared == 0 || r->declared > DRAIN_MAX)) return answer_error(r);
         if (r->route == R_HEALTHZ || r->route == R_READYZ) return answer_get(r);
         return MHD_YES;
     }
@@ -497,7 +508,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (r->status) return MHD_YES; /* discarding */
+        if (r->status) {
+            r->drained += n;
+            return r->drained > DRAIN_MAX ? answer_error(r) : MHD_YES;
+        }
         if (r->route == R_LOGPUSH) {
             if (n > r->body.max - r->body.len) reject(r, 413, "too_large", "body larger than the configured limit");
             else {
@@ -507,7 +521,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         } else if (buf_append(&r->body, upload_data, n) != 0) {
             reject(r, 413, "too_large", "body larger than the configured limit");
         }
-        if (r->status) return answer_error(r);
         return MHD_YES;
     }
 

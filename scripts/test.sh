@@ -1,0 +1,30 @@
+#!/bin/sh
+# The whole test suite, as CI runs it: installs what is missing, builds
+# plain and sanitized, runs unit tests, integration tests against the real
+# daemon on loopback (both builds), and the Worker's tests in workerd.
+set -eu
+cd "$(dirname "$0")/.."
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "dependencies"
+scripts/deps.sh
+
+step "build and unit tests"
+make -j2 all unit
+
+step "build and unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+make -j2 SAN=1 all unit
+
+step "integration tests (build/synccf)"
+node --test --test-concurrency=1 tests/integration/
+
+step "integration tests (build-asan/synccf)"
+SYNCCF_BIN=build-asan/synccf node --test --test-concurrency=1 tests/integration/
+
+if [ -f worker/package.json ]; then
+    step "Worker tests (Miniflare / workerd)"
+    (cd worker && npm ci --no-audit --no-fund --loglevel=error && npm test)
+fi
+
+step "all tests passed"
