@@ -4,6 +4,8 @@
 #   make test         everything CI runs: installs what is missing, builds, runs
 #                     unit tests (plain and ASan+UBSan), integration, Worker tests
 #   make run          the daemon on the embedded defaults
+#   make fuzz         the libFuzzer targets, 30 s each (FUZZ_SECONDS=N)
+#   make bench        the benchmarks in bench/, with their peers
 #   make SAN=1 ...    the same targets built with AddressSanitizer + UBSan in build-asan/
 
 PKGS     := libmicrohttpd jansson sqlite3 libcurl libcrypto zlib yaml-0.1
@@ -28,7 +30,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all unit test run clean deps
+.PHONY: all unit test run clean deps fuzz bench
 all: $(BUILD)/synccf $(BUILD)/libsynccf.a
 
 $(BUILD)/%.o: %.c $(wildcard lib/*.h include/*.h src/*.h tests/unit/*.h)
@@ -54,6 +56,12 @@ deps:
 
 test:
 	@scripts/test.sh
+
+fuzz:
+	@tests/fuzz/run.sh $(or $(FUZZ_SECONDS),30)
+
+bench:
+	@bench/ingest.sh
 
 run: all
 	$(BUILD)/synccf receive

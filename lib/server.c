@@ -631,7 +631,7 @@ struct server *server_start(const struct server_config *c, struct store *st, cha
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
                               c->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, c->timeout_s,
                               MHD_OPTION_THREAD_POOL_SIZE, c->threads, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                              (size_t)(64 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+                              (size_t)(16 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
     if (!s->mhd) {
         snprintf(err, errlen, "cannot listen on %s (address in use, or not permitted)", c->listen);
         free(s);
@@ -654,5 +654,6 @@ void server_stop(struct server *s)
         nanosleep(&ts, NULL);
     }
     MHD_stop_daemon(s->mhd);
+    if (s->have_push_key) webhook_key_free(&s->push_key);
     free(s);
 }

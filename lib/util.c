@@ -8,6 +8,7 @@
 
 #include <fnmatch.h>
 #include <math.h>
+#include <pthread.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -122,12 +123,23 @@ int time_from_json(const json_t *v, int64_t *ms)
     return 0;
 }
 
+/* Fetched once: EVP_sha256() makes OpenSSL 3 look the algorithm up again on
+ * every EVP_DigestInit, which costs more than hashing a small event. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static void sha256_fetch(void) { sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL); }
+static const EVP_MD *sha256(void)
+{
+    pthread_once(&sha256_once, sha256_fetch);
+    return sha256_md;
+}
+
 void hash_hex32(const void *const parts[], const size_t lens[], size_t n, char out[HASH_HEX])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     EVP_MD_CTX *c = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+    EVP_DigestInit_ex(c, sha256(), NULL);
     for (size_t i = 0; i < n; i++) EVP_DigestUpdate(c, parts[i], lens[i]);
     EVP_DigestFinal_ex(c, md, &mdlen);
     EVP_MD_CTX_free(c);

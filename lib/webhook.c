@@ -7,7 +7,9 @@
 #include "webhook.h"
 
 #include <openssl/crypto.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +36,7 @@ static int b64_decode(const char *in, size_t n, unsigned char *out, size_t outma
 
 int webhook_key_parse(const char *secret, struct webhook_key *key)
 {
+    memset(key, 0, sizeof *key);
     if (!secret || strncmp(secret, "whsec_", 6) != 0) return -1;
     unsigned char tmp[WEBHOOK_KEY_MAX + 3];
     int n = b64_decode(secret + 6, strlen(secret + 6), tmp, sizeof tmp);
@@ -41,26 +44,38 @@ int webhook_key_parse(const char *secret, struct webhook_key *key)
     memcpy(key->k, tmp, (size_t)n);
     key->len = (size_t)n;
     OPENSSL_cleanse(tmp, sizeof tmp);
+
+    EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    if (!m) return -1;
+    key->tmpl = EVP_MAC_CTX_new(m);
+    EVP_MAC_free(m);
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    if (!key->tmpl || !EVP_MAC_init(key->tmpl, key->k, key->len, params)) {
+        webhook_key_free(key);
+        return -1;
+    }
     return 0;
+}
+
+void webhook_key_free(struct webhook_key *key)
+{
+    EVP_MAC_CTX_free(key->tmpl);
+    OPENSSL_cleanse(key, sizeof *key);
 }
 
 static void mac(const struct webhook_key *key, const char *id, const char *ts, const void *body, size_t len,
                 unsigned char out[32])
 {
-    /* EVP_MAC would be the OpenSSL 3 way; HMAC() one-shot cannot take the
-     * three parts without copying the body, so use EVP_DigestSign. */
-    EVP_PKEY *pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_HMAC, NULL, key->k, key->len);
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    size_t sl = 32;
-    EVP_DigestSignInit(c, NULL, EVP_sha256(), NULL, pk);
-    EVP_DigestSignUpdate(c, id, strlen(id));
-    EVP_DigestSignUpdate(c, ".", 1);
-    EVP_DigestSignUpdate(c, ts, strlen(ts));
-    EVP_DigestSignUpdate(c, ".", 1);
-    EVP_DigestSignUpdate(c, body, len);
-    EVP_DigestSignFinal(c, out, &sl);
-    EVP_MD_CTX_free(c);
-    EVP_PKEY_free(pk);
+    size_t olen = 0;
+    EVP_MAC_CTX *c = EVP_MAC_CTX_dup(key->tmpl);
+    EVP_MAC_update(c, (const unsigned char *)id, strlen(id));
+    EVP_MAC_update(c, (const unsigned char *)".", 1);
+    EVP_MAC_update(c, (const unsigned char *)ts, strlen(ts));
+    EVP_MAC_update(c, (const unsigned char *)".", 1);
+    EVP_MAC_update(c, body, len);
+    EVP_MAC_final(c, out, &olen, 32);
+    EVP_MAC_CTX_free(c);
 }
 
 static int parse_ts(const char *s, int64_t *out)

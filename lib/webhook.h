@@ -8,14 +8,18 @@
 #define WEBHOOK_TOLERANCE_S 300
 #define WEBHOOK_KEY_MAX 128
 
-/* A decoded "whsec_<base64>" secret. */
+/* A decoded "whsec_<base64>" secret, with an HMAC context keyed once and
+ * copied for each message (keying and algorithm lookup are the expensive
+ * part of an HMAC in OpenSSL 3). */
 struct webhook_key {
     unsigned char k[WEBHOOK_KEY_MAX];
     size_t len;
+    struct evp_mac_ctx_st *tmpl;
 };
 
 /* 0 on success, -1 when the secret is not whsec_ + base64 of 1..128 bytes. */
 int webhook_key_parse(const char *secret, struct webhook_key *key);
+void webhook_key_free(struct webhook_key *key);
 
 enum webhook_result {
     WEBHOOK_OK = 0,

@@ -22,6 +22,9 @@ node --test --test-concurrency=1 tests/integration/
 step "integration tests (build-asan/synccf)"
 SYNCCF_BIN=build-asan/synccf node --test --test-concurrency=1 tests/integration/
 
+step "fuzz targets, ${FUZZ_SECONDS:-10}s each (tests/fuzz/run.sh)"
+tests/fuzz/run.sh "${FUZZ_SECONDS:-10}"
+
 if [ -f worker/package.json ]; then
     step "Worker tests (Miniflare / workerd)"
     (cd worker && npm ci --no-audit --no-fund --loglevel=error && npm test)
