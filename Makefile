@@ -30,7 +30,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all unit test run clean deps fuzz bench
+.PHONY: all unit test run clean deps fuzz bench demo
 all: $(BUILD)/synccf $(BUILD)/libsynccf.a
 
 $(BUILD)/%.o: %.c $(wildcard lib/*.h include/*.h src/*.h tests/unit/*.h)
@@ -62,6 +62,9 @@ fuzz:
 
 bench:
 	@bench/ingest.sh
+
+demo:
+	@scripts/demo.sh
 
 run: all
 	$(BUILD)/synccf receive
