@@ -115,8 +115,10 @@ int cmd_receive(struct cli *c, int argc, char **argv)
     sigwait(&set, &sig);
     log_msg(LOG_INFO, "shutting down", "signal", sig == SIGTERM ? "TERM" : "INT", NULL);
     server_stop(srv);
+    char commits[24];
+    snprintf(commits, sizeof commits, "%ld", store_commits(st));
     store_close(st);
     filter_free(filters);
-    log_msg(LOG_INFO, "stopped", NULL);
+    log_msg(LOG_INFO, "stopped", "commits", commits, NULL);
     return EXIT_OK;
 }

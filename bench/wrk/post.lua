@@ -2,7 +2,7 @@
 -- wants, optionally paced.
 --   MODE=synccf   Standard Webhooks headers (webhook-id/-timestamp/-signature)
 --   MODE=webhook  X-Signature: sha256=<hex HMAC of the body> (adnanh/webhook)
---   MODE=plain    no signature (nginx)
+--   MODE=plain    the same Standard Webhooks headers, which nginx ignores
 --   SECRET=whsec_...  RATE=<requests/s in total, 0 = as fast as possible>  CONNS=<wrk -c>
 -- HMAC comes from libcrypto through LuaJIT's FFI, so signing costs what it
 -- costs a real sender, not a Lua implementation's slowness.
@@ -35,8 +35,8 @@ local mdlen = ffi.new("unsigned int[1]")
 local b64 = ffi.new("unsigned char[64]")
 
 function init(args)
-  if mode == "synccf" then
-    local enc = secret:sub(7)
+  if mode ~= "webhook" then
+    local enc = (mode == "synccf" and secret or "whsec_c2VjcmV0c2VjcmV0c2VjcmV0"):sub(7)
     local buf = ffi.new("unsigned char[?]", #enc)
     local n = crypto.EVP_DecodeBlock(buf, enc, #enc)
     local pad = select(2, enc:gsub("=", ""))
@@ -61,14 +61,15 @@ function request()
     '"subject":"marketing-site","time":"2026-11-20T10:00:00Z","datacontenttype":"application/json",' ..
     '"synccfvia":"worker","data":{"n":' .. counter .. ',"pad":"' .. pad .. '"}}]'
   local headers = { ["Content-Type"] = "application/cloudevents-batch+json" }
-  if mode == "synccf" then
-    local ts = tostring(os.time())
-    hmac(id .. "." .. ts .. "." .. body)
-    crypto.EVP_EncodeBlock(b64, md, 32)
-    headers["webhook-id"] = id
-    headers["webhook-timestamp"] = ts
-    headers["webhook-signature"] = "v1," .. ffi.string(b64)
-  elseif mode == "webhook" then
+  -- Every target gets the same signed request, so the client costs the same
+  -- whichever server it measures; nginx ignores the headers.
+  local ts = tostring(os.time())
+  hmac(id .. "." .. ts .. "." .. body)
+  crypto.EVP_EncodeBlock(b64, md, 32)
+  headers["webhook-id"] = id
+  headers["webhook-timestamp"] = ts
+  headers["webhook-signature"] = "v1," .. ffi.string(b64)
+  if mode == "webhook" then
     hmac(body)
     local hex = {}
     for i = 0, 31 do hex[#hex + 1] = string.format("%02x", md[i]) end
