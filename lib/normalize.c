@@ -190,10 +190,119 @@ int norm_logpush_line(const char *dataset, const char *line, size_t len, const s
     return 1;
 }
 
-json_t *norm_xplat(json_t *body, const struct norm_opts *o, const char **err)
+/* xplat's Worker wraps the Cloudflare body in `raw`, as an object or as the
+ * body's text. Converting from raw gives the same ids as the direct path;
+ * only what carries no raw Cloudflare body gets an xplat-specific event. */
+static json_t *xplat_raw(json_t *body, json_t **parsed)
 {
-    (void)o;
-    (void)body;
-    *err = "not yet";
+    json_t *raw = json_object_get(body, "raw");
+    *parsed = NULL;
+    if (json_is_string(raw)) {
+        *parsed = json_loadb(json_string_value(raw), json_string_length(raw), 0, NULL);
+        return *parsed ? *parsed : raw;
+    }
+    return raw;
+}
+
+static const char *xplat_dataset(json_t *body)
+{
+    json_t *md = json_object_get(body, "metadata");
+    const char *c[2] = {json_is_object(md) ? str_or_empty(md, "dataset") : "", str_or_empty(body, "resource")};
+    for (int i = 0; i < 2; i++)
+        if (norm_valid_dataset(c[i])) return c[i];
     return NULL;
+}
+
+static int add_line(const char *ds, const char *line, size_t len, const struct norm_opts *o, json_t *out,
+                    size_t *rejected)
+{
+    json_t *ev;
+    char why[160];
+    int k = norm_logpush_line(ds, line, len, o, &ev, why, sizeof why);
+    if (k < 0) (*rejected)++;
+    if (k > 0) json_array_append_new(out, ev);
+    return k > 0;
+}
+
+static int xplat_logpush(const char *ds, json_t *raw, const struct norm_opts *o, json_t *out, size_t *rejected)
+{
+    int n = 0;
+    if (json_is_string(raw)) {
+        /* NDJSON text: every line keeps its exact bytes, hence its id. */
+        const char *p = json_string_value(raw), *end = p + json_string_length(raw);
+        while (p < end) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+            const char *next = nl ? nl + 1 : end;
+            if (len && p[len - 1] == '\r') len--;
+            size_t i = 0;
+            while (i < len && (p[i] == ' ' || p[i] == '\t')) i++;
+            if (i < len) n += add_line(ds, p, len, o, out, rejected);
+            p = next;
+        }
+        return n;
+    }
+    /* Parsed records: their compact form is what Logpush writes. */
+    json_t *one = json_is_object(raw) ? json_pack("[O]", raw) : json_incref(raw);
+    size_t i;
+    json_t *rec;
+    json_array_foreach(one, i, rec) {
+        char *line = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (line) n += add_line(ds, line, strlen(line), o, out, rejected);
+        free(line);
+    }
+    json_decref(one);
+    return n;
+}
+
+int norm_xplat(json_t *body, const struct norm_opts *o, json_t *out, size_t *rejected, const char **err)
+{
+    if (!json_is_object(body)) {
+        *err = "an xplat event must be a JSON object";
+        return -1;
+    }
+    const char *xtype = str_or_empty(body, "type");
+    if (!*xtype) {
+        *err = "an xplat event needs a string type";
+        return -1;
+    }
+    json_t *parsed;
+    json_t *raw = xplat_raw(body, &parsed);
+    int n = -1;
+    if ((strcmp(xtype, "alert") == 0 || strcmp(xtype, "pages_deploy") == 0) && json_is_object(raw) &&
+        (json_object_get(raw, "alert_type") || (json_object_get(raw, "text") && json_object_get(raw, "ts")))) {
+        json_array_append_new(out, norm_notification(raw, o));
+        n = 1;
+    } else if (strcmp(xtype, "logpush") == 0 && xplat_dataset(body) &&
+               (json_is_string(raw) || json_is_object(raw) || json_is_array(raw))) {
+        n = xplat_logpush(xplat_dataset(body), raw, o, out, rejected);
+    }
+    json_decref(parsed);
+    if (n >= 0) return n;
+
+    /* No Cloudflare body to convert: an event of xplat's own. */
+    char seg[65], type[128], src[128], id[64], h[HASH_HEX], ts[32] = "";
+    sanitize_segment(xtype, seg);
+    json_t *tv = json_object_get(body, "timestamp");
+    if (json_is_string(tv)) snprintf(ts, sizeof ts, "%.31s", json_string_value(tv));
+    else if (json_is_integer(tv)) snprintf(ts, sizeof ts, "%" JSON_INTEGER_FORMAT, json_integer_value(tv));
+    const char *f[6] = {xtype, ts, str_or_empty(body, "account_id"), str_or_empty(body, "zone_id"),
+                        str_or_empty(body, "action"), str_or_empty(body, "resource")};
+    const void *parts[11];
+    size_t lens[11], k = 0;
+    for (int i = 0; i < 6; i++) {
+        if (i) {
+            parts[k] = "\n";
+            lens[k++] = 1;
+        }
+        parts[k] = f[i];
+        lens[k++] = strlen(f[i]);
+    }
+    hash_hex32(parts, lens, k, h);
+    snprintf(id, sizeof id, "xplat-%s", h);
+    snprintf(type, sizeof type, "com.cloudflare.xplat.%s", seg);
+    snprintf(src, sizeof src, "/xplat/%s", seg);
+    json_array_append_new(out, event_build(id, src, type, short_str(body, "resource"), time_of(tv),
+                                           short_str(body, "account_id"), o, body));
+    return 1;
 }

@@ -21,9 +21,12 @@ json_t *norm_generic(const char *name, const char *raw, size_t rawlen, json_t *b
 int norm_logpush_line(const char *dataset, const char *line, size_t len, const struct norm_opts *o, json_t **ev,
                       char *err, size_t errlen);
 
-/* An event from xplat's sync Worker; NULL and *err set when it cannot be
- * converted. */
-json_t *norm_xplat(json_t *body, const struct norm_opts *o, const char **err);
+/* An event from xplat's sync Worker ({type, timestamp, account_id, zone_id,
+ * action, resource, source, metadata, raw}): appends the events it carries
+ * to out (a Logpush raw batch may carry several) and returns how many; -1
+ * with *err when it cannot be converted. Bad Logpush lines are counted in
+ * *rejected. */
+int norm_xplat(json_t *body, const struct norm_opts *o, json_t *out, size_t *rejected, const char **err);
 
 /* The URL-borne names, checked before they become part of a type. */
 int norm_valid_dataset(const char *s);

@@ -371,9 +371,22 @@ static enum MHD_Result json_final(struct req *r)
         if (!json_is_object(body)) err = "a hook body must be a JSON object";
         else ev = norm_generic(r->name, r->body.p, r->body.len, body, &o);
         break;
-    case R_XPLAT:
-        ev = norm_xplat(body, &o, &err);
+    case R_XPLAT: {
+        /* It came through xplat's Worker. */
+        o.via = "worker";
+        json_t *evs = json_array();
+        size_t bad = 0, i;
+        json_t *e;
+        if (norm_xplat(body, &o, evs, &bad, &err) >= 0) {
+            json_array_foreach(evs, i, e) {
+                json_incref(e);
+                if (add_event(r, b, e)) break;
+            }
+        }
+        json_decref(evs);
+        if (bad) store_count(r->srv->store, "rejected.bad_record", (int64_t)bad);
         break;
+    }
     default:
         err = "no such route";
     }

@@ -22,7 +22,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     switch (route) {
     case 0: ev = norm_notification(j, &o); break;
     case 1: ev = norm_generic("fuzz", body, len, j, &o); break;
-    case 2: ev = norm_xplat(j, &o, &err); break;
+    case 2: {
+        json_t *out = json_array();
+        size_t bad = 0;
+        norm_xplat(j, &o, out, &bad, &err);
+        json_decref(out);
+        break;
+    }
     case 3:
         if (json_is_array(j)) {
             size_t i;

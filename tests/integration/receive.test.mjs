@@ -17,9 +17,10 @@ after(async () => { const r = await d.stop(); assert.equal(r.code, 0, 'SIGTERM e
 
 // What the daemon stored, compared with a vector's expectation: the receive
 // time is the daemon's own, and so is the time of events without one.
+// An event first stored through another way in keeps that way's synccfvia.
 function expectFrom(v, stored) {
   return v.expected.map((e, i) => {
-    const x = { ...e, synccfreceived: stored[i]?.synccfreceived };
+    const x = { ...e, synccfvia: stored[i]?.synccfvia, synccfreceived: stored[i]?.synccfreceived };
     if (e.time === e.synccfreceived) x.time = stored[i]?.synccfreceived;
     return JSON.stringify(x);
   });
@@ -42,6 +43,7 @@ test('every vector posted over HTTP is stored exactly as expected, once', async 
     const all = await storedEvents(d.state);
     const byId = new Map(all.map((e) => [e.id, e]));
     const stored = v.expected.map((e) => byId.get(e.id));
+    v.expected.forEach((e, i) => { if (!seen.has(e.id)) assert.equal(stored[i]?.synccfvia, e.synccfvia, v.input); });
     assert.deepEqual(stored.map((e) => JSON.stringify(e)), expectFrom(v, stored), v.input);
     v.expected.forEach((e) => seen.add(e.id));
 
