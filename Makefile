@@ -21,7 +21,7 @@ endif
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -g $(OPT) \
             -Iinclude $(shell pkg-config --cflags $(PKGS))
 LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lpthread -lm
-LDFLAGS  += $(filter -fsanitize=%,$(OPT))
+LDFLAGS  += -Wl,--as-needed $(filter -fsanitize=%,$(OPT))
 
 LIB_SRC  := $(wildcard lib/*.c)
 CLI_SRC  := $(wildcard src/*.c)
