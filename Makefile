@@ -31,7 +31,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all unit test run clean deps fuzz bench demo
-all: $(BUILD)/synccf $(BUILD)/libsynccf.a
+all: $(BUILD)/synccf $(BUILD)/libsynccf.a $(BUILD)/examples/on_event
 
 $(BUILD)/%.o: %.c $(wildcard lib/*.h include/*.h src/*.h tests/unit/*.h)
 	@mkdir -p $(dir $@)
@@ -42,6 +42,10 @@ $(BUILD)/libsynccf.a: $(LIB_OBJ)
 
 $(BUILD)/synccf: $(CLI_OBJ) $(BUILD)/libsynccf.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/examples/%: examples/%.c $(BUILD)/libsynccf.a include/synccf.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libsynccf.a $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsynccf.a $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)

@@ -71,6 +71,23 @@ json_t *query_status(sqlite3 *db, const char *path)
     json_object_set(s, "last_error", v ? v : json_null());
     json_decref(le);
     json_object_set_new(s, "cursors", pairs(db, "SELECT name, value FROM cursors ORDER BY name"));
+    json_t *h = pairs(db, "SELECT CASE WHEN state = 'pending' AND attempts > 0 THEN 'retrying' ELSE state END AS k, "
+                          "count(*) FROM runs GROUP BY k ORDER BY k");
+    json_t *problems = json_array();
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT e.id, r.handler, r.state, r.attempts, r.last_error, r.updated FROM runs r "
+                           "JOIN events e ON e.seq = r.seq WHERE r.last_error IS NOT NULL AND r.state != 'ok' "
+                           "ORDER BY r.updated DESC LIMIT 10",
+                           -1, &st, NULL) == SQLITE_OK) {
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            json_t *o = json_object();
+            for (int i = 0; i < 6; i++) json_object_set_new(o, sqlite3_column_name(st, i), col_json(st, i));
+            json_array_append_new(problems, o);
+        }
+        sqlite3_finalize(st);
+    }
+    json_object_set_new(s, "handlers", json_pack("{s:o,s:o}", "runs", h, "failing", problems));
     return s;
 }
 
@@ -104,5 +121,75 @@ json_t *query_event(sqlite3 *db, const char *id)
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW) out = row_event(st);
     sqlite3_finalize(st);
+    if (!out) return NULL;
+    json_t *runs = json_array();
+    if (sqlite3_prepare_v2(db,
+                           "SELECT handler, state, attempts, last_error, detail, updated, next_at FROM runs "
+                           "WHERE seq = ? ORDER BY idx",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, json_integer_value(json_object_get(out, "seq")));
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            json_t *r = json_object();
+            for (int i = 0; i < 7; i++) {
+                json_t *v = col_json(st, i);
+                if (i == 4 && json_is_string(v)) { /* detail is JSON */
+                    json_t *d = json_loads(json_string_value(v), 0, NULL);
+                    json_decref(v);
+                    v = d ? d : json_null();
+                }
+                json_object_set_new(r, sqlite3_column_name(st, i), v);
+            }
+            json_array_append_new(runs, r);
+        }
+        sqlite3_finalize(st);
+    }
+    json_object_set_new(out, "runs", runs);
     return out;
+}
+
+static int exec_int(sqlite3 *db, const char *sql, sqlite3_int64 seq)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return -1;
+    sqlite3_bind_int64(st, 1, seq);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? sqlite3_changes(db) : -1;
+}
+
+int query_replay(sqlite3 *db, const char *id, const char *const *handlers)
+{
+    json_t *ev = query_event(db, id);
+    if (!ev) return -1;
+    sqlite3_int64 seq = json_integer_value(json_object_get(ev, "seq"));
+    const char *subject = json_string_value(json_object_get(json_object_get(ev, "event"), "subject"));
+    int n = -1;
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) goto out;
+    n = exec_int(db, "UPDATE runs SET state='pending', attempts=0, next_at=0, last_error=NULL, "
+                     "updated=strftime('%Y-%m-%dT%H:%M:%fZ') WHERE seq = ?", seq);
+    if (n == 0 && handlers) {
+        sqlite3_stmt *st;
+        char key[300];
+        if (subject) snprintf(key, sizeof key, "s:%s", subject);
+        else snprintf(key, sizeof key, "e:%s", id);
+        if (sqlite3_prepare_v2(db, "INSERT INTO runs(seq,idx,handler,subject_key,updated) "
+                                   "VALUES(?,?,?,?,strftime('%Y-%m-%dT%H:%M:%fZ'))", -1, &st, NULL) == SQLITE_OK) {
+            for (int i = 0; handlers[i]; i++) {
+                sqlite3_bind_int64(st, 1, seq);
+                sqlite3_bind_int(st, 2, i);
+                sqlite3_bind_text(st, 3, handlers[i], -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 4, key, -1, SQLITE_STATIC);
+                if (sqlite3_step(st) == SQLITE_DONE) n++;
+                sqlite3_reset(st);
+            }
+            sqlite3_finalize(st);
+        }
+    }
+    if (n < 0 || sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        n = -2;
+    }
+out:
+    json_decref(ev);
+    return n;
 }

@@ -13,7 +13,12 @@ json_t *query_status(sqlite3 *db, const char *path);
  * {"seq":N,"event":{...}}. */
 json_t *query_events(sqlite3 *db, const char *type_glob, const char *since, long limit);
 
-/* One event by id: {"seq":N,"event":{...}}, or NULL. */
+/* One event by id: {"seq":N,"event":{...},"runs":[...]}, or NULL. */
 json_t *query_event(sqlite3 *db, const char *id);
+
+/* Queues the event's handlers again: resets its runs to pending, or when it
+ * has none, creates runs for the given handler names (NULL-terminated).
+ * Returns the number of runs queued, -1 if there is no such event. */
+int query_replay(sqlite3 *db, const char *id, const char *const *handlers);
 
 #endif

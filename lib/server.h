@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 
+#include "config.h"
 #include "filter.h"
 #include "store.h"
 
@@ -20,6 +21,7 @@ struct server_config {
     unsigned timeout_s;        /* idle connection timeout */
     unsigned threads;
     const struct filter *filters;
+    const struct config *routes; /* handlers to queue per event; NULL = none */
 };
 
 void server_config_defaults(struct server_config *c);

@@ -37,7 +37,9 @@ struct store {
     sqlite3 *db;
     char *path;
     int readonly;
-    sqlite3_stmt *ins, *cnt, *cur, *meta;
+    sqlite3_stmt *ins, *cnt, *cur, *meta, *run;
+    void (*on_runs)(void *arg);
+    void *on_runs_arg;
 
     pthread_t thread;
     int started, stopping;
@@ -66,6 +68,17 @@ static const char *const migrations[] = {
     "CREATE TABLE counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE cursors(name TEXT PRIMARY KEY, value TEXT NOT NULL, updated TEXT NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
+    /* 2: the outbox. One row per (event, handler), written in the same
+     * transaction as the event, so a crash between storing an event and
+     * running its handlers loses nothing. state: pending (due at next_at,
+     * unix ms), ok, gave_up. subject_key orders runs of one subject. */
+    "CREATE TABLE runs("
+    "  seq INTEGER NOT NULL REFERENCES events(seq), idx INTEGER NOT NULL,"
+    "  handler TEXT NOT NULL, subject_key TEXT NOT NULL,"
+    "  state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_at INTEGER NOT NULL DEFAULT 0, last_error TEXT, detail TEXT, updated TEXT,"
+    "  PRIMARY KEY(seq, idx)) WITHOUT ROWID;"
+    "CREATE INDEX runs_open ON runs(state, subject_key, seq, idx);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))
 
@@ -103,6 +116,8 @@ void store_event_free(struct store_event *e)
     free(e->via);
     free(e->received);
     free(e->body);
+    for (char **h = e->handlers; h && *h; h++) free(*h);
+    free(e->handlers);
     memset(e, 0, sizeof *e);
 }
 
@@ -245,10 +260,13 @@ struct store *store_open(const char *path, int readonly, char *err, size_t errle
                           "ON CONFLICT(name) DO UPDATE SET value=excluded.value, updated=excluded.updated";
         const char *meta = "INSERT INTO meta(key,value) VALUES(?,?) "
                            "ON CONFLICT(key) DO UPDATE SET value=excluded.value";
+        const char *run = "INSERT INTO runs(seq,idx,handler,subject_key,updated) "
+                          "VALUES(?,?,?,?,strftime('%Y-%m-%dT%H:%M:%fZ'))";
         if (sqlite3_prepare_v2(s->db, ins, -1, &s->ins, NULL) != SQLITE_OK ||
             sqlite3_prepare_v2(s->db, cnt, -1, &s->cnt, NULL) != SQLITE_OK ||
             sqlite3_prepare_v2(s->db, cur, -1, &s->cur, NULL) != SQLITE_OK ||
-            sqlite3_prepare_v2(s->db, meta, -1, &s->meta, NULL) != SQLITE_OK) {
+            sqlite3_prepare_v2(s->db, meta, -1, &s->meta, NULL) != SQLITE_OK ||
+            sqlite3_prepare_v2(s->db, run, -1, &s->run, NULL) != SQLITE_OK) {
             snprintf(err, errlen, "%s", sqlite3_errmsg(s->db));
             goto fail;
         }
@@ -260,6 +278,12 @@ fail:
 }
 
 struct sqlite3 *store_db(struct store *s) { return s->db; }
+void store_on_runs(struct store *s, void (*fn)(void *arg), void *arg)
+{
+    s->on_runs = fn;
+    s->on_runs_arg = arg;
+}
+
 long store_commits(struct store *s) { return atomic_load(&s->commits); }
 int store_healthy(struct store *s) { return !atomic_load(&s->last_failed); }
 const char *store_path(struct store *s) { return s->path; }
@@ -297,18 +321,34 @@ static int step_done(sqlite3_stmt *st)
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
-static int insert_event(struct store *s, const struct store_event *e, int *inserted)
+/* Inserts the event and, if it is new, its handler runs. */
+static int insert_event(struct store *s, const struct store_event *e, int *inserted, int *runs)
 {
     const char *v[8] = {e->id, e->type, e->source, e->subject, e->time, e->via, e->received, e->body};
     for (int i = 0; i < 8; i++) sqlite3_bind_text(s->ins, i + 1, v[i], -1, SQLITE_STATIC);
     if (step_done(s->ins)) return -1;
     *inserted = sqlite3_changes(s->db) > 0;
+    if (!*inserted || !e->handlers) return 0;
+    sqlite3_int64 seq = sqlite3_last_insert_rowid(s->db);
+    /* Runs of one subject are kept in order; an event without a subject is
+     * its own ordering domain. */
+    char key[300];
+    if (e->subject) snprintf(key, sizeof key, "s:%s", e->subject);
+    else snprintf(key, sizeof key, "e:%s", e->id);
+    for (int i = 0; e->handlers[i]; i++) {
+        sqlite3_bind_int64(s->run, 1, seq);
+        sqlite3_bind_int(s->run, 2, i);
+        sqlite3_bind_text(s->run, 3, e->handlers[i], -1, SQLITE_STATIC);
+        sqlite3_bind_text(s->run, 4, key, -1, SQLITE_TRANSIENT);
+        if (step_done(s->run)) return -1;
+        (*runs)++;
+    }
     return 0;
 }
 
 /* Commits one group. Counters and the last error pending at the start ride in
  * the same transaction; if it fails they are put back for the next one. */
-static int commit_group(struct store *s, struct store_batch *list)
+static int commit_group(struct store *s, struct store_batch *list, int *runs)
 {
     struct counter pending[MAX_COUNTERS];
     size_t npending;
@@ -328,7 +368,7 @@ static int commit_group(struct store *s, struct store_batch *list)
         b->accepted = b->duplicates = 0;
         for (size_t i = 0; ok && i < b->n; i++) {
             int inserted = 0;
-            ok = insert_event(s, &b->ev[i], &inserted) == 0;
+            ok = insert_event(s, &b->ev[i], &inserted, runs) == 0;
             if (inserted) b->accepted++;
             else b->duplicates++;
         }
@@ -395,8 +435,10 @@ static void *writer(void *arg)
         int stop = s->stopping && !list;
         pthread_mutex_unlock(&s->mu);
 
-        int rc = commit_group(s, list);
+        int runs = 0;
+        int rc = commit_group(s, list, &runs);
         atomic_store(&s->last_failed, rc != 0);
+        if (rc == 0 && runs && s->on_runs) s->on_runs(s->on_runs_arg);
         for (struct store_batch *b = list, *next; b; b = next) {
             next = b->next;
             b->next = NULL;
@@ -472,6 +514,7 @@ void store_close(struct store *s)
     sqlite3_finalize(s->cnt);
     sqlite3_finalize(s->cur);
     sqlite3_finalize(s->meta);
+    sqlite3_finalize(s->run);
     if (s->db) sqlite3_close(s->db);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);

@@ -12,6 +12,7 @@ struct store;
 struct store_event {
     char *id, *type, *source, *subject, *time, *via, *received;
     char *body;
+    char **handlers; /* handlers to run (outbox), NULL-terminated or NULL */
 };
 int store_event_from_json(const json_t *ev, struct store_event *out);
 void store_event_free(struct store_event *e);
@@ -46,6 +47,9 @@ int store_start(struct store *s);
 void store_submit(struct store *s, struct store_batch *b);
 /* Queues b and waits; returns 0 when committed. */
 int store_commit(struct store *s, struct store_batch *b);
+
+/* Called on the writer thread after a commit that queued handler runs. */
+void store_on_runs(struct store *s, void (*fn)(void *arg), void *arg);
 
 /* Adds to a named counter; flushed to disk with the next commit. */
 void store_count(struct store *s, const char *name, int64_t delta);

@@ -13,7 +13,9 @@
 struct cli {
     char state_dir[4096];
     char db_path[4200];
-    int json; /* --json output */
+    const char *config;  /* --config FILE or SYNCCF_CONFIG */
+    int state_explicit;  /* --state or SYNCCF_STATE given: beats the file */
+    int json;            /* --json output */
 };
 
 /* Takes the common options out of argv (compacting it); -1 on a bad one. */
@@ -24,5 +26,6 @@ const char *cli_value(int argc, char **argv, int *i, const char *name);
 int cmd_receive(struct cli *c, int argc, char **argv);
 int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_events(struct cli *c, int argc, char **argv);
+int cmd_replay(struct cli *c, int argc, char **argv);
 
 #endif

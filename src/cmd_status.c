@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/config.h"
 #include "../lib/query.h"
 #include "../lib/store.h"
 #include "../lib/util.h"
@@ -62,6 +63,15 @@ int cmd_status(struct cli *c, int argc, char **argv)
     print_pairs("filtered", json_object_get(s, "filtered"));
     json_t *le = json_object_get(s, "last_error");
     printf("last error  %s\n", json_is_string(le) ? json_string_value(le) : "none");
+    json_t *h = json_object_get(s, "handlers");
+    print_pairs("handler runs (pending, retrying, ok, gave_up)", json_object_get(h, "runs"));
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(h, "failing"), i, p) {
+        if (i == 0) printf("failing handler runs (most recent first)\n");
+        printf("  %-42s %-16s %-8s attempts=%" JSON_INTEGER_FORMAT " %s\n", str(p, "id"), str(p, "handler"),
+               str(p, "state"), json_integer_value(json_object_get(p, "attempts")), str(p, "last_error"));
+    }
     json_decref(s);
     return EXIT_OK;
 }
@@ -133,7 +143,63 @@ static int events_show(struct cli *c, int argc, char **argv)
     char *s = json_dumps(c->json ? row : json_object_get(row, "event"), JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     puts(s);
     free(s);
+    if (!c->json) {
+        size_t i;
+        json_t *r;
+        json_array_foreach(json_object_get(row, "runs"), i, r) {
+            if (i == 0) printf("\nhandler runs\n");
+            printf("  %-20s %-8s attempts=%" JSON_INTEGER_FORMAT " updated=%s%s%s\n", str(r, "handler"), str(r, "state"),
+                   json_integer_value(json_object_get(r, "attempts")), str(r, "updated"),
+                   json_is_string(json_object_get(r, "last_error")) ? " error=" : "",
+                   json_is_string(json_object_get(r, "last_error")) ? str(r, "last_error") : "");
+            json_t *d = json_object_get(r, "detail");
+            if (json_is_object(d)) {
+                char *ds = json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER);
+                printf("    %s\n", ds);
+                free(ds);
+            }
+        }
+    }
     json_decref(row);
+    return EXIT_OK;
+}
+
+int cmd_replay(struct cli *c, int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: synccf replay ID\n");
+        return EXIT_USAGE;
+    }
+    struct config cfg;
+    char err[512];
+    config_defaults(&cfg);
+    if (c->config && config_load(&cfg, c->config, err, sizeof err) != 0) {
+        fprintf(stderr, "synccf: %s\n", err);
+        config_free(&cfg);
+        return EXIT_USAGE;
+    }
+    struct store *st = store_open(c->db_path, 0, err, sizeof err);
+    if (!st) {
+        fprintf(stderr, "synccf: cannot open %s: %s\n", c->db_path, err);
+        config_free(&cfg);
+        return EXIT_RUNTIME;
+    }
+    json_t *row = query_event(store_db(st), argv[1]);
+    const char **names = row ? config_route(&cfg, json_object_get(row, "event")) : NULL;
+    int n = query_replay(store_db(st), argv[1], names);
+    free(names);
+    json_decref(row);
+    store_close(st);
+    config_free(&cfg);
+    if (n == -1) {
+        fprintf(stderr, "synccf: no event with id '%s'\n", argv[1]);
+        return EXIT_RUNTIME;
+    }
+    if (n < 0) {
+        fprintf(stderr, "synccf: could not queue the runs (is the store writable?)\n");
+        return EXIT_RUNTIME;
+    }
+    printf("%d handler run%s queued for %s\n", n, n == 1 ? "" : "s", argv[1]);
     return EXIT_OK;
 }
 

@@ -4,22 +4,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/config.h"
 #include "../lib/log.h"
 #include "../lib/store.h"
 #include "cli.h"
 #include "synccf.h"
 
 static const char usage[] =
-    "usage: synccf [--state DIR] [--log-format logfmt|json] [--log-level LEVEL] COMMAND [ARGS]\n"
+    "usage: synccf [--config FILE] [--state DIR] [--log-format logfmt|json] [--log-level LEVEL] COMMAND [ARGS]\n"
     "\n"
     "commands:\n"
     "  receive             accept Cloudflare events over HTTP (loopback :9091 by default)\n"
     "  status [--json]     what the store holds: events by source and type, duplicates, rejections\n"
     "  events list [--type GLOB] [--since TIME] [--limit N] [--json]\n"
-    "  events show ID      one stored event\n"
+    "  events show ID      one stored event and its handler runs\n"
+    "  replay ID           run an event's handlers again\n"
     "  version             print the version\n"
     "\n"
-    "state directory: --state DIR, SYNCCF_STATE, default ~/.xplat/cache/synccf\n";
+    "config file: --config FILE, SYNCCF_CONFIG (synccf.yaml, or xplat.yaml's sync.cloudflare)\n"
+    "state directory: --state DIR, SYNCCF_STATE, the file's state, default ~/.xplat/cache/synccf\n";
 
 const char *cli_value(int argc, char **argv, int *i, const char *name)
 {
@@ -35,9 +38,11 @@ int cli_common(struct cli *c, int *argc, char **argv)
 {
     const char *state = NULL, *fmt = "logfmt", *level = "info";
     int out = 1;
+    c->config = getenv("SYNCCF_CONFIG") && *getenv("SYNCCF_CONFIG") ? getenv("SYNCCF_CONFIG") : NULL;
     for (int i = 1; i < *argc; i++) {
         const char *v;
         if ((v = cli_value(*argc, argv, &i, "--state"))) state = v;
+        else if ((v = cli_value(*argc, argv, &i, "--config"))) c->config = v;
         else if ((v = cli_value(*argc, argv, &i, "--log-format"))) fmt = v;
         else if ((v = cli_value(*argc, argv, &i, "--log-level"))) level = v;
         else if (strcmp(argv[i], "--json") == 0) c->json = 1;
@@ -51,8 +56,23 @@ int cli_common(struct cli *c, int *argc, char **argv)
         return -1;
     }
     log_setup(lvl, strcmp(fmt, "json") == 0);
+    if (!state && getenv("SYNCCF_STATE") && *getenv("SYNCCF_STATE")) state = getenv("SYNCCF_STATE");
+    c->state_explicit = state != NULL;
     if (state) snprintf(c->state_dir, sizeof c->state_dir, "%s", state);
     else store_default_dir(c->state_dir, sizeof c->state_dir);
+    if (c->config && !state) {
+        /* The file may name the state directory. */
+        struct config cfg;
+        char err[512];
+        config_defaults(&cfg);
+        if (config_load(&cfg, c->config, err, sizeof err) != 0) {
+            fprintf(stderr, "synccf: %s\n", err);
+            config_free(&cfg);
+            return -1;
+        }
+        if (cfg.state_dir) snprintf(c->state_dir, sizeof c->state_dir, "%s", cfg.state_dir);
+        config_free(&cfg);
+    }
     snprintf(c->db_path, sizeof c->db_path, "%s/state.db", c->state_dir);
     return 0;
 }
@@ -73,6 +93,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "receive") == 0) return cmd_receive(&c, argc - 1, argv + 1);
     if (strcmp(cmd, "status") == 0) return cmd_status(&c, argc - 1, argv + 1);
     if (strcmp(cmd, "events") == 0) return cmd_events(&c, argc - 1, argv + 1);
+    if (strcmp(cmd, "replay") == 0) return cmd_replay(&c, argc - 1, argv + 1);
     fprintf(stderr, "synccf: unknown command '%s'\n\n%s", cmd, usage);
     return EXIT_USAGE;
 }

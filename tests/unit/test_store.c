@@ -90,7 +90,7 @@ static void test_dedupe_and_perms(void **st)
     assert_int_equal(count_rows(s, "SELECT value FROM counters WHERE name='duplicates.worker'"), 1);
     assert_int_equal(count_rows(s, "SELECT value FROM counters WHERE name='rejected.bad_signature'"), 3);
     assert_int_equal(count_rows(s, "SELECT value FROM cursors WHERE name='pull:default'"), 42);
-    assert_int_equal(count_rows(s, "PRAGMA user_version"), 1);
+    assert_int_equal(count_rows(s, "PRAGMA user_version"), 2);
     json_t *status = query_status(store_db(s), db);
     assert_int_equal(json_integer_value(json_object_get(json_object_get(status, "events"), "total")), 2);
     json_decref(status);

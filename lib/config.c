@@ -1,0 +1,557 @@
+/* config.c -- reads synccf.yaml (or the sync.cloudflare section of an
+ * xplat.yaml) into struct config, strictly: an unknown key or a bad value is
+ * an error naming the file, the line and the key, never a silent default.
+ * Also the environment layer and the routing of events to handlers. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "util.h"
+
+#define LOWER_NAME "abcdefghijklmnopqrstuvwxyz0123456789_-"
+
+void config_defaults(struct config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->mode = strdup("tunnel");
+    c->listen = strdup("127.0.0.1:9091");
+    c->max_body = 1u << 20;
+    c->max_logpush_body = 256u << 20;
+    c->max_decompressed = 1024u << 20;
+    c->max_line = 1u << 20;
+    c->max_connections = 512;
+    c->timeout_s = 30;
+    c->threads = 2;
+    c->max_attempts = 8;
+    c->backoff_ms = 1000;
+    c->max_backoff_ms = 5 * 60 * 1000;
+    c->concurrency = 4;
+}
+
+static void free_list(char **l)
+{
+    for (char **p = l; p && *p; p++) free(*p);
+    free(l);
+}
+
+static void handler_free(struct handler_def *h)
+{
+    free(h->name);
+    free(h->match_type);
+    free(h->match_subject);
+    for (size_t i = 0; i < h->nmatch_data; i++) {
+        free(h->match_data[i].path);
+        free(h->match_data[i].value);
+    }
+    free(h->match_data);
+    free(h->tc.dir);
+    free(h->tc.temp_dir);
+    free_list(h->tc.hosts);
+    free_list(h->tc.tasks);
+    free_list(h->tc.generates);
+    free_list(h->ex.argv);
+    free(h->ex.cwd);
+}
+
+void config_free(struct config *c)
+{
+    free(c->file);
+    free(c->mode);
+    free(c->state_dir);
+    free(c->listen);
+    free(c->worker_url);
+    free(c->push_secret);
+    free(c->notify_secret);
+    free(c->hook_token);
+    free(c->pull_token);
+    free_list(c->filters);
+    for (size_t i = 0; i < c->nhandlers; i++) handler_free(&c->handlers[i]);
+    free(c->handlers);
+    memset(c, 0, sizeof *c);
+}
+
+static void set_str(char **dst, const char *v)
+{
+    free(*dst);
+    *dst = v ? strdup(v) : NULL;
+}
+
+void config_env(struct config *c)
+{
+    static const struct {
+        const char *env;
+        size_t off;
+    } vars[] = {
+        {"SYNCCF_STATE", offsetof(struct config, state_dir)},
+        {"SYNCCF_LISTEN", offsetof(struct config, listen)},
+        {"SYNCCF_WORKER_URL", offsetof(struct config, worker_url)},
+        {"SYNCCF_PUSH_SECRET", offsetof(struct config, push_secret)},
+        {"SYNCCF_NOTIFY_SECRET", offsetof(struct config, notify_secret)},
+        {"SYNCCF_HOOK_TOKEN", offsetof(struct config, hook_token)},
+        {"SYNCCF_PULL_TOKEN", offsetof(struct config, pull_token)},
+    };
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
+        const char *v = getenv(vars[i].env);
+        if (v && *v) set_str((char **)((char *)c + vars[i].off), v);
+    }
+}
+
+/* ---- value parsers -------------------------------------------------------- */
+
+int parse_duration_ms(const char *s, unsigned long long *ms)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || errno || *s == '-') return -1;
+    unsigned long long mul;
+    if (!*end || strcmp(end, "s") == 0) mul = 1000;
+    else if (strcmp(end, "ms") == 0) mul = 1;
+    else if (strcmp(end, "m") == 0) mul = 60000;
+    else if (strcmp(end, "h") == 0) mul = 3600000;
+    else return -1;
+    if (v > 100ULL * 24 * 3600 * 1000 / mul) return -1;
+    *ms = v * mul;
+    return 0;
+}
+
+int parse_size(const char *s, size_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || errno || *s == '-') return -1;
+    int shift = 0;
+    switch (*end) {
+    case 'k': case 'K': shift = 10; end++; break;
+    case 'm': case 'M': shift = 20; end++; break;
+    case 'g': case 'G': shift = 30; end++; break;
+    default: break;
+    }
+    if (*end || v == 0 || v > (1ULL << (40 - shift))) return -1;
+    *out = (size_t)(v << shift);
+    return 0;
+}
+
+/* ---- the YAML walk -------------------------------------------------------- */
+
+struct ctx {
+    yaml_document_t *doc;
+    const char *file;
+    char *err;
+    size_t errlen;
+    int failed;
+};
+
+static int fail(struct ctx *x, yaml_node_t *n, const char *key, const char *fmt, const char *detail)
+{
+    if (x->failed) return -1;
+    x->failed = 1;
+    char msg[256];
+    snprintf(msg, sizeof msg, fmt, detail ? detail : "");
+    snprintf(x->err, x->errlen, "%s:%lu: %s%s%s", x->file, n ? (unsigned long)n->start_mark.line + 1 : 0UL,
+             key ? "key '" : "", key ? key : "", key ? "': " : "");
+    size_t l = strlen(x->err);
+    snprintf(x->err + l, x->errlen - l, "%s", msg);
+    return -1;
+}
+
+static yaml_node_t *node(struct ctx *x, int id) { return yaml_document_get_node(x->doc, id); }
+
+static const char *scalar(yaml_node_t *n) { return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL; }
+
+/* A string value: "${NAME}" reads the environment. */
+static int get_str(struct ctx *x, yaml_node_t *n, const char *key, char **dst)
+{
+    const char *v = scalar(n);
+    if (!v) return fail(x, n, key, "expected a string%s", NULL);
+    size_t len = strlen(v);
+    if (len > 3 && v[0] == '$' && v[1] == '{' && v[len - 1] == '}') {
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)(len - 3), v + 2);
+        const char *e = getenv(name);
+        if (!e) return fail(x, n, key, "environment variable %s is not set", name);
+        v = e;
+    }
+    set_str(dst, v);
+    return 0;
+}
+
+/* "<key>_file: PATH": the value is the file's content, without the final newline. */
+static int get_file(struct ctx *x, yaml_node_t *n, const char *key, char **dst)
+{
+    char *path = NULL;
+    if (get_str(x, n, key, &path)) return -1;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fail(x, n, key, "cannot read %s", path);
+        free(path);
+        return -1;
+    }
+    char buf[4096];
+    size_t k = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[k] = '\0';
+    while (k && (buf[k - 1] == '\n' || buf[k - 1] == '\r')) buf[--k] = '\0';
+    free(path);
+    if (!k) return fail(x, n, key, "the file is empty%s", NULL);
+    set_str(dst, buf);
+    return 0;
+}
+
+static int get_bool(struct ctx *x, yaml_node_t *n, const char *key, int *dst)
+{
+    const char *v = scalar(n);
+    if (v && (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0)) *dst = 1;
+    else if (v && (strcmp(v, "false") == 0 || strcmp(v, "no") == 0)) *dst = 0;
+    else return fail(x, n, key, "expected true or false%s", NULL);
+    return 0;
+}
+
+static int get_uint(struct ctx *x, yaml_node_t *n, const char *key, unsigned *dst, unsigned min, unsigned max)
+{
+    const char *v = scalar(n);
+    char *end;
+    unsigned long u = v ? strtoul(v, &end, 10) : 0;
+    if (!v || !*v || *end || *v == '-' || u < min || u > max) {
+        char range[64];
+        snprintf(range, sizeof range, "%u..%u", min, max);
+        return fail(x, n, key, "expected a whole number in %s", range);
+    }
+    *dst = (unsigned)u;
+    return 0;
+}
+
+static int get_duration(struct ctx *x, yaml_node_t *n, const char *key, unsigned *dst_ms)
+{
+    unsigned long long ms;
+    const char *v = scalar(n);
+    if (!v || parse_duration_ms(v, &ms) || ms > 0xffffffffULL)
+        return fail(x, n, key, "expected a duration like 500ms, 30s, 5m or 1h%s", NULL);
+    *dst_ms = (unsigned)ms;
+    return 0;
+}
+
+static int get_size(struct ctx *x, yaml_node_t *n, const char *key, size_t *dst)
+{
+    const char *v = scalar(n);
+    if (!v || parse_size(v, dst)) return fail(x, n, key, "expected a size like 512k, 8M or 1G%s", NULL);
+    return 0;
+}
+
+static int get_list(struct ctx *x, yaml_node_t *n, const char *key, char ***dst)
+{
+    if (!n || n->type != YAML_SEQUENCE_NODE) return fail(x, n, key, "expected a list%s", NULL);
+    size_t cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    char **l = calloc(cnt + 1, sizeof *l);
+    size_t i = 0;
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++, i++) {
+        if (get_str(x, node(x, *it), key, &l[i])) {
+            free_list(l);
+            return -1;
+        }
+    }
+    free_list(*dst);
+    *dst = l;
+    return 0;
+}
+
+/* Iterates a mapping: for each pair calls fn(key, value node). */
+typedef int (*pair_fn)(struct ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, void *obj);
+
+static int each_pair(struct ctx *x, yaml_node_t *map, const char *what, pair_fn fn, void *obj)
+{
+    if (!map || map->type != YAML_MAPPING_NODE) return fail(x, map, what, "expected a mapping%s", NULL);
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = node(x, p->key), *v = node(x, p->value);
+        const char *key = scalar(k);
+        if (!key) return fail(x, k, what, "keys must be strings%s", NULL);
+        if (fn(x, key, k, v, obj)) return fail(x, k, key, "unknown key%s", NULL);
+        if (x->failed) return -1;
+    }
+    return 0;
+}
+
+static yaml_node_t *map_get(struct ctx *x, yaml_node_t *map, const char *key)
+{
+    if (!map || map->type != YAML_MAPPING_NODE) return NULL;
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        const char *k = scalar(node(x, p->key));
+        if (k && strcmp(k, key) == 0) return node(x, p->value);
+    }
+    return NULL;
+}
+
+/* "~/x" is relative to $HOME. */
+static char *expand_home(char *p)
+{
+    if (!p || p[0] != '~' || (p[1] && p[1] != '/')) return p;
+    const char *home = getenv("HOME");
+    char *out = malloc(strlen(home ? home : "") + strlen(p) + 1);
+    sprintf(out, "%s%s", home ? home : "", p + 1);
+    free(p);
+    return out;
+}
+
+/* Returns 1 for an unknown key, 0 otherwise (errors are recorded in x). */
+static int limits_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *v, void *obj)
+{
+    (void)kn;
+    struct config *c = obj;
+    if (strcmp(k, "max_body") == 0) get_size(x, v, k, &c->max_body);
+    else if (strcmp(k, "max_logpush_body") == 0) get_size(x, v, k, &c->max_logpush_body);
+    else if (strcmp(k, "max_decompressed") == 0) get_size(x, v, k, &c->max_decompressed);
+    else if (strcmp(k, "max_line") == 0) get_size(x, v, k, &c->max_line);
+    else if (strcmp(k, "max_connections") == 0) get_uint(x, v, k, &c->max_connections, 1, 100000);
+    else if (strcmp(k, "threads") == 0) get_uint(x, v, k, &c->threads, 1, 64);
+    else if (strcmp(k, "timeout") == 0) {
+        unsigned ms = 0;
+        if (!get_duration(x, v, k, &ms)) c->timeout_s = ms < 1000 ? 1 : ms / 1000;
+    } else return 1;
+    return 0;
+}
+
+static int dispatch_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *v, void *obj)
+{
+    (void)kn;
+    struct config *c = obj;
+    if (strcmp(k, "max_attempts") == 0) get_uint(x, v, k, &c->max_attempts, 1, 1000);
+    else if (strcmp(k, "backoff") == 0) get_duration(x, v, k, &c->backoff_ms);
+    else if (strcmp(k, "max_backoff") == 0) get_duration(x, v, k, &c->max_backoff_ms);
+    else if (strcmp(k, "concurrency") == 0) get_uint(x, v, k, &c->concurrency, 1, 64);
+    else return 1;
+    return 0;
+}
+
+static int data_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *v, void *obj)
+{
+    (void)kn;
+    struct handler_def *h = obj;
+    h->match_data = realloc(h->match_data, (h->nmatch_data + 1) * sizeof *h->match_data);
+    struct data_match *m = &h->match_data[h->nmatch_data++];
+    m->path = strdup(k);
+    m->value = NULL;
+    get_str(x, v, k, &m->value);
+    return 0;
+}
+
+static int match_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *v, void *obj)
+{
+    (void)kn;
+    struct handler_def *h = obj;
+    if (strcmp(k, "type") == 0) get_str(x, v, k, &h->match_type);
+    else if (strcmp(k, "subject") == 0) get_str(x, v, k, &h->match_subject);
+    else if (strcmp(k, "data") == 0) each_pair(x, v, k, data_pair, h);
+    else return 1;
+    return 0;
+}
+
+static int taskcache_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *v, void *obj)
+{
+    (void)kn;
+    struct taskcache_rule *t = obj;
+    if (strcmp(k, "dir") == 0) {
+        if (!get_str(x, v, k, &t->dir)) t->dir = expand_home(t->dir);
+    } else if (strcmp(k, "temp_dir") == 0) get_str(x, v, k, &t->temp_dir);
+    else if (strcmp(k, "remote") == 0) get_bool(x, v, k, &t->remote);
+    else if (strcmp(k, "remote_all") == 0) get_bool(x, v, k, &t->remote_all);
+    else if (strcmp(k, "remote_checksum") == 0) get_bool(x, v, k, &t->remote_checksum);
+    else if (strcmp(k, "hosts") == 0) get_list(x, v, k, &t->hosts);
+    else if (strcmp(k, "tasks") == 0) get_list(x, v, k, &t->tasks);
+    else if (strcmp(k, "all_tasks") == 0) get_bool(x, v, k, &t->all_tasks);
+    else if (strcmp(k, "generates") == 0) get_list(x, v, k, &t->generates);
+    else if (strcmp(k, "method") == 0) {
+        const char *m = scalar(v);
+        if (m && strcmp(m, "checksum") == 0) t->method = TASKCACHE_CHECKSUM;
+        else if (m && strcmp(m, "timestamp") == 0) t->method = TASKCACHE_TIMESTAMP;
+        else fail(x, v, k, "expected checksum or timestamp%s", NULL);
+    } else return 1;
+    return 0;
+}
+
+static int exec_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *v, void *obj)
+{
+    (void)kn;
+    struct exec_rule *e = obj;
+    if (strcmp(k, "argv") == 0) get_list(x, v, k, &e->argv);
+    else if (strcmp(k, "timeout") == 0) get_duration(x, v, k, &e->timeout_ms);
+    else if (strcmp(k, "cwd") == 0) {
+        if (!get_str(x, v, k, &e->cwd)) e->cwd = expand_home(e->cwd);
+    } else return 1;
+    return 0;
+}
+
+static int handler_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *v, void *obj)
+{
+    struct handler_def *h = obj;
+    if (strcmp(k, "name") == 0) {
+        if (!get_str(x, v, k, &h->name) && !str_of_class(h->name, strlen(h->name), LOWER_NAME, 64))
+            fail(x, v, k, "handler names are 1-64 of a-z 0-9 _ -%s", NULL);
+    } else if (strcmp(k, "match") == 0) each_pair(x, v, k, match_pair, h);
+    else if (strcmp(k, "task_cache") == 0 || strcmp(k, "exec") == 0) {
+        if (h->kind != HANDLER_CALLBACK) return fail(x, kn, k, "a handler has one of task_cache or exec%s", NULL), 0;
+        if (k[0] == 't') {
+            h->kind = HANDLER_TASK_CACHE;
+            h->tc.remote = 1;
+            each_pair(x, v, k, taskcache_pair, &h->tc);
+            if (!x->failed && !h->tc.dir) fail(x, v, k, "dir is required%s", NULL);
+            if (!x->failed && h->tc.dir[0] != '/') fail(x, v, "dir", "must be an absolute path (or start with ~/)%s", NULL);
+        } else {
+            h->kind = HANDLER_EXEC;
+            h->ex.timeout_ms = 60000;
+            each_pair(x, v, k, exec_pair, &h->ex);
+            if (!x->failed && (!h->ex.argv || !h->ex.argv[0])) fail(x, v, k, "argv is required%s", NULL);
+        }
+    } else return 1;
+    return 0;
+}
+
+static int top_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *v, void *obj)
+{
+    struct config *c = obj;
+    static const struct {
+        const char *name;
+        size_t off;
+    } secrets[] = {
+        {"push_secret", offsetof(struct config, push_secret)},
+        {"notify_secret", offsetof(struct config, notify_secret)},
+        {"hook_token", offsetof(struct config, hook_token)},
+        {"pull_token", offsetof(struct config, pull_token)},
+    };
+    for (size_t i = 0; i < sizeof secrets / sizeof *secrets; i++) {
+        size_t n = strlen(secrets[i].name);
+        char **dst = (char **)((char *)c + secrets[i].off);
+        if (strcmp(k, secrets[i].name) == 0) return get_str(x, v, k, dst), 0;
+        if (strncmp(k, secrets[i].name, n) == 0 && strcmp(k + n, "_file") == 0) return get_file(x, v, k, dst), 0;
+    }
+    if (strcmp(k, "mode") == 0) {
+        static const char *const modes[] = {"worker", "queue", "tunnel", "poll", "hybrid"};
+        if (get_str(x, v, k, &c->mode)) return 0;
+        for (size_t i = 0; i < 5; i++)
+            if (strcmp(c->mode, modes[i]) == 0) return 0;
+        fail(x, v, k, "expected worker, queue, tunnel, poll or hybrid%s", NULL);
+    } else if (strcmp(k, "state") == 0) {
+        if (!get_str(x, v, k, &c->state_dir)) c->state_dir = expand_home(c->state_dir);
+    } else if (strcmp(k, "listen") == 0) get_str(x, v, k, &c->listen);
+    else if (strcmp(k, "worker_url") == 0) get_str(x, v, k, &c->worker_url);
+    else if (strcmp(k, "logpush_filters") == 0) get_list(x, v, k, &c->filters);
+    else if (strcmp(k, "limits") == 0) each_pair(x, v, k, limits_pair, c);
+    else if (strcmp(k, "dispatch") == 0) each_pair(x, v, k, dispatch_pair, c);
+    else if (strcmp(k, "handlers") == 0) {
+        if (!v || v->type != YAML_SEQUENCE_NODE) return fail(x, v, k, "expected a list%s", NULL), 0;
+        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top && !x->failed; it++) {
+            c->handlers = realloc(c->handlers, (c->nhandlers + 1) * sizeof *c->handlers);
+            struct handler_def *h = &c->handlers[c->nhandlers++];
+            memset(h, 0, sizeof *h);
+            h->kind = HANDLER_CALLBACK; /* "none yet" until task_cache or exec */
+            yaml_node_t *hn = node(x, *it);
+            each_pair(x, hn, k, handler_pair, h);
+            if (x->failed) break;
+            if (!h->name) fail(x, hn, k, "every handler needs a name%s", NULL);
+            else if (h->kind == HANDLER_CALLBACK) fail(x, hn, h->name, "needs task_cache or exec%s", NULL);
+            for (size_t j = 0; !x->failed && j + 1 < c->nhandlers; j++)
+                if (strcmp(c->handlers[j].name, h->name) == 0) fail(x, hn, h->name, "handler name used twice%s", NULL);
+        }
+    } else {
+        (void)kn;
+        return 1;
+    }
+    return 0;
+}
+
+int config_load(struct config *c, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_file(&parser, f);
+    if (!yaml_parser_load(&parser, &doc)) {
+        snprintf(err, errlen, "%s:%lu: %s", path, (unsigned long)parser.problem_mark.line + 1,
+                 parser.problem ? parser.problem : "YAML syntax error");
+        yaml_parser_delete(&parser);
+        fclose(f);
+        return -1;
+    }
+    struct ctx x = {&doc, path, err, errlen, 0};
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (root) {
+        /* An xplat.yaml holds synccf's settings under sync.cloudflare; its
+         * other sections belong to xplat and are not ours to judge. */
+        yaml_node_t *sync = map_get(&x, root, "sync");
+        if (sync) root = map_get(&x, sync, "cloudflare");
+        if (!root) fail(&x, sync, "sync", "has no cloudflare section%s", NULL);
+        else each_pair(&x, root, "top level", top_pair, c);
+    }
+    set_str(&c->file, path);
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    fclose(f);
+    return x.failed ? -1 : 0;
+}
+
+/* ---- routing ---------------------------------------------------------------- */
+
+static int data_matches(const json_t *ev, const struct data_match *m)
+{
+    const json_t *v = json_object_get(ev, "data");
+    char seg[128];
+    const char *p = m->path;
+    while (v && *p) {
+        size_t n = strcspn(p, ".");
+        if (n >= sizeof seg) return 0;
+        memcpy(seg, p, n);
+        seg[n] = '\0';
+        v = json_is_object(v) ? json_object_get(v, seg) : NULL;
+        p += n + (p[n] == '.');
+    }
+    if (!v) return 0;
+    char text[256];
+    if (json_is_string(v)) return strcmp(json_string_value(v), m->value) == 0;
+    if (json_is_integer(v)) snprintf(text, sizeof text, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    else if (json_is_true(v)) snprintf(text, sizeof text, "true");
+    else if (json_is_false(v)) snprintf(text, sizeof text, "false");
+    else if (json_is_null(v)) snprintf(text, sizeof text, "null");
+    else if (json_is_real(v)) snprintf(text, sizeof text, "%.17g", json_real_value(v));
+    else return 0;
+    return strcmp(text, m->value) == 0;
+}
+
+const char **config_route(const struct config *c, const void *evp)
+{
+    const json_t *ev = evp;
+    const char **out = NULL;
+    size_t n = 0;
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    const char *subject = json_string_value(json_object_get(ev, "subject"));
+    for (size_t i = 0; i < c->nhandlers; i++) {
+        const struct handler_def *h = &c->handlers[i];
+        if (h->match_type && (!type || !glob_match(h->match_type, type))) continue;
+        if (h->match_subject && (!subject || !glob_match(h->match_subject, subject))) continue;
+        size_t j = 0;
+        while (j < h->nmatch_data && data_matches(ev, &h->match_data[j])) j++;
+        if (j < h->nmatch_data) continue;
+        out = realloc(out, (n + 2) * sizeof *out);
+        out[n++] = h->name;
+        out[n] = NULL;
+    }
+    return out;
+}
+
+const struct handler_def *config_handler(const struct config *c, const char *name)
+{
+    for (size_t i = 0; i < c->nhandlers; i++)
+        if (strcmp(c->handlers[i].name, name) == 0) return &c->handlers[i];
+    return NULL;
+}

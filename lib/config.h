@@ -1,0 +1,72 @@
+/* config.h -- synccf's settings: defaults, the YAML file, the environment.
+ *
+ * Precedence is flag > environment > file > default: config_defaults(), then
+ * config_load() for the file, then config_env(), then the caller's flags. */
+#ifndef SYNCCF_CONFIG_H
+#define SYNCCF_CONFIG_H
+
+#include <stddef.h>
+
+#include "handler.h"
+
+enum handler_kind { HANDLER_TASK_CACHE, HANDLER_EXEC, HANDLER_CALLBACK };
+
+struct data_match {
+    char *path;  /* dotted path into the event's data, e.g. "data.environment" */
+    char *value; /* compared with the value's text (numbers and booleans as JSON writes them) */
+};
+
+struct handler_def {
+    char *name;
+    enum handler_kind kind;
+    /* Which events: all given conditions must hold. */
+    char *match_type;    /* glob on type; NULL = any */
+    char *match_subject; /* glob on subject; NULL = any */
+    struct data_match *match_data;
+    size_t nmatch_data;
+
+    struct taskcache_rule tc;
+    struct exec_rule ex;
+    /* HANDLER_CALLBACK (the C API): returns 0 on success. */
+    int (*fn)(const char *event_json, void *arg);
+    void *arg;
+};
+
+struct config {
+    char *file; /* where it was loaded from, for messages */
+    char *mode;
+    char *state_dir;
+    char *listen;
+    char *worker_url;
+    char *push_secret, *notify_secret, *hook_token, *pull_token;
+    char **filters; /* Logpush record filters, NULL-terminated */
+    size_t max_body, max_logpush_body, max_decompressed, max_line;
+    unsigned max_connections, timeout_s, threads;
+
+    unsigned max_attempts;   /* a handler run is given up after this many failures */
+    unsigned backoff_ms;     /* first retry delay; doubles each time, with jitter */
+    unsigned max_backoff_ms;
+    unsigned concurrency;    /* handler runs at once */
+
+    struct handler_def *handlers;
+    size_t nhandlers;
+};
+
+void config_defaults(struct config *c);
+/* Reads a synccf.yaml, or the sync.cloudflare section of an xplat.yaml.
+ * Errors name the file, line and key. */
+int config_load(struct config *c, const char *path, char *err, size_t errlen);
+/* Applies SYNCCF_* environment variables (and the secrets from them). */
+void config_env(struct config *c);
+void config_free(struct config *c);
+
+/* Names of the handlers that match ev (a CloudEvent), in configuration
+ * order, NULL-terminated; NULL when none. Free with free(). */
+const char **config_route(const struct config *c, const void *ev_json_t);
+const struct handler_def *config_handler(const struct config *c, const char *name);
+
+/* "90", "500ms", "30s", "5m", "1h" -> milliseconds; "1M"-style sizes -> bytes. */
+int parse_duration_ms(const char *s, unsigned long long *ms);
+int parse_size(const char *s, size_t *out);
+
+#endif

@@ -1,0 +1,259 @@
+/* dispatch.c -- runs the handler runs that the store's outbox holds.
+ *
+ * The outbox (table runs) is written in the same transaction as the events,
+ * so this side only has to run what it finds there and record the outcome:
+ * after a crash, whatever was pending is simply found again. A run in
+ * progress when the process dies was never marked done, so it runs again:
+ * handlers are at-least-once, and the built-in ones are idempotent.
+ *
+ * Order: runs of one subject (one Pages project, one zone...) are done one at
+ * a time in event order; only the oldest open run of a subject is eligible,
+ * and it blocks the ones behind it while it waits for a retry. Different
+ * subjects run in parallel, up to `concurrency` at once. */
+#include "dispatch.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "util.h"
+
+#define MAX_WORKERS 64
+
+struct dispatch {
+    sqlite3 *db;
+    const struct config *cfg;
+    pthread_mutex_t mu; /* guards everything below and the connection */
+    pthread_cond_t cv;
+    int stop;
+    int wakeups;
+    char **busy; /* subject keys being run, one per worker slot */
+    pthread_t threads[MAX_WORKERS];
+    unsigned nthreads;
+    sqlite3_stmt *claim, *next_due, *record;
+};
+
+struct claim {
+    sqlite3_int64 seq;
+    int idx;
+    int attempts;
+    char *handler, *key, *body;
+};
+
+static void claim_free(struct claim *c)
+{
+    free(c->handler);
+    free(c->key);
+    free(c->body);
+}
+
+static int busy_has(struct dispatch *d, const char *key)
+{
+    for (unsigned i = 0; i < d->nthreads; i++)
+        if (d->busy[i] && strcmp(d->busy[i], key) == 0) return 1;
+    return 0;
+}
+
+/* Under d->mu. Returns 1 with *c filled, 0 when nothing is due (then *wait_ms
+ * says how long until something is). */
+static int claim_next(struct dispatch *d, struct claim *c, long *wait_ms)
+{
+    int64_t now = now_ms();
+    int found = 0;
+    sqlite3_bind_int64(d->claim, 1, now);
+    while (!found && sqlite3_step(d->claim) == SQLITE_ROW) {
+        const char *key = (const char *)sqlite3_column_text(d->claim, 3);
+        if (busy_has(d, key)) continue;
+        c->seq = sqlite3_column_int64(d->claim, 0);
+        c->idx = sqlite3_column_int(d->claim, 1);
+        c->handler = strdup((const char *)sqlite3_column_text(d->claim, 2));
+        c->key = strdup(key);
+        c->attempts = sqlite3_column_int(d->claim, 4);
+        c->body = strdup((const char *)sqlite3_column_text(d->claim, 5));
+        found = 1;
+    }
+    sqlite3_reset(d->claim);
+    if (found) return 1;
+    *wait_ms = 1000;
+    if (sqlite3_step(d->next_due) == SQLITE_ROW && sqlite3_column_type(d->next_due, 0) != SQLITE_NULL) {
+        long w = (long)(sqlite3_column_int64(d->next_due, 0) - now);
+        if (w < *wait_ms) *wait_ms = w < 1 ? 1 : w;
+    }
+    sqlite3_reset(d->next_due);
+    return 0;
+}
+
+static unsigned backoff_ms(const struct config *cfg, int attempts, unsigned *seed)
+{
+    unsigned long long d = cfg->backoff_ms;
+    for (int i = 1; i < attempts && d < cfg->max_backoff_ms; i++) d *= 2;
+    if (d > cfg->max_backoff_ms) d = cfg->max_backoff_ms;
+    /* Jitter in [d/2, d): retries of many failed runs do not arrive together. */
+    return (unsigned)(d / 2 + (d > 1 ? (unsigned long long)rand_r(seed) % (d / 2 + 1) : 0));
+}
+
+static void run_one(const struct handler_def *h, const char *body, struct handler_result *res)
+{
+    json_t *ev = json_loads(body, 0, NULL);
+    if (!ev) {
+        res->permanent = 1;
+        snprintf(res->error, sizeof res->error, "stored event is not JSON");
+        return;
+    }
+    switch (h->kind) {
+    case HANDLER_TASK_CACHE: taskcache_run(&h->tc, ev, res); break;
+    case HANDLER_EXEC: exec_run(&h->ex, ev, body, res); break;
+    case HANDLER_CALLBACK:
+        res->ok = h->fn(body, h->arg) == 0;
+        if (!res->ok) snprintf(res->error, sizeof res->error, "callback returned failure");
+        break;
+    }
+    json_decref(ev);
+}
+
+static void *worker(void *arg)
+{
+    struct dispatch *d = arg;
+    unsigned slot;
+    unsigned seed = (unsigned)now_ms() ^ (unsigned)(uintptr_t)&slot;
+    pthread_mutex_lock(&d->mu);
+    for (slot = 0; slot < d->nthreads && d->threads[slot] != pthread_self(); slot++) {}
+    while (!d->stop) {
+        struct claim c = {0};
+        long wait_ms = 1000;
+        if (!claim_next(d, &c, &wait_ms)) {
+            if (d->wakeups) {
+                d->wakeups = 0;
+                continue;
+            }
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += wait_ms / 1000;
+            ts.tv_nsec += (wait_ms % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&d->cv, &d->mu, &ts);
+            continue;
+        }
+        d->busy[slot] = c.key;
+        const struct handler_def *h = config_handler(d->cfg, c.handler);
+        pthread_mutex_unlock(&d->mu);
+
+        struct handler_result res = {0};
+        int64_t t0 = now_ms();
+        if (h) run_one(h, c.body, &res);
+        else {
+            res.permanent = 1;
+            snprintf(res.error, sizeof res.error, "handler %s is not configured", c.handler);
+        }
+        int attempts = c.attempts + 1;
+        const char *state = res.ok ? "ok" : (res.permanent || attempts >= (int)d->cfg->max_attempts) ? "gave_up" : "pending";
+        int64_t next = res.ok ? 0 : now_ms() + backoff_ms(d->cfg, attempts, &seed);
+
+        json_t *ev = json_loads(c.body, 0, NULL);
+        const char *id = ev ? json_string_value(json_object_get(ev, "id")) : "?";
+        char att[16], ms[24];
+        snprintf(att, sizeof att, "%d", attempts);
+        snprintf(ms, sizeof ms, "%lld", (long long)(now_ms() - t0));
+        if (res.ok)
+            log_msg(LOG_INFO, "handler ok", "event", id, "handler", c.handler, "attempt", att, "ms", ms, NULL);
+        else
+            log_msg(strcmp(state, "gave_up") == 0 ? LOG_ERROR : LOG_WARN,
+                    strcmp(state, "gave_up") == 0 ? "handler gave up" : "handler failed, will retry", "event", id,
+                    "handler", c.handler, "attempt", att, "error", res.error, NULL);
+        json_decref(ev);
+        char *detail = res.detail ? json_dumps(res.detail, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+
+        pthread_mutex_lock(&d->mu);
+        sqlite3_bind_text(d->record, 1, state, -1, SQLITE_STATIC);
+        sqlite3_bind_int(d->record, 2, attempts);
+        sqlite3_bind_int64(d->record, 3, next);
+        sqlite3_bind_text(d->record, 4, res.ok ? NULL : res.error, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(d->record, 5, detail, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(d->record, 6, c.seq);
+        sqlite3_bind_int(d->record, 7, c.idx);
+        if (sqlite3_step(d->record) != SQLITE_DONE)
+            log_msg(LOG_ERROR, "cannot record a handler outcome; it will run again", "handler", c.handler, "error",
+                    sqlite3_errmsg(d->db), NULL);
+        sqlite3_reset(d->record);
+        d->busy[slot] = NULL;
+        pthread_cond_broadcast(&d->cv);
+        free(detail);
+        handler_result_free(&res);
+        claim_free(&c);
+    }
+    pthread_mutex_unlock(&d->mu);
+    return NULL;
+}
+
+void dispatch_wake(void *arg)
+{
+    struct dispatch *d = arg;
+    pthread_mutex_lock(&d->mu);
+    d->wakeups++;
+    pthread_cond_broadcast(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+}
+
+struct dispatch *dispatch_start(const char *db_path, const struct config *cfg, char *err, size_t errlen)
+{
+    struct dispatch *d = calloc(1, sizeof *d);
+    d->cfg = cfg;
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_cond_init(&d->cv, NULL);
+    if (sqlite3_open_v2(db_path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) goto sqlerr;
+    sqlite3_busy_timeout(d->db, 5000);
+    const char *claim =
+        "SELECT r.seq, r.idx, r.handler, r.subject_key, r.attempts, e.body FROM runs r JOIN events e ON e.seq = r.seq "
+        "WHERE r.state = 'pending' AND r.next_at <= ?1 AND NOT EXISTS (SELECT 1 FROM runs p "
+        "  WHERE p.state = 'pending' AND p.subject_key = r.subject_key AND (p.seq < r.seq OR (p.seq = r.seq AND p.idx < r.idx))) "
+        "ORDER BY r.seq, r.idx LIMIT 64";
+    const char *due = "SELECT min(next_at) FROM runs WHERE state = 'pending'";
+    const char *record = "UPDATE runs SET state=?1, attempts=?2, next_at=?3, last_error=?4, detail=?5, "
+                         "updated=strftime('%Y-%m-%dT%H:%M:%fZ') WHERE seq=?6 AND idx=?7";
+    if (sqlite3_prepare_v2(d->db, claim, -1, &d->claim, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(d->db, due, -1, &d->next_due, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(d->db, record, -1, &d->record, NULL) != SQLITE_OK)
+        goto sqlerr;
+    d->nthreads = cfg->concurrency < 1 ? 1 : cfg->concurrency > MAX_WORKERS ? MAX_WORKERS : cfg->concurrency;
+    d->busy = calloc(d->nthreads, sizeof *d->busy);
+    /* Threads look their slot up by pthread_self(), so all handles must be
+     * stored before any of them runs: hold the lock while creating them. */
+    pthread_mutex_lock(&d->mu);
+    for (unsigned i = 0; i < d->nthreads; i++) pthread_create(&d->threads[i], NULL, worker, d);
+    pthread_mutex_unlock(&d->mu);
+    return d;
+sqlerr:
+    snprintf(err, errlen, "dispatcher: %s", d->db ? sqlite3_errmsg(d->db) : "out of memory");
+    sqlite3_finalize(d->claim);
+    sqlite3_finalize(d->next_due);
+    sqlite3_finalize(d->record);
+    sqlite3_close(d->db);
+    free(d);
+    return NULL;
+}
+
+void dispatch_stop(struct dispatch *d)
+{
+    if (!d) return;
+    pthread_mutex_lock(&d->mu);
+    d->stop = 1;
+    pthread_cond_broadcast(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+    /* Runs in progress finish and are recorded: SIGTERM drains. */
+    for (unsigned i = 0; i < d->nthreads; i++) pthread_join(d->threads[i], NULL);
+    sqlite3_finalize(d->claim);
+    sqlite3_finalize(d->next_due);
+    sqlite3_finalize(d->record);
+    sqlite3_close(d->db);
+    free(d->busy);
+    pthread_mutex_destroy(&d->mu);
+    pthread_cond_destroy(&d->cv);
+    free(d);
+}

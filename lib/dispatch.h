@@ -1,0 +1,19 @@
+/* dispatch.h -- runs handlers for stored events, with retries that survive restarts. */
+#ifndef SYNCCF_DISPATCH_H
+#define SYNCCF_DISPATCH_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+struct dispatch;
+
+/* Starts cfg->concurrency worker threads on their own connection to the
+ * store at db_path. cfg must outlive the dispatcher. */
+struct dispatch *dispatch_start(const char *db_path, const struct config *cfg, char *err, size_t errlen);
+/* New runs are in the outbox: look now rather than at the next poll. */
+void dispatch_wake(void *d);
+/* Lets runs in progress finish and be recorded, then stops. */
+void dispatch_stop(struct dispatch *d);
+
+#endif

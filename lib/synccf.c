@@ -1,0 +1,157 @@
+/* synccf.c -- the public API: assembles config, store, receiver and
+ * dispatcher into one running synccf, in the one order that is safe (store
+ * before the receiver that writes into it, dispatcher before the first
+ * commit that could wake it) and stops them in reverse. */
+#include "synccf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "dispatch.h"
+#include "filter.h"
+#include "log.h"
+#include "server.h"
+#include "store.h"
+
+struct synccf {
+    struct config cfg;
+    struct filter *filters;
+    char db_path[4200];
+    struct store *store;
+    struct server *server;
+    struct dispatch *dispatch;
+};
+
+synccf *synccf_open(const char *config_file, char *err, size_t errlen)
+{
+    synccf *s = calloc(1, sizeof *s);
+    config_defaults(&s->cfg);
+    if (config_file && config_load(&s->cfg, config_file, err, errlen) != 0) {
+        config_free(&s->cfg);
+        free(s);
+        return NULL;
+    }
+    config_env(&s->cfg);
+    return s;
+}
+
+int synccf_set(synccf *s, const char *key, const char *value, char *err, size_t errlen)
+{
+    struct config *c = &s->cfg;
+    char *end;
+    unsigned long n = strtoul(value, &end, 10);
+    int num_ok = *value && !*end && *value != '-' && n > 0 && n <= 1000000;
+    size_t *size = NULL;
+    unsigned *num = NULL;
+    if (strcmp(key, "state") == 0) {
+        free(c->state_dir);
+        c->state_dir = strdup(value);
+        return 0;
+    }
+    if (strcmp(key, "listen") == 0) {
+        free(c->listen);
+        c->listen = strdup(value);
+        return 0;
+    }
+    if (strcmp(key, "filter") == 0) {
+        size_t k = 0;
+        while (c->filters && c->filters[k]) k++;
+        c->filters = realloc(c->filters, (k + 2) * sizeof *c->filters);
+        c->filters[k] = strdup(value);
+        c->filters[k + 1] = NULL;
+        return 0;
+    }
+    if (strcmp(key, "max_body") == 0) size = &c->max_body;
+    else if (strcmp(key, "max_logpush_body") == 0) size = &c->max_logpush_body;
+    else if (strcmp(key, "max_decompressed") == 0) size = &c->max_decompressed;
+    else if (strcmp(key, "max_line") == 0) size = &c->max_line;
+    else if (strcmp(key, "max_connections") == 0) num = &c->max_connections;
+    else if (strcmp(key, "timeout") == 0) num = &c->timeout_s;
+    else if (strcmp(key, "threads") == 0) num = &c->threads;
+    else if (strcmp(key, "concurrency") == 0) num = &c->concurrency;
+    else {
+        snprintf(err, errlen, "unknown setting '%s'", key);
+        return -1;
+    }
+    if (size && parse_size(value, size) != 0) {
+        snprintf(err, errlen, "%s: bad size '%s' (e.g. 512k, 8M, 1G)", key, value);
+        return -1;
+    }
+    if (num && !num_ok) {
+        snprintf(err, errlen, "%s: bad number '%s'", key, value);
+        return -1;
+    }
+    if (num) *num = (unsigned)n;
+    return 0;
+}
+
+int synccf_on_event(synccf *s, const char *name, const char *type_glob, synccf_handler_fn fn, void *arg)
+{
+    struct config *c = &s->cfg;
+    if (!name || !fn || config_handler(c, name) || s->store) return -1;
+    c->handlers = realloc(c->handlers, (c->nhandlers + 1) * sizeof *c->handlers);
+    struct handler_def *h = &c->handlers[c->nhandlers++];
+    memset(h, 0, sizeof *h);
+    h->name = strdup(name);
+    h->kind = HANDLER_CALLBACK;
+    h->match_type = type_glob ? strdup(type_glob) : NULL;
+    h->fn = fn;
+    h->arg = arg;
+    return 0;
+}
+
+int synccf_start(synccf *s, char *err, size_t errlen)
+{
+    struct config *c = &s->cfg;
+    char dir[4096];
+    if (c->state_dir) snprintf(dir, sizeof dir, "%s", c->state_dir);
+    else store_default_dir(dir, sizeof dir);
+    snprintf(s->db_path, sizeof s->db_path, "%s/state.db", dir);
+    for (char **f = c->filters; f && *f; f++)
+        if (filter_add(&s->filters, *f) != 0) {
+            snprintf(err, errlen, "bad Logpush filter '%s' (want [DATASET.]FIELD=GLOB)", *f);
+            return 2;
+        }
+    s->store = store_open(s->db_path, 0, err, errlen);
+    if (!s->store) return 1;
+    s->dispatch = dispatch_start(s->db_path, c, err, errlen);
+    if (!s->dispatch) return 1;
+    store_on_runs(s->store, dispatch_wake, s->dispatch);
+    store_start(s->store);
+
+    struct server_config sc;
+    server_config_defaults(&sc);
+    sc.listen = c->listen;
+    sc.push_secret = c->push_secret;
+    sc.notify_secret = c->notify_secret;
+    sc.hook_token = c->hook_token;
+    sc.max_body = c->max_body;
+    sc.max_logpush_body = c->max_logpush_body;
+    sc.max_decompressed = c->max_decompressed;
+    sc.max_line = c->max_line;
+    sc.max_connections = c->max_connections;
+    sc.timeout_s = c->timeout_s;
+    sc.threads = c->threads;
+    sc.filters = s->filters;
+    sc.routes = c;
+    int usage = 0;
+    s->server = server_start(&sc, s->store, err, errlen, &usage);
+    if (!s->server) return usage ? 2 : 1;
+    return 0;
+}
+
+unsigned synccf_port(const synccf *s) { return s->server ? server_port(s->server) : 0; }
+const char *synccf_db_path(const synccf *s) { return s->db_path; }
+
+void synccf_close(synccf *s)
+{
+    if (!s) return;
+    server_stop(s->server);
+    store_close(s->store);       /* commits what the receiver handed over */
+    dispatch_stop(s->dispatch);  /* then lets runs in progress finish */
+    filter_free(s->filters);
+    config_free(&s->cfg);
+    free(s);
+}

@@ -1,0 +1,196 @@
+/* test_config.c -- the YAML configuration: a full file, xplat.yaml's section,
+ * secrets from the environment and files, routing, and a table of bad files
+ * whose errors must name the file, line and key. */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../lib/config.h"
+#include "testutil.h"
+
+static char path[256];
+
+static void write_cfg(const char *text)
+{
+    snprintf(path, sizeof path, "/tmp/synccf-config-%d.yaml", (int)getpid());
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_full_file(void **st)
+{
+    (void)st;
+    char secret_file[300];
+    snprintf(secret_file, sizeof secret_file, "/tmp/synccf-secret-%d", (int)getpid());
+    FILE *f = fopen(secret_file, "w");
+    fputs("from-a-file\n", f);
+    fclose(f);
+    setenv("TEST_PUSH_SECRET", "whsec_c2VjcmV0", 1);
+    char text[2048];
+    snprintf(text, sizeof text,
+             "mode: worker\n"
+             "state: /var/lib/synccf\n"
+             "listen: 127.0.0.1:9999\n"
+             "push_secret: ${TEST_PUSH_SECRET}\n"
+             "notify_secret_file: %s\n"
+             "logpush_filters: [\"http_requests.EdgeResponseStatus=5*\"]\n"
+             "limits: { max_body: 2M, timeout: 10s, threads: 3 }\n"
+             "dispatch: { max_attempts: 3, backoff: 250ms, max_backoff: 1m, concurrency: 2 }\n"
+             "handlers:\n"
+             "  - name: site\n"
+             "    match:\n"
+             "      type: com.cloudflare.pages.deployment.*\n"
+             "      subject: marketing-*\n"
+             "      data: { data.environment: ENVIRONMENT_PRODUCTION }\n"
+             "    task_cache: { dir: /srv/site, tasks: [build, deploy], hosts: [docs.example.com], method: timestamp, generates: [dist/*] }\n"
+             "  - name: hook\n"
+             "    exec: { argv: [/usr/bin/logger, -t, synccf], timeout: 5s, cwd: /tmp }\n",
+             secret_file);
+    write_cfg(text);
+    struct config c;
+    char err[512] = "";
+    config_defaults(&c);
+    int rc = config_load(&c, path, err, sizeof err);
+    if (rc) fail_msg("%s", err);
+    assert_string_equal(c.mode, "worker");
+    assert_string_equal(c.state_dir, "/var/lib/synccf");
+    assert_string_equal(c.push_secret, "whsec_c2VjcmV0");
+    assert_string_equal(c.notify_secret, "from-a-file");
+    assert_string_equal(c.filters[0], "http_requests.EdgeResponseStatus=5*");
+    assert_int_equal(c.max_body, 2u << 20);
+    assert_int_equal(c.timeout_s, 10);
+    assert_int_equal(c.threads, 3);
+    assert_int_equal(c.max_attempts, 3);
+    assert_int_equal(c.backoff_ms, 250);
+    assert_int_equal(c.max_backoff_ms, 60000);
+    assert_int_equal(c.nhandlers, 2);
+    assert_int_equal(c.handlers[0].kind, HANDLER_TASK_CACHE);
+    assert_int_equal(c.handlers[0].tc.remote, 1);
+    assert_int_equal(c.handlers[0].tc.method, TASKCACHE_TIMESTAMP);
+    assert_string_equal(c.handlers[0].tc.tasks[1], "deploy");
+    assert_null(c.handlers[0].tc.tasks[2]);
+    assert_int_equal(c.handlers[1].kind, HANDLER_EXEC);
+    assert_string_equal(c.handlers[1].ex.argv[2], "synccf");
+    assert_int_equal(c.handlers[1].ex.timeout_ms, 5000);
+
+    /* routing */
+    json_t *ev = json_pack("{s:s,s:s,s:{s:{s:s}}}", "type", "com.cloudflare.pages.deployment.success", "subject",
+                   "marketing-site", "data", "data", "environment", "ENVIRONMENT_PRODUCTION");
+    const char **r = config_route(&c, ev);
+    assert_non_null(r);
+    assert_string_equal(r[0], "site");
+    assert_string_equal(r[1], "hook");
+    assert_null(r[2]);
+    free(r);
+    json_object_set_new(ev, "subject", json_string("docs"));
+    r = config_route(&c, ev);
+    assert_string_equal(r[0], "hook");
+    assert_null(r[1]);
+    free(r);
+    json_decref(ev);
+    config_free(&c);
+    unlink(secret_file);
+}
+
+static void test_xplat_yaml(void **st)
+{
+    (void)st;
+    write_cfg("tasks: { anything: goes }\n"
+              "sync:\n"
+              "  cloudflare:\n"
+              "    mode: hybrid\n"
+              "    worker_url: https://sync.example.workers.dev\n");
+    struct config c;
+    char err[512] = "";
+    config_defaults(&c);
+    assert_int_equal(config_load(&c, path, err, sizeof err), 0);
+    assert_string_equal(c.mode, "hybrid");
+    assert_string_equal(c.worker_url, "https://sync.example.workers.dev");
+    config_free(&c);
+}
+
+static void test_bad_files(void **st)
+{
+    (void)st;
+    static const struct {
+        const char *text, *want;
+    } cases[] = {
+        {"bogus: 1\n", ":1: key 'bogus': unknown key"},
+        {"mode: sideways\n", ":1: key 'mode': expected worker, queue, tunnel, poll or hybrid"},
+        {"limits:\n  max_body: lots\n", ":2: key 'max_body': expected a size"},
+        {"limits:\n  threads: 0\n", ":2: key 'threads': expected a whole number in 1..64"},
+        {"dispatch:\n  backoff: soon\n", ":2: key 'backoff': expected a duration"},
+        {"push_secret: ${SYNCCF_TEST_UNSET_VAR}\n", ":1: key 'push_secret': environment variable SYNCCF_TEST_UNSET_VAR is not set"},
+        {"hook_token_file: /nonexistent/file\n", ":1: key 'hook_token_file': cannot read /nonexistent/file"},
+        {"handlers:\n  - match: { type: x }\n    exec: { argv: [/bin/true] }\n", ":2: key 'handlers': every handler needs a name"},
+        {"handlers:\n  - name: Bad Name\n    exec: { argv: [/bin/true] }\n", ":2: key 'name': handler names are"},
+        {"handlers:\n  - name: x\n    match: { type: a }\n", ":2: key 'x': needs task_cache or exec"},
+        {"handlers:\n  - name: x\n    exec: { argv: [a] }\n    task_cache: { dir: /a }\n", ":4: key 'task_cache': a handler has one of"},
+        {"handlers:\n  - name: x\n    task_cache: { dir: rel }\n", ":3: key 'dir': must be an absolute path"},
+        {"handlers:\n  - name: x\n    task_cache: { dir: /a, method: fast }\n", ":3: key 'method': expected checksum or timestamp"},
+        {"handlers:\n  - name: x\n    exec: { timeout: 1s }\n", ":3: key 'exec': argv is required"},
+        {"handlers:\n  - name: x\n    exec: { argv: [a] }\n  - name: x\n    exec: { argv: [b] }\n", ":4: key 'x': handler name used twice"},
+        {"handlers:\n  - name: x\n    match: { color: red }\n    exec: { argv: [a] }\n", ":3: key 'color': unknown key"},
+        {"sync:\n  other: 1\n", ":2: key 'sync': has no cloudflare section"},
+        {"mode: [a\n", ":2: "},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        write_cfg(cases[i].text);
+        struct config c;
+        char err[512] = "";
+        config_defaults(&c);
+        if (config_load(&c, path, err, sizeof err) == 0) fail_msg("accepted case %zu", i);
+        if (strncmp(err, path, strlen(path)) != 0 || !strstr(err, cases[i].want))
+            fail_msg("case %zu: got '%s', want '%s'", i, err, cases[i].want);
+        config_free(&c);
+    }
+}
+
+/* The commented example shipped in examples/ must stay loadable. */
+static void test_example_file(void **st)
+{
+    (void)st;
+    setenv("SYNCCF_PUSH_SECRET", "whsec_c2VjcmV0", 1);
+    struct config c;
+    char err[512] = "";
+    config_defaults(&c);
+    int rc = config_load(&c, "examples/synccf.yaml", err, sizeof err);
+    if (rc) fail_msg("%s", err);
+    assert_int_equal(c.nhandlers, 2);
+    config_free(&c);
+}
+
+static void test_parsers(void **st)
+{
+    (void)st;
+    unsigned long long ms;
+    size_t sz;
+    assert_int_equal(parse_duration_ms("90", &ms), 0);
+    assert_int_equal(ms, 90000);
+    assert_int_equal(parse_duration_ms("5m", &ms), 0);
+    assert_int_equal(ms, 300000);
+    assert_int_equal(parse_duration_ms("250ms", &ms), 0);
+    assert_int_equal(ms, 250);
+    assert_int_equal(parse_duration_ms("-1s", &ms), -1);
+    assert_int_equal(parse_duration_ms("1d", &ms), -1);
+    assert_int_equal(parse_size("64k", &sz), 0);
+    assert_int_equal(sz, 65536);
+    assert_int_equal(parse_size("0", &sz), -1);
+    assert_int_equal(parse_size("1T", &sz), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_full_file),
+        cmocka_unit_test(test_xplat_yaml),
+        cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_example_file),
+        cmocka_unit_test(test_parsers),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    unlink(path);
+    return rc;
+}
