@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,12 +39,16 @@ static void ring_put(struct ring *r, const char *p, size_t n)
     }
 }
 
-/* The tail as a JSON string; bytes that are not UTF-8 become '?'. */
+/* The tail as a JSON string; NUL and, if the tail is not UTF-8, every
+ * non-ASCII byte become '?'. */
 static json_t *ring_json(const struct ring *r)
 {
     char out[HANDLER_OUTPUT_TAIL + 1];
     size_t start = (r->pos + sizeof r->b - r->len) % sizeof r->b;
-    for (size_t i = 0; i < r->len; i++) out[i] = r->b[(start + i) % sizeof r->b];
+    for (size_t i = 0; i < r->len; i++) {
+        out[i] = r->b[(start + i) % sizeof r->b];
+        if (out[i] == '\0') out[i] = '?'; /* readers of the tail use C strings */
+    }
     out[r->len] = '\0';
     json_t *s = json_stringn(out, r->len);
     if (s) return s;
@@ -138,6 +143,15 @@ void exec_run(const struct exec_rule *rule, const json_t *ev, const char *ev_jso
     /* exec failed if the child wrote errno before its CLOEXEC pipe closed. */
     if (read(st[0], &exec_errno, sizeof exec_errno) != (ssize_t)sizeof exec_errno) exec_errno = 0;
 
+    /* A command that exits without reading its stdin makes our write fail
+     * with EPIPE; the SIGPIPE that comes with it must not kill the caller
+     * (the daemon ignores it; a program embedding the library may not). It
+     * is blocked on this thread while writing and any pending one taken. */
+    sigset_t pipe_set, old_mask;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
+
     fcntl(in[1], F_SETFL, O_NONBLOCK);
     fcntl(out[0], F_SETFL, O_NONBLOCK);
     size_t left = strlen(ev_json);
@@ -189,6 +203,13 @@ void exec_run(const struct exec_rule *rule, const json_t *ev, const char *ev_jso
     /* Whatever the command left behind in its group goes with it. */
     kill(-pid, SIGKILL);
     if (!exited) waitpid(pid, &status, 0);
+    if (in[1] >= 0) {
+        close(in[1]);
+        in[1] = -1;
+    }
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&pipe_set, NULL, &zero) > 0) {}
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
 
 done:
     for (int i = 0; i < 2; i++) {
