@@ -1,0 +1,201 @@
+// log.js -- the durable event log: one Durable Object (SQLite storage) that
+// numbers events, drops duplicates, keeps them for the retention period,
+// pushes them in order to synccf, and streams them to pullers.
+//
+// Everything that changes the log happens inside this object, which workerd
+// runs one event at a time, so sequence numbers, dedupe and the push cursor
+// need no further locking. An append is acknowledged only after its write is
+// durable: the Durable Object's output gate holds the reply until then.
+
+import { DurableObject } from 'cloudflare:workers';
+import { signWebhook } from './auth.js';
+
+const num = (v, d) => (v === undefined || v === '' || Number.isNaN(Number(v)) ? d : Number(v));
+
+export class EventLog extends DurableObject {
+  constructor(ctx, env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    // AUTOINCREMENT: a sequence number is never reused, even after retention
+    // deleted the newest rows' predecessors -- pullers' cursors stay valid.
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS events(
+      seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, body TEXT NOT NULL, stored INTEGER NOT NULL)`);
+    this.sql.exec('CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT NOT NULL)');
+    this.clients = new Set();
+  }
+
+  meta(k, d) {
+    const row = this.sql.exec('SELECT v FROM meta WHERE k = ?', k).toArray()[0];
+    return row ? JSON.parse(row.v) : d;
+  }
+
+  setMeta(k, v) {
+    this.sql.exec('INSERT INTO meta(k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v', k, JSON.stringify(v));
+  }
+
+  // Stores new events (dedupe by id); returns {accepted, duplicates}.
+  async append(events) {
+    let accepted = 0, duplicates = 0;
+    const fresh = [];
+    const now = Date.now();
+    for (const e of events) {
+      const row = this.sql.exec('INSERT OR IGNORE INTO events(id, body, stored) VALUES (?, ?, ?) RETURNING seq',
+        e.id, JSON.stringify(e), now).toArray()[0];
+      if (row) { accepted++; fresh.push(e); } else duplicates++;
+    }
+    if (duplicates) this.setMeta('duplicates', this.meta('duplicates', 0) + duplicates);
+    this.retain(now);
+    if (fresh.length) {
+      for (const c of this.clients) this.pump(c);
+      if (this.env.EVENTS_QUEUE) await this.env.EVENTS_QUEUE.sendBatch(fresh.map((body) => ({ body })));
+      if (this.env.SYNC_ENDPOINT && !this.meta('push', {}).failed) await this.schedule(0);
+    }
+    return { accepted, duplicates };
+  }
+
+  // Retention by age and by count (RETENTION_DAYS, RETENTION_MAX_EVENTS).
+  retain(now = Date.now()) {
+    const days = num(this.env.RETENTION_DAYS, 7);
+    const max = num(this.env.RETENTION_MAX_EVENTS, 100000);
+    this.sql.exec('DELETE FROM events WHERE stored < ?', now - days * 86400000);
+    this.sql.exec('DELETE FROM events WHERE seq <= (SELECT max(seq) FROM events) - ?', max);
+  }
+
+  list(after, limit) {
+    const rows = this.sql.exec('SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?', after, limit + 1).toArray();
+    const more = rows.length > limit;
+    const page = rows.slice(0, limit);
+    return {
+      events: page.map((r) => ({ seq: r.seq, event: JSON.parse(r.body) })),
+      next: page.length ? page[page.length - 1].seq : after,
+      more,
+    };
+  }
+
+  status() {
+    const s = this.sql.exec('SELECT count(*) AS n, min(seq) AS oldest, max(seq) AS newest FROM events').one();
+    const push = this.meta('push', {});
+    const cursor = push.cursor ?? 0;
+    const backlog = this.sql.exec('SELECT count(*) AS n FROM events WHERE seq > ?', cursor).one().n;
+    return {
+      events: s.n, oldestSeq: s.oldest, newestSeq: s.newest, duplicates: this.meta('duplicates', 0), subscribers: this.clients.size,
+      push: { enabled: !!this.env.SYNC_ENDPOINT, cursor, backlog, attempts: push.attempts ?? 0,
+        lastSuccess: push.lastSuccess ?? null, lastError: push.lastError ?? null, failed: push.failed ?? null },
+    };
+  }
+
+  // Resumes a push stopped by a refused batch (after fixing the receiver).
+  async retryPush() {
+    const push = this.meta('push', {});
+    delete push.failed;
+    push.attempts = 0;
+    this.setMeta('push', push);
+    await this.schedule(0);
+    return this.status();
+  }
+
+  async schedule(delayMs) {
+    const at = Date.now() + delayMs;
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+  }
+
+  // Push: one batch per alarm, in order, never skipping ahead.
+  async alarm() {
+    this.retain();
+    const endpoint = this.env.SYNC_ENDPOINT;
+    if (!endpoint) return;
+    const push = this.meta('push', {});
+    if (push.failed) return;
+    const cursor = push.cursor ?? 0;
+    const rows = this.sql.exec('SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?',
+      cursor, num(this.env.PUSH_BATCH, 100)).toArray();
+    if (!rows.length) return;
+    const first = rows[0].seq, last = rows[rows.length - 1].seq;
+    const body = `[${rows.map((r) => r.body).join(',')}]`;
+    const id = `batch-${first}-${last}`;
+    const ts = String(Math.floor(Date.now() / 1000));
+    let status = 0, detail = '', retryAfter = null;
+    try {
+      const res = await fetch(endpoint.replace(/\/+$/, '') + '/v1/events', {
+        method: 'POST', body,
+        headers: { 'content-type': 'application/cloudevents-batch+json', 'webhook-id': id, 'webhook-timestamp': ts,
+          'webhook-signature': await signWebhook(this.env.SYNC_SECRET, id, ts, body) },
+      });
+      status = res.status;
+      detail = (await res.text()).slice(0, 300);
+      retryAfter = res.headers.get('retry-after');
+    } catch (e) {
+      detail = String(e.message || e);
+    }
+    const now = new Date().toISOString();
+    if (status >= 200 && status < 300) {
+      this.setMeta('push', { cursor: last, attempts: 0, lastSuccess: now, lastError: push.lastError ?? null });
+      if (rows.length === num(this.env.PUSH_BATCH, 100) || this.sql.exec('SELECT 1 FROM events WHERE seq > ? LIMIT 1', last).toArray().length)
+        await this.schedule(0);
+      return;
+    }
+    const lastError = { at: now, status, detail, batch: id };
+    if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
+      // The receiver refuses this batch for good: stop and show it, rather
+      // than retry forever or skip it. POST /v1/push/retry resumes.
+      this.setMeta('push', { ...push, cursor, lastError, failed: { batch: id, first, last, status, detail, at: now } });
+      return;
+    }
+    const attempts = (push.attempts ?? 0) + 1;
+    const base = num(this.env.PUSH_BACKOFF_MS, 1000), cap = num(this.env.PUSH_MAX_BACKOFF_MS, 300000);
+    let delay = Math.min(cap, base * 2 ** (attempts - 1));
+    delay = delay / 2 + Math.random() * (delay / 2);
+    if (retryAfter && /^\d+$/.test(retryAfter)) delay = Math.max(delay, Number(retryAfter) * 1000);
+    this.setMeta('push', { ...push, cursor, attempts, lastError });
+    await this.schedule(Math.min(delay, cap));
+  }
+
+  // Server-Sent Events: everything after the cursor, then live, with heartbeats.
+  async fetch(request) {
+    const url = new URL(request.url);
+    const after = Number(request.headers.get('last-event-id') ?? url.searchParams.get('after') ?? 0) || 0;
+    const { readable, writable } = new TransformStream();
+    const client = { writer: writable.getWriter(), cursor: after, pumping: false, again: false };
+    const enc = new TextEncoder();
+    client.send = (s) => client.writer.write(enc.encode(s));
+    const hb = num(this.env.HEARTBEAT_SECONDS, 15) * 1000;
+    client.timer = setInterval(() => client.send(': hb\n\n').catch(() => this.drop(client)), hb);
+    this.clients.add(client);
+    client.send(': synccf stream\n\n').catch(() => this.drop(client));
+    this.pump(client);
+    return new Response(readable, {
+      headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-store', 'x-accel-buffering': 'no' },
+    });
+  }
+
+  drop(client) {
+    clearInterval(client.timer);
+    this.clients.delete(client);
+    client.writer.close().catch(() => {});
+  }
+
+  // Sends a client everything after its cursor, in order; a pump already
+  // running for it picks up what arrived meanwhile.
+  async pump(client) {
+    if (client.pumping) { client.again = true; return; }
+    client.pumping = true;
+    try {
+      do {
+        client.again = false;
+        for (;;) {
+          const rows = this.sql.exec('SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT 100', client.cursor).toArray();
+          if (!rows.length) break;
+          for (const r of rows) {
+            await client.send(`id: ${r.seq}\nevent: cloudevent\ndata: ${r.body}\n\n`);
+            client.cursor = r.seq;
+          }
+        }
+      } while (client.again);
+    } catch {
+      this.drop(client);
+    } finally {
+      client.pumping = false;
+    }
+  }
+}
