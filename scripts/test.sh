@@ -16,6 +16,9 @@ make -j2 all unit
 step "build and unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 make -j2 SAN=1 all unit
 
+step "Worker dependencies (npm ci)"
+(cd worker && npm ci --no-audit --no-fund --loglevel=error)
+
 step "integration tests (build/synccf)"
 node --test --test-concurrency=1 tests/integration/
 
@@ -27,7 +30,7 @@ tests/fuzz/run.sh "${FUZZ_SECONDS:-10}"
 
 if [ -f worker/package.json ]; then
     step "Worker tests (Miniflare / workerd)"
-    (cd worker && npm ci --no-audit --no-fund --loglevel=error && npm test)
+    (cd worker && npm test)
 fi
 
 step "all tests passed"

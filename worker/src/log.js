@@ -39,9 +39,11 @@ export class EventLog extends DurableObject {
     const fresh = [];
     const now = Date.now();
     for (const e of events) {
-      const row = this.sql.exec('INSERT OR IGNORE INTO events(id, body, stored) VALUES (?, ?, ?) RETURNING seq',
-        e.id, JSON.stringify(e), now).toArray()[0];
-      if (row) { accepted++; fresh.push(e); } else duplicates++;
+      // Looked up first: an ignored INSERT would still use up a sequence number.
+      if (this.sql.exec('SELECT 1 FROM events WHERE id = ?', e.id).toArray().length) { duplicates++; continue; }
+      this.sql.exec('INSERT INTO events(id, body, stored) VALUES (?, ?, ?)', e.id, JSON.stringify(e), now);
+      accepted++;
+      fresh.push(e);
     }
     if (duplicates) this.setMeta('duplicates', this.meta('duplicates', 0) + duplicates);
     this.retain(now);

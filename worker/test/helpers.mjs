@@ -15,6 +15,7 @@ export async function startWorker({ bindings = {}, queue = false } = {}) {
     modules: true,
     modulesRoot: WORKER_DIR,
     scriptPath: join(WORKER_DIR, 'src', 'index.js'),
+    modulesRules: [{ type: 'ESModule', include: ['**/*.js'] }],
     compatibilityDate: '2025-09-01',
     durableObjects: { EVENT_LOG: { className: 'EventLog', useSQLite: true } },
     bindings: { HEARTBEAT_SECONDS: '15', ...bindings },
