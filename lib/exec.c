@@ -1,29 +1,59 @@
 /* exec.c -- the exec handler: runs a configured argv with the event on stdin.
  *
- * No shell is ever involved: argv comes from the configuration only, and the
- * event reaches the command through stdin and SYNCCF_EVENT_* variables. The
- * environment is built from scratch (the daemon's holds secrets). The command
- * runs in its own process group so that a timeout kills everything it started,
- * and only the last 4 KiB of its output are kept. */
+ * This file owns everything about running a command for an event: building
+ * its environment, starting it (fork + execve, never a shell), feeding it the
+ * event, collecting the tail of its output, enforcing the timeout, killing
+ * what it leaves behind, and reporting the outcome as a handler_result.
+ *
+ * Security: argv comes from the configuration only; the event reaches the
+ * command through stdin and SYNCCF_EVENT_* variables, never through a shell
+ * or an argument. The environment is built from scratch because the daemon's
+ * own holds secrets (push secrets, API tokens).
+ *
+ * Robustness: the command runs in its own process group so that a timeout
+ * kills everything it started; stdin is written and output read in a single
+ * poll() loop so neither side can deadlock the other; only the last
+ * HANDLER_OUTPUT_TAIL bytes of output are kept. exec_run is called from
+ * several dispatcher threads at once, so it uses no globals, and the child
+ * makes only async-signal-safe calls between fork and exec. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "handler.h"
-#include "util.h"
 
-#define KILL_GRACE_MS 1000 /* between SIGTERM and SIGKILL of the group */
-#define DRAIN_MS 200       /* output still read after the command has exited */
+/* Between SIGTERM and SIGKILL of the group: long enough for a well-behaved
+ * command to clean up, short enough not to hold a dispatcher thread. */
+#define KILL_GRACE_MS 1000
+/* How long output is still read after the command itself has exited: a
+ * background grandchild may hold the output pipe open indefinitely, and we
+ * must not wait for it. */
+#define DRAIN_MS 200
+/* Without a pidfd the command's exit is noticed by polling at this period. */
+#define EXIT_POLL_MS 50
+#define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
+#define READ_CHUNK 65536
 
-extern char **environ;
+/* What the child reports through the status pipe when it cannot exec. */
+enum { STAGE_SETUP = 1, STAGE_CHDIR, STAGE_EXEC };
+struct child_report {
+    int stage;
+    int err;
+};
+
+/* ---- output tail ------------------------------------------------------------ */
 
 struct ring {
     char b[HANDLER_OUTPUT_TAIL];
@@ -32,43 +62,126 @@ struct ring {
 
 static void ring_put(struct ring *r, const char *p, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        r->b[r->pos] = p[i];
-        r->pos = (r->pos + 1) % sizeof r->b;
-        if (r->len < sizeof r->b) r->len++;
+    if (n >= sizeof r->b) { /* only the last sizeof r->b bytes can survive */
+        memcpy(r->b, p + n - sizeof r->b, sizeof r->b);
+        r->pos = 0;
+        r->len = sizeof r->b;
+        return;
     }
+    size_t first = sizeof r->b - r->pos;
+    if (first > n) first = n;
+    memcpy(r->b + r->pos, p, first);
+    memcpy(r->b, p + first, n - first);
+    r->pos = (r->pos + n) % sizeof r->b;
+    r->len = r->len + n > sizeof r->b ? sizeof r->b : r->len + n;
 }
 
-/* The tail as a JSON string; NUL and, if the tail is not UTF-8, every
- * non-ASCII byte become '?'. */
+/* Length of the valid UTF-8 sequence at p (n bytes available), 0 if none:
+ * the same rules jansson applies (no overlongs, surrogates or values past
+ * U+10FFFF). NUL counts as invalid: readers of the tail use C strings. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+    unsigned c = p[0];
+    size_t len;
+    unsigned lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
+    if (c == 0) return 0;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) len = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else
+        return 0;
+    if (n < len || p[1] < lo || p[1] > hi) return 0;
+    for (size_t i = 2; i < len; i++)
+        if (p[i] < 0x80 || p[i] > 0xBF) return 0;
+    return len;
+}
+
+/* The tail as a JSON string. The tail may start inside a multi-byte
+ * character and commands may print anything, so every byte that is not part
+ * of valid UTF-8 becomes U+FFFD: jansson refuses invalid strings, and losing
+ * the whole output over one byte would hide the reason a command failed. */
 static json_t *ring_json(const struct ring *r)
 {
-    char out[HANDLER_OUTPUT_TAIL + 1];
-    size_t start = (r->pos + sizeof r->b - r->len) % sizeof r->b;
-    for (size_t i = 0; i < r->len; i++) {
-        out[i] = r->b[(start + i) % sizeof r->b];
-        if (out[i] == '\0') out[i] = '?'; /* readers of the tail use C strings */
+    unsigned char lin[HANDLER_OUTPUT_TAIL];
+    char out[3 * HANDLER_OUTPUT_TAIL + 1];
+    size_t start = (r->pos + sizeof r->b - r->len) % sizeof r->b, o = 0;
+    for (size_t i = 0; i < r->len; i++) lin[i] = (unsigned char)r->b[(start + i) % sizeof r->b];
+    for (size_t i = 0; i < r->len;) {
+        size_t k = utf8_len(lin + i, r->len - i);
+        if (k) {
+            memcpy(out + o, lin + i, k);
+            o += k;
+            i += k;
+        } else {
+            memcpy(out + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        }
     }
-    out[r->len] = '\0';
-    json_t *s = json_stringn(out, r->len);
-    if (s) return s;
-    for (size_t i = 0; i < r->len; i++)
-        if ((unsigned char)out[i] >= 0x80 || out[i] == '\0') out[i] = '?';
-    return json_stringn(out, r->len);
+    out[o] = '\0';
+    return json_stringn(out, o);
 }
 
-static char *env_pair(const char *k, const char *v)
-{
-    size_t n = strlen(k) + strlen(v) + 2;
-    char *s = malloc(n);
-    snprintf(s, n, "%s=%s", k, v);
-    return s;
-}
+/* ---- preparation (before fork) ---------------------------------------------- */
 
 static const char *attr(const json_t *ev, const char *k)
 {
     const char *v = json_string_value(json_object_get(ev, k));
     return v ? v : "";
+}
+
+static int add_env(char **envp, int *ne, const char *k, const char *v)
+{
+    if (asprintf(&envp[*ne], "%s=%s", k, v) < 0) return -1;
+    (*ne)++;
+    return 0;
+}
+
+/* The execve candidates for argv0, in execvp's order: argv0 itself if it has
+ * a slash, else each PATH directory (an empty entry is the working
+ * directory). Resolved here because execvp is not async-signal-safe and, on
+ * ENOEXEC, would run the file with /bin/sh. NULL-terminated; NULL on ENOMEM. */
+static char **exec_candidates(const char *argv0, const char *path)
+{
+    size_t n = 2;
+    for (const char *p = path; *p; p++) n += *p == ':';
+    char **c = calloc(n, sizeof *c);
+    if (!c) return NULL;
+    if (strchr(argv0, '/')) {
+        if (!(c[0] = strdup(argv0))) goto fail;
+        return c;
+    }
+    size_t i = 0;
+    for (const char *p = path;; p++) {
+        const char *e = strchr(p, ':');
+        size_t dl = e ? (size_t)(e - p) : strlen(p);
+        if (asprintf(&c[i], "%.*s%s%s", (int)dl, p, dl ? "/" : "", argv0) < 0) {
+            c[i] = NULL;
+            goto fail;
+        }
+        i++;
+        if (!e) break;
+        p = e;
+    }
+    return c;
+fail:
+    for (size_t j = 0; c[j]; j++) free(c[j]);
+    free(c);
+    return NULL;
+}
+
+static void free_strv(char **v)
+{
+    if (!v) return;
+    for (size_t i = 0; v[i]; i++) free(v[i]);
+    free(v);
 }
 
 static int64_t mono_ms(void)
@@ -78,164 +191,340 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Moves a descriptor out of 0..2: the child dup2()s onto those, and a pipe
+ * end that happened to be one of them (a daemon started with stdin closed)
+ * would be clobbered first. */
+static int above_stdio(int fd)
+{
+    if (fd > 2) return fd;
+    int n = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    close(fd);
+    return n;
+}
+
+/* ---- the child (between fork and exec: async-signal-safe calls only) -------- */
+
+static void close_from(unsigned lo, unsigned hi_excl_keep, int keep, int maxfd)
+{
+    /* close_range needs Linux 5.9; the loop is the fallback. */
+    if (hi_excl_keep > lo && close_range(lo, hi_excl_keep - 1, 0) != 0)
+        for (int fd = (int)lo; fd < (int)hi_excl_keep; fd++) close(fd);
+    unsigned from = (unsigned)keep + 1;
+    if (close_range(from, ~0U, 0) != 0)
+        for (int fd = (int)from; fd < maxfd; fd++) close(fd);
+}
+
+static _Noreturn void child_fail(int fd, int stage, int err)
+{
+    struct child_report rep = {stage, err};
+    ssize_t w = write(fd, &rep, sizeof rep); /* <= PIPE_BUF: atomic */
+    (void)w;
+    _exit(127);
+}
+
+static _Noreturn void child(char **argv, char **envp, char **cands, const char *cwd, int in_r, int out_w,
+                            int st_w, int maxfd)
+{
+    setpgid(0, 0); /* its own group: the timeout kills everything it starts */
+
+    /* The daemon ignores SIGPIPE and blocks SIGTERM/SIGINT/SIGHUP; ignored
+     * dispositions and the mask survive exec, so the command would inherit
+     * them. Handlers are reset first while everything is still blocked (the
+     * parent blocked all signals around fork), then the mask is cleared. */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    for (int s = 1; s < NSIG; s++)
+        if (s != SIGKILL && s != SIGSTOP) sigaction(s, &dfl, NULL); /* EINVAL for reserved ones: fine */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+
+    /* All three pipe ends are above 2 (above_stdio), so dup2 onto 0..2
+     * clobbers nothing and gives descriptors without FD_CLOEXEC. */
+    if (dup2(in_r, 0) < 0 || dup2(out_w, 1) < 0 || dup2(out_w, 2) < 0) child_fail(st_w, STAGE_SETUP, errno);
+    /* Every other descriptor of the daemon (sockets, the store, other
+     * handlers' pipes) is closed; st_w closes itself at exec (CLOEXEC). */
+    close_from(3, (unsigned)st_w, st_w, maxfd);
+
+    if (cwd && chdir(cwd) != 0) child_fail(st_w, STAGE_CHDIR, errno);
+
+    /* execvp's search, without its shell fallback: EACCES is remembered and
+     * the search goes on; ENOENT-like errors go on; anything else stops. */
+    int err = ENOENT, eacces = 0;
+    for (char **c = cands; *c; c++) {
+        execve(*c, argv, envp);
+        err = errno;
+        if (err == EACCES) eacces = 1;
+        else if (err != ENOENT && err != ENOTDIR && err != ESTALE && err != ENODEV && err != ETIMEDOUT &&
+                 err != ELOOP && err != ENAMETOOLONG)
+            break;
+    }
+    child_fail(st_w, STAGE_EXEC, eacces && (err == ENOENT || err == ENOTDIR) ? EACCES : err);
+}
+
+/* ---- the parent ------------------------------------------------------------- */
+
+/* 1 once pid has exited, without reaping it: the zombie keeps its pid, and
+ * so the process group id, from being reused until we have killed the
+ * group for the last time. *lost: the status is gone (SIGCHLD ignored). */
+static int child_exited(pid_t pid, int *lost)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0) {
+        if (errno == EINTR) return 0;
+        *lost = 1;
+        return 1;
+    }
+    return si.si_pid == pid;
+}
+
+static void kill_group(pid_t pid, int sig)
+{
+    kill(-pid, sig);
+    kill(pid, sig); /* in case the command moved itself to another group */
+}
+
+static void set_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+}
+
 void exec_run(const struct exec_rule *rule, const json_t *ev, const char *ev_json, struct handler_result *res)
 {
+    res->ok = 0;
+    res->permanent = 0;
+    res->error[0] = '\0';
+    if (!rule || !rule->argv || !rule->argv[0] || !rule->argv[0][0]) {
+        res->permanent = 1;
+        snprintf(res->error, sizeof res->error, "no command configured");
+        return;
+    }
+    if (!ev_json) ev_json = "";
+
     /* Everything the child needs is prepared before fork: between fork and
-     * exec only async-signal-safe calls are allowed in a threaded process. */
-    char *envp[12];
-    int ne = 0;
-    const char *path = getenv("PATH");
-    envp[ne++] = env_pair("PATH", path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
-    if (getenv("HOME")) envp[ne++] = env_pair("HOME", getenv("HOME"));
-    if (getenv("LANG")) envp[ne++] = env_pair("LANG", getenv("LANG"));
-    envp[ne++] = env_pair("SYNCCF_EVENT_ID", attr(ev, "id"));
-    envp[ne++] = env_pair("SYNCCF_EVENT_TYPE", attr(ev, "type"));
-    envp[ne++] = env_pair("SYNCCF_EVENT_SUBJECT", attr(ev, "subject"));
-    envp[ne++] = env_pair("SYNCCF_EVENT_SOURCE", attr(ev, "source"));
-    envp[ne++] = env_pair("SYNCCF_EVENT_TIME", attr(ev, "time"));
-    envp[ne] = NULL;
-
-    int in[2] = {-1, -1}, out[2] = {-1, -1}, st[2] = {-1, -1};
-    struct ring ring = {.len = 0};
+     * exec only async-signal-safe calls are allowed in a threaded process
+     * (another thread may hold the malloc lock at the moment of fork). */
     int64_t t0 = mono_ms();
-    int status = 0, timed_out = 0, exec_errno = 0;
-    pid_t pid = -1;
+    char *envp[10];
+    int ne = 0, oom = 0;
+    const char *path = getenv("PATH");
+    if (!path || !*path) path = DEFAULT_PATH;
+    static const char *const pass[] = {"HOME", "LANG", "LC_ALL"};
+    oom |= add_env(envp, &ne, "PATH", path);
+    for (size_t i = 0; i < sizeof pass / sizeof *pass; i++) {
+        const char *v = getenv(pass[i]);
+        if (v) oom |= add_env(envp, &ne, pass[i], v);
+    }
+    oom |= add_env(envp, &ne, "SYNCCF_EVENT_ID", attr(ev, "id"));
+    oom |= add_env(envp, &ne, "SYNCCF_EVENT_TYPE", attr(ev, "type"));
+    oom |= add_env(envp, &ne, "SYNCCF_EVENT_SUBJECT", attr(ev, "subject"));
+    oom |= add_env(envp, &ne, "SYNCCF_EVENT_SOURCE", attr(ev, "source"));
+    oom |= add_env(envp, &ne, "SYNCCF_EVENT_TIME", attr(ev, "time"));
+    envp[ne] = NULL;
+    char **cands = exec_candidates(rule->argv[0], path);
+    struct rlimit rl;
+    int maxfd = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < INT_MAX
+                    ? (int)rl.rlim_cur
+                    : 65536;
 
+    int in[2] = {-1, -1}, out[2] = {-1, -1}, st[2] = {-1, -1}, pidfd = -1;
+    pid_t pid = -1;
+    struct ring ring = {.len = 0};
+    int status = 0, timed_out = 0, lost = 0, got_epipe = 0;
+    struct child_report rep = {0, 0};
+
+    /* SIGPIPE: writing to a command that exited without reading its stdin
+     * fails with EPIPE and raises SIGPIPE on this thread. The daemon ignores
+     * it, but a program embedding the library may not, so it is blocked on
+     * this thread for the run and a SIGPIPE we caused is taken afterwards. */
+    sigset_t pipe_set, old_mask, pend;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
+    sigemptyset(&pend);
+    sigpending(&pend);
+    int pipe_was_pending = sigismember(&pend, SIGPIPE) == 1;
+
+    if (oom || !cands) {
+        snprintf(res->error, sizeof res->error, "out of memory");
+        goto done;
+    }
+    /* O_CLOEXEC: another thread's fork + exec must not keep our pipes open
+     * (a stray write end would keep us waiting for EOF). */
     if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(st, O_CLOEXEC)) {
         snprintf(res->error, sizeof res->error, "pipe: %s", strerror(errno));
         goto done;
     }
-    pid = fork();
-    if (pid < 0) {
-        snprintf(res->error, sizeof res->error, "fork: %s", strerror(errno));
+    in[0] = above_stdio(in[0]);
+    out[1] = above_stdio(out[1]);
+    st[1] = above_stdio(st[1]);
+    if (in[0] < 0 || out[1] < 0 || st[1] < 0) {
+        snprintf(res->error, sizeof res->error, "fcntl: %s", strerror(errno));
         goto done;
     }
-    if (pid == 0) {
-        setpgid(0, 0);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        dup2(out[1], 2);
-        int keep = st[1];
-        /* Close every other descriptor the daemon holds (sockets, the store). */
-        if (keep > 3) close_range(3, (unsigned)keep - 1, 0);
-        close_range((unsigned)keep + 1, ~0U, 0);
-        if (rule->cwd && chdir(rule->cwd) != 0) {
-            int e = errno;
-            ssize_t w = write(keep, &e, sizeof e);
-            (void)w;
-            _exit(127);
-        }
-        execvpe(rule->argv[0], rule->argv, envp);
-        int e = errno;
-        ssize_t w = write(keep, &e, sizeof e);
-        (void)w;
-        _exit(127);
+
+    /* All signals blocked across fork: the child must not run one of the
+     * daemon's handlers before it has reset them. */
+    sigset_t all, before_fork;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &before_fork);
+    pid = fork();
+    if (pid == 0) child(rule->argv, envp, cands, rule->cwd, in[0], out[1], st[1], maxfd);
+    int fork_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &before_fork, NULL);
+    if (pid < 0) {
+        snprintf(res->error, sizeof res->error, "fork: %s", strerror(fork_errno));
+        goto done;
     }
-    setpgid(pid, pid); /* also from here: no race with the child's own call */
-    close(in[0]);
-    close(out[1]);
-    close(st[1]);
-    in[0] = out[1] = st[1] = -1;
-    /* exec failed if the child wrote errno before its CLOEXEC pipe closed. */
-    if (read(st[0], &exec_errno, sizeof exec_errno) != (ssize_t)sizeof exec_errno) exec_errno = 0;
-
-    /* A command that exits without reading its stdin makes our write fail
-     * with EPIPE; the SIGPIPE that comes with it must not kill the caller
-     * (the daemon ignores it; a program embedding the library may not). It
-     * is blocked on this thread while writing and any pending one taken. */
-    sigset_t pipe_set, old_mask;
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
-
-    fcntl(in[1], F_SETFL, O_NONBLOCK);
-    fcntl(out[0], F_SETFL, O_NONBLOCK);
-    size_t left = strlen(ev_json);
+    setpgid(pid, pid); /* also from here, so the group exists before any kill(-pid) */
+    close_fd(&in[0]);
+    close_fd(&out[1]);
+    close_fd(&st[1]);
+#ifdef SYS_pidfd_open
+    pidfd = (int)syscall(SYS_pidfd_open, pid, 0); /* readable at exit; -1 on old kernels */
+#endif
+    set_nonblock(in[1]);
+    set_nonblock(out[0]);
     const char *wp = ev_json;
-    if (!left) {
-        close(in[1]);
-        in[1] = -1;
-    }
-    int exited = 0, killed_term = 0;
-    int64_t deadline = rule->timeout_ms ? t0 + rule->timeout_ms : 0, exited_at = 0, term_at = 0;
-    while (out[0] >= 0) {
+    size_t left = strlen(ev_json);
+    if (!left) close_fd(&in[1]);
+
+    int exited = 0, term_sent = 0, kill_sent = 0;
+    int64_t deadline = rule->timeout_ms ? t0 + rule->timeout_ms : -1, exited_at = 0, term_at = 0;
+    for (;;) {
         int64_t now = mono_ms();
-        if (!exited && waitpid(pid, &status, WNOHANG) == pid) {
+        if (!exited && child_exited(pid, &lost)) {
             exited = 1;
             exited_at = now;
+            close_fd(&in[1]); /* nobody we care about will read the rest */
         }
-        if (exited && now - exited_at >= DRAIN_MS) break; /* a grandchild holds the pipe */
-        if (!exited && deadline && now >= deadline && !killed_term) {
-            timed_out = killed_term = 1;
+        if (!exited && deadline >= 0 && !term_sent && now >= deadline) {
+            timed_out = term_sent = 1;
             term_at = now;
-            kill(-pid, SIGTERM);
+            kill_group(pid, SIGTERM);
         }
-        if (!exited && killed_term && now - term_at >= KILL_GRACE_MS) kill(-pid, SIGKILL);
+        if (term_sent && !kill_sent && now >= term_at + KILL_GRACE_MS) {
+            kill_sent = 1;
+            kill_group(pid, SIGKILL);
+        }
+        if (exited && (out[0] < 0 || now >= exited_at + DRAIN_MS)) break;
 
-        struct pollfd p[2] = {{out[0], POLLIN, 0}, {in[1], POLLOUT, 0}};
-        int np = in[1] >= 0 ? 2 : 1;
-        poll(p, (nfds_t)np, 20);
-        if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-            char buf[8192];
+        /* Sleep until I/O or the next thing due. */
+        int64_t wake = -1;
+#define WAKE_AT(t) (wake = wake < 0 || (t) < wake ? (t) : wake)
+        if (!exited && deadline >= 0 && !term_sent) WAKE_AT(deadline);
+        if (term_sent && !kill_sent) WAKE_AT(term_at + KILL_GRACE_MS);
+        if (exited) WAKE_AT(exited_at + DRAIN_MS);
+        if (!exited && pidfd < 0) WAKE_AT(now + EXIT_POLL_MS);
+#undef WAKE_AT
+        struct pollfd p[4];
+        nfds_t np = 0;
+        int i_out = -1, i_in = -1, i_st = -1;
+        if (out[0] >= 0) p[i_out = (int)np++] = (struct pollfd){out[0], POLLIN, 0};
+        if (in[1] >= 0) p[i_in = (int)np++] = (struct pollfd){in[1], POLLOUT, 0};
+        if (st[0] >= 0) p[i_st = (int)np++] = (struct pollfd){st[0], POLLIN, 0};
+        if (!exited && pidfd >= 0) p[np++] = (struct pollfd){pidfd, POLLIN, 0};
+        int64_t tmo = wake < 0 ? -1 : wake - now;
+        if (tmo > INT_MAX) tmo = INT_MAX;
+        if (poll(p, np, (int)tmo) < 0) {
+            if (errno == EINTR) continue;
+            snprintf(res->error, sizeof res->error, "poll: %s", strerror(errno));
+            break; /* cannot supervise it: killed and reaped below */
+        }
+        if (i_out >= 0 && p[i_out].revents) {
+            char buf[READ_CHUNK];
             ssize_t n = read(out[0], buf, sizeof buf);
             if (n > 0) ring_put(&ring, buf, (size_t)n);
-            else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-                close(out[0]);
-                out[0] = -1;
-            }
+            else if (n == 0 || (errno != EAGAIN && errno != EINTR)) close_fd(&out[0]);
         }
-        if (np == 2 && (p[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
-            ssize_t n = write(in[1], wp, left);
+        if (i_in >= 0 && in[1] >= 0 && p[i_in].revents) {
+            size_t chunk = left > READ_CHUNK ? READ_CHUNK : left;
+            ssize_t n = write(in[1], wp, chunk);
             if (n > 0) {
                 wp += n;
                 left -= (size_t)n;
-            }
-            if (left == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-                close(in[1]); /* done, or the command stopped reading (EPIPE) */
-                in[1] = -1;
-            }
+            } else if (n < 0 && errno == EPIPE)
+                got_epipe = 1;
+            if (left == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+                close_fd(&in[1]); /* done (EOF for the command), or it stopped reading */
+        }
+        if (i_st >= 0 && p[i_st].revents) {
+            /* Data: exec failed and the child is about to exit. EOF: exec
+             * succeeded (the CLOEXEC write end closed) or the child died. */
+            ssize_t n = read(st[0], &rep, sizeof rep);
+            if (n != (ssize_t)sizeof rep) rep.stage = 0;
+            close_fd(&st[0]);
         }
     }
-    /* Whatever the command left behind in its group goes with it. */
-    kill(-pid, SIGKILL);
-    if (!exited) waitpid(pid, &status, 0);
-    if (in[1] >= 0) {
-        close(in[1]);
-        in[1] = -1;
+
+    /* Whatever the command left behind in its group goes with it, timeout
+     * or not: a handler run must not leave processes running. The zombie is
+     * reaped only now, so the group id cannot have been reused. */
+    kill_group(pid, SIGKILL);
+    if (!lost)
+        while (waitpid(pid, &status, 0) < 0)
+            if (errno != EINTR) {
+                lost = 1;
+                break;
+            }
+    if (st[0] >= 0) { /* the child is gone: this read cannot block */
+        if (read(st[0], &rep, sizeof rep) != (ssize_t)sizeof rep) rep.stage = 0;
     }
-    struct timespec zero = {0, 0};
-    while (sigtimedwait(&pipe_set, NULL, &zero) > 0) {}
-    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
 
 done:
+    if (got_epipe && !pipe_was_pending) {
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe_set, NULL, &zero) > 0) {}
+    }
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     for (int i = 0; i < 2; i++) {
-        if (in[i] >= 0) close(in[i]);
-        if (out[i] >= 0) close(out[i]);
-        if (st[i] >= 0) close(st[i]);
+        close_fd(&in[i]);
+        close_fd(&out[i]);
+        close_fd(&st[i]);
     }
+    close_fd(&pidfd);
     for (int i = 0; i < ne; i++) free(envp[i]);
-    if (pid < 0) {
-        res->permanent = 0;
-        return;
-    }
+    free_strv(cands);
+    if (pid < 0) return; /* never started: res->error says why; retrying may help */
+
+    int code = !lost && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    int sig = !lost && WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     json_t *d = json_object();
-    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     json_object_set_new(d, "exit", code >= 0 ? json_integer(code) : json_null());
     json_object_set_new(d, "signal", sig ? json_integer(sig) : json_null());
     json_object_set_new(d, "timed_out", json_boolean(timed_out));
     json_object_set_new(d, "output", ring_json(&ring));
     json_object_set_new(d, "ms", json_integer(mono_ms() - t0));
     res->detail = d;
-    if (exec_errno) {
-        snprintf(res->error, sizeof res->error, "cannot run %s: %s", rule->argv[0], strerror(exec_errno));
-        res->permanent = exec_errno == ENOENT || exec_errno == EACCES || exec_errno == ENOTDIR;
+
+    if (res->error[0]) return; /* poll failed */
+    if (rep.stage) {
+        int e = rep.err;
+        if (rep.stage == STAGE_CHDIR)
+            snprintf(res->error, sizeof res->error, "cannot change to directory %s: %s", rule->cwd, strerror(e));
+        else if (rep.stage == STAGE_SETUP)
+            snprintf(res->error, sizeof res->error, "cannot set up %s: %s", rule->argv[0], strerror(e));
+        else
+            snprintf(res->error, sizeof res->error, "cannot run %s: %s", rule->argv[0], strerror(e));
+        /* A missing or unusable program or directory is a configuration
+         * problem; retrying cannot help. Resource errors (EMFILE, ENOMEM,
+         * ETXTBSY) may pass. */
+        res->permanent = rep.stage != STAGE_SETUP && (e == ENOENT || e == EACCES || e == ENOTDIR || e == ENOEXEC ||
+                                                      e == ELOOP || e == ENAMETOOLONG || e == EPERM);
     } else if (timed_out) {
         snprintf(res->error, sizeof res->error, "timed out after %u ms", rule->timeout_ms);
+    } else if (lost) {
+        snprintf(res->error, sizeof res->error, "exit status of %s lost (is SIGCHLD ignored?)", rule->argv[0]);
     } else if (sig) {
         snprintf(res->error, sizeof res->error, "killed by signal %d", sig);
     } else if (code != 0) {

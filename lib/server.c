@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "event.h"
+#include "ingest.h"
 #include "log.h"
 #include "logpush.h"
 #include "normalize.h"
@@ -210,23 +211,7 @@ static void finish_async(struct req *r, struct store_batch *b)
 
 static int add_event(struct req *r, struct store_batch *b, json_t *ev)
 {
-    struct store_event se;
-    int rc = store_event_from_json(ev, &se);
-    /* The handlers are chosen now, on the request's thread, so that the
-     * outbox rows can be written in the event's own transaction. */
-    const char **names = (rc == 0 && r->srv->cfg.routes) ? config_route(r->srv->cfg.routes, ev) : NULL;
-    if (names) {
-        size_t n = 0;
-        while (names[n]) n++;
-        se.handlers = calloc(n + 1, sizeof *se.handlers);
-        for (size_t i = 0; i < n; i++) se.handlers[i] = strdup(names[i]);
-        free(names);
-    }
-    json_decref(ev);
-    if (rc == 0 && store_batch_add(b, &se) != 0) {
-        store_event_free(&se);
-        rc = -1;
-    }
+    int rc = ingest_add(b, ev, r->srv->cfg.routes);
     if (rc) reject(r, 500, "internal", "out of memory");
     return rc;
 }

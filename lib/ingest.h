@@ -1,0 +1,15 @@
+/* ingest.h -- the last step before the store, shared by every way in: an
+ * event becomes a store_event with the handler runs it needs. */
+#ifndef SYNCCF_INGEST_H
+#define SYNCCF_INGEST_H
+
+#include <jansson.h>
+
+#include "config.h"
+#include "store.h"
+
+/* Adds ev (a normalized CloudEvent; the reference is taken over) to b, with
+ * its handler runs chosen by routes (NULL: none). 0, or -1 out of memory. */
+int ingest_add(struct store_batch *b, json_t *ev, const struct config *routes);
+
+#endif
