@@ -39,6 +39,7 @@ const char *synccf_version(void);
 synccf *synccf_open(const char *config_file, char *err, size_t errlen);
 
 /* Overrides one setting, as a command-line flag would: "state", "listen",
+ * "worker_url", "heartbeat" (seconds),
  * "filter" (adds one), "max_body", "max_logpush_body", "max_decompressed",
  * "max_line", "max_connections", "timeout", "threads", "concurrency". */
 int synccf_set(synccf *s, const char *key, const char *value, char *err, size_t errlen);
@@ -51,6 +52,11 @@ int synccf_on_event(synccf *s, const char *name, const char *type_glob, synccf_h
 /* Opens the store, starts the receiver and the dispatcher. Returns 0, 1 on a
  * runtime failure (e.g. the port is taken), 2 on a configuration error. */
 int synccf_start(synccf *s, char *err, size_t errlen);
+
+/* Opens the store and starts the dispatcher and, instead of the receiver,
+ * `what`: "pull" (follow the Worker at the worker_url setting). Returns as
+ * synccf_start does. */
+int synccf_start_source(synccf *s, const char *what, char *err, size_t errlen);
 
 /* The port the receiver listens on (useful with port 0). */
 unsigned synccf_port(const synccf *s);

@@ -29,6 +29,7 @@ void config_defaults(struct config *c)
     c->max_connections = 512;
     c->timeout_s = 30;
     c->threads = 2;
+    c->heartbeat_s = 15;
     c->max_attempts = 8;
     c->backoff_ms = 1000;
     c->max_backoff_ms = 5 * 60 * 1000;
@@ -441,6 +442,10 @@ static int top_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *
         if (!get_str(x, v, k, &c->state_dir)) c->state_dir = expand_home(c->state_dir);
     } else if (strcmp(k, "listen") == 0) get_str(x, v, k, &c->listen);
     else if (strcmp(k, "worker_url") == 0) get_str(x, v, k, &c->worker_url);
+    else if (strcmp(k, "heartbeat") == 0) {
+        unsigned ms = 0;
+        if (!get_duration(x, v, k, &ms)) c->heartbeat_s = ms < 1000 ? 1 : ms / 1000;
+    }
     else if (strcmp(k, "logpush_filters") == 0) get_list(x, v, k, &c->filters);
     else if (strcmp(k, "limits") == 0) each_pair(x, v, k, limits_pair, c);
     else if (strcmp(k, "dispatch") == 0) each_pair(x, v, k, dispatch_pair, c);

@@ -42,6 +42,7 @@ struct config {
     char **filters; /* Logpush record filters, NULL-terminated */
     size_t max_body, max_logpush_body, max_decompressed, max_line;
     unsigned max_connections, timeout_s, threads;
+    unsigned heartbeat_s; /* the Worker's SSE heartbeat period */
 
     unsigned max_attempts;   /* a handler run is given up after this many failures */
     unsigned backoff_ms;     /* first retry delay; doubles each time, with jitter */

@@ -5,6 +5,7 @@
 #include "query.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -49,6 +50,7 @@ static off_t file_size(const char *path)
 
 json_t *query_status(sqlite3 *db, const char *path)
 {
+    sqlite3_stmt *st0;
     char wal[4200];
     snprintf(wal, sizeof wal, "%s-wal", path);
     json_t *s = json_object();
@@ -71,6 +73,16 @@ json_t *query_status(sqlite3 *db, const char *path)
     json_object_set(s, "last_error", v ? v : json_null());
     json_decref(le);
     json_object_set_new(s, "cursors", pairs(db, "SELECT name, value FROM cursors ORDER BY name"));
+    json_t *src = json_object();
+    if (sqlite3_prepare_v2(db, "SELECT substr(key, 8), value FROM meta WHERE key LIKE 'source.%' ORDER BY key", -1, &st0,
+                           NULL) == SQLITE_OK) {
+        while (sqlite3_step(st0) == SQLITE_ROW) {
+            json_t *sv = json_loads((const char *)sqlite3_column_text(st0, 1), 0, NULL);
+            json_object_set_new(src, (const char *)sqlite3_column_text(st0, 0), sv ? sv : json_null());
+        }
+        sqlite3_finalize(st0);
+    }
+    json_object_set_new(s, "sources", src);
     json_t *h = pairs(db, "SELECT CASE WHEN state = 'pending' AND attempts > 0 THEN 'retrying' ELSE state END AS k, "
                           "count(*) FROM runs GROUP BY k ORDER BY k");
     json_t *problems = json_array();
@@ -192,4 +204,15 @@ int query_replay(sqlite3 *db, const char *id, const char *const *handlers)
 out:
     json_decref(ev);
     return n;
+}
+
+char *query_cursor(sqlite3 *db, const char *name)
+{
+    sqlite3_stmt *st;
+    char *out = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT value FROM cursors WHERE name = ?", -1, &st, NULL) != SQLITE_OK) return NULL;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) out = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return out;
 }

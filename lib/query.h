@@ -21,4 +21,7 @@ json_t *query_event(sqlite3 *db, const char *id);
  * Returns the number of runs queued, -1 if there is no such event. */
 int query_replay(sqlite3 *db, const char *id, const char *const *handlers);
 
+/* A source's committed cursor (e.g. "pull:<url>"), or NULL. Caller frees. */
+char *query_cursor(sqlite3 *db, const char *name);
+
 #endif

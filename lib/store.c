@@ -50,6 +50,10 @@ struct store {
     size_t ncounters;
     char last_error[256];
     int error_dirty;
+    struct {
+        char key[48];
+        char *value;
+    } notes[8]; /* pending meta, flushed with the next commit */
     atomic_int last_failed;
     atomic_long commits;
 };
@@ -313,6 +317,20 @@ void store_note_error(struct store *s, const char *msg)
     pthread_mutex_unlock(&s->mu);
 }
 
+void store_note_meta(struct store *s, const char *key, const char *value)
+{
+    pthread_mutex_lock(&s->mu);
+    size_t i = 0;
+    while (i < 8 && s->notes[i].value && strcmp(s->notes[i].key, key) != 0) i++;
+    if (i < 8) {
+        snprintf(s->notes[i].key, sizeof s->notes[i].key, "%s", key);
+        free(s->notes[i].value);
+        s->notes[i].value = strdup(value);
+        pthread_cond_signal(&s->cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
 static int step_done(sqlite3_stmt *st)
 {
     int rc = sqlite3_step(st);
@@ -361,6 +379,13 @@ static int commit_group(struct store *s, struct store_batch *list, int *runs)
         memcpy(errnote, s->last_error, sizeof errnote);
         s->error_dirty = 0;
     }
+    char notek[8][48];
+    char *notev[8] = {0};
+    for (int i = 0; i < 8 && s->notes[i].value; i++) {
+        memcpy(notek[i], s->notes[i].key, sizeof notek[i]);
+        notev[i] = s->notes[i].value;
+        s->notes[i].value = NULL;
+    }
     pthread_mutex_unlock(&s->mu);
 
     int ok = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
@@ -397,6 +422,12 @@ static int commit_group(struct store *s, struct store_batch *list, int *runs)
         sqlite3_bind_text(s->meta, 2, errnote, -1, SQLITE_STATIC);
         ok = step_done(s->meta) == 0;
     }
+    for (int i = 0; ok && i < 8 && notev[i]; i++) {
+        sqlite3_bind_text(s->meta, 1, notek[i], -1, SQLITE_STATIC);
+        sqlite3_bind_text(s->meta, 2, notev[i], -1, SQLITE_STATIC);
+        ok = step_done(s->meta) == 0;
+    }
+    for (int i = 0; i < 8; i++) free(notev[i]); /* a newer state will follow if this one was lost */
     if (ok) ok = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
     if (ok) {
         atomic_fetch_add(&s->commits, 1);
@@ -425,7 +456,7 @@ static void *writer(void *arg)
         deadline.tv_sec += 1;
         while (!s->head && !s->stopping) {
             if (pthread_cond_timedwait(&s->cv, &s->mu, &deadline) == ETIMEDOUT) {
-                if (s->ncounters || s->error_dirty) break;
+                if (s->ncounters || s->error_dirty || s->notes[0].value) break;
                 clock_gettime(CLOCK_REALTIME, &deadline);
                 deadline.tv_sec += 1;
             }
@@ -516,6 +547,7 @@ void store_close(struct store *s)
     sqlite3_finalize(s->meta);
     sqlite3_finalize(s->run);
     if (s->db) sqlite3_close(s->db);
+    for (int i = 0; i < 8; i++) free(s->notes[i].value);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     free(s->path);

@@ -55,6 +55,9 @@ void store_on_runs(struct store *s, void (*fn)(void *arg), void *arg);
 void store_count(struct store *s, const char *name, int64_t delta);
 /* Remembers the last error for status; flushed like counters. */
 void store_note_error(struct store *s, const char *msg);
+/* Sets meta[key] = value (e.g. a source's state as JSON), flushed like
+ * counters; the latest value per key wins. */
+void store_note_meta(struct store *s, const char *key, const char *value);
 
 /* Transactions committed since open (group commit makes this smaller than
  * the number of batches). */

@@ -12,6 +12,7 @@
 #include "dispatch.h"
 #include "filter.h"
 #include "log.h"
+#include "pull.h"
 #include "server.h"
 #include "store.h"
 
@@ -22,6 +23,7 @@ struct synccf {
     struct store *store;
     struct server *server;
     struct dispatch *dispatch;
+    struct pull *pull;
 };
 
 synccf *synccf_open(const char *config_file, char *err, size_t errlen)
@@ -55,6 +57,11 @@ int synccf_set(synccf *s, const char *key, const char *value, char *err, size_t 
         c->listen = strdup(value);
         return 0;
     }
+    if (strcmp(key, "worker_url") == 0) {
+        free(c->worker_url);
+        c->worker_url = strdup(value);
+        return 0;
+    }
     if (strcmp(key, "filter") == 0) {
         size_t k = 0;
         while (c->filters && c->filters[k]) k++;
@@ -71,6 +78,7 @@ int synccf_set(synccf *s, const char *key, const char *value, char *err, size_t 
     else if (strcmp(key, "timeout") == 0) num = &c->timeout_s;
     else if (strcmp(key, "threads") == 0) num = &c->threads;
     else if (strcmp(key, "concurrency") == 0) num = &c->concurrency;
+    else if (strcmp(key, "heartbeat") == 0) num = &c->heartbeat_s;
     else {
         snprintf(err, errlen, "unknown setting '%s'", key);
         return -1;
@@ -102,9 +110,11 @@ int synccf_on_event(synccf *s, const char *name, const char *type_glob, synccf_h
     return 0;
 }
 
-int synccf_start(synccf *s, char *err, size_t errlen)
+/* The store and the dispatcher: what every way in needs. */
+static int start_core(synccf *s, char *err, size_t errlen)
 {
     struct config *c = &s->cfg;
+    if (s->store) return 0;
     char dir[4096];
     if (c->state_dir) snprintf(dir, sizeof dir, "%s", c->state_dir);
     else store_default_dir(dir, sizeof dir);
@@ -120,6 +130,31 @@ int synccf_start(synccf *s, char *err, size_t errlen)
     if (!s->dispatch) return 1;
     store_on_runs(s->store, dispatch_wake, s->dispatch);
     store_start(s->store);
+    return 0;
+}
+
+int synccf_start_source(synccf *s, const char *what, char *err, size_t errlen)
+{
+    int rc = start_core(s, err, errlen);
+    if (rc) return rc;
+    if (strcmp(what, "pull") == 0) {
+        if (!s->cfg.worker_url) {
+            snprintf(err, errlen, "pull needs the Worker's URL (--worker-url, SYNCCF_WORKER_URL or worker_url)");
+            return 2;
+        }
+        s->pull = pull_start(s->cfg.worker_url, s->cfg.pull_token, s->cfg.heartbeat_s, s->store, &s->cfg, s->db_path,
+                             err, errlen);
+        return s->pull ? 0 : 2;
+    }
+    snprintf(err, errlen, "unknown source '%s'", what);
+    return 2;
+}
+
+int synccf_start(synccf *s, char *err, size_t errlen)
+{
+    struct config *c = &s->cfg;
+    int rc = start_core(s, err, errlen);
+    if (rc) return rc;
 
     struct server_config sc;
     server_config_defaults(&sc);
@@ -149,6 +184,7 @@ void synccf_close(synccf *s)
 {
     if (!s) return;
     server_stop(s->server);
+    pull_stop(s->pull);
     store_close(s->store);       /* commits what the receiver handed over */
     dispatch_stop(s->dispatch);  /* then lets runs in progress finish */
     filter_free(s->filters);

@@ -9,7 +9,13 @@
 #include "cli.h"
 #include "synccf.h"
 
-int cmd_receive(struct cli *c, int argc, char **argv)
+/* receive and pull share everything but what they start. */
+static int serve(struct cli *c, int argc, char **argv, const char *source);
+
+int cmd_receive(struct cli *c, int argc, char **argv) { return serve(c, argc, argv, NULL); }
+int cmd_pull(struct cli *c, int argc, char **argv) { return serve(c, argc, argv, "pull"); }
+
+static int serve(struct cli *c, int argc, char **argv, const char *source)
 {
     static const char *const flags[][2] = {
         {"--listen", "listen"},           {"--filter", "filter"},
@@ -17,6 +23,7 @@ int cmd_receive(struct cli *c, int argc, char **argv)
         {"--max-decompressed", "max_decompressed"}, {"--max-line", "max_line"},
         {"--max-connections", "max_connections"},   {"--timeout", "timeout"},
         {"--threads", "threads"},         {"--concurrency", "concurrency"},
+        {"--worker-url", "worker_url"},   {"--heartbeat", "heartbeat"},
     };
     char err[512];
     synccf *s = synccf_open(c->config, err, sizeof err);
@@ -31,12 +38,12 @@ int cmd_receive(struct cli *c, int argc, char **argv)
         for (; k < sizeof flags / sizeof *flags; k++)
             if ((v = cli_value(argc, argv, &i, flags[k][0]))) break;
         if (!v) {
-            fprintf(stderr, "synccf receive: unknown option '%s'\n", argv[i]);
+            fprintf(stderr, "synccf %s: unknown option '%s'\n", argv[0], argv[i]);
             synccf_close(s);
             return EXIT_USAGE;
         }
         if (synccf_set(s, flags[k][1], v, err, sizeof err) != 0) {
-            fprintf(stderr, "synccf receive: %s\n", err);
+            fprintf(stderr, "synccf %s: %s\n", argv[0], err);
             synccf_close(s);
             return EXIT_USAGE;
         }
@@ -51,7 +58,7 @@ int cmd_receive(struct cli *c, int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    int rc = synccf_start(s, err, sizeof err);
+    int rc = source ? synccf_start_source(s, source, err, sizeof err) : synccf_start(s, err, sizeof err);
     if (rc != 0) {
         log_msg(LOG_ERROR, "cannot start", "error", err, NULL);
         synccf_close(s);
@@ -59,7 +66,8 @@ int cmd_receive(struct cli *c, int argc, char **argv)
     }
     char port[16];
     snprintf(port, sizeof port, "%u", synccf_port(s));
-    log_msg(LOG_INFO, "listening", "port", port, "store", synccf_db_path(s), NULL);
+    if (source) log_msg(LOG_INFO, "started", "source", source, "store", synccf_db_path(s), NULL);
+    else log_msg(LOG_INFO, "listening", "port", port, "store", synccf_db_path(s), NULL);
 
     int sig = 0;
     sigwait(&set, &sig);

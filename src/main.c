@@ -15,6 +15,7 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  receive             accept Cloudflare events over HTTP (loopback :9091 by default)\n"
+    "  pull                follow the synccf Worker (--worker-url URL, SYNCCF_PULL_TOKEN)\n"
     "  status [--json]     what the store holds: events by source and type, duplicates, rejections\n"
     "  events list [--type GLOB] [--since TIME] [--limit N] [--json]\n"
     "  events show ID      one stored event and its handler runs\n"
@@ -91,6 +92,7 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     if (strcmp(cmd, "receive") == 0) return cmd_receive(&c, argc - 1, argv + 1);
+    if (strcmp(cmd, "pull") == 0) return cmd_pull(&c, argc - 1, argv + 1);
     if (strcmp(cmd, "status") == 0) return cmd_status(&c, argc - 1, argv + 1);
     if (strcmp(cmd, "events") == 0) return cmd_events(&c, argc - 1, argv + 1);
     if (strcmp(cmd, "replay") == 0) return cmd_replay(&c, argc - 1, argv + 1);

@@ -43,6 +43,29 @@ export async function startDaemon({ state = tempDir(), env = {}, args = [], list
   return d;
 }
 
+// Starts `synccf <command>` (pull, queue, poll) and resolves once it has started.
+export async function startSource(command, { state = tempDir(), env = {}, args = [] } = {}) {
+  const child = spawn(BIN, ['--state', state, command, ...args], {
+    env: { PATH: process.env.PATH, ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  child.stderr.on('data', (d) => { log += d; });
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${command} did not start:\n${log}`)), 10000);
+    const check = () => { if (/msg=started/.test(log)) { clearTimeout(timer); resolve(); } };
+    child.stderr.on('data', check);
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`${command} exited ${code}:\n${log}`)); });
+  });
+  const s = {
+    child, state,
+    get log() { return log; },
+    exited: new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal }))),
+    async stop(signal = 'SIGTERM') { child.kill(signal); return s.exited; },
+  };
+  return s;
+}
+
 export async function cli(state, ...args) {
   const { stdout } = await run(BIN, ['--state', state, ...args], { maxBuffer: 256 << 20 });
   return stdout;

@@ -1,0 +1,68 @@
+/* http.c -- one-shot HTTP requests over libcurl with a bounded response
+ * body (a misbehaving server cannot make us buffer without limit) and the
+ * Retry-After header read for callers that honour rate limits. */
+#include "http.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
+{
+    struct http_resp *r = arg;
+    size_t len = size * n;
+    if (buf_append(&r->body, p, len) != 0) return 0; /* over the cap: abort */
+    return len;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *arg)
+{
+    struct http_resp *r = arg;
+    size_t len = size * n;
+    if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
+        char v[32];
+        snprintf(v, sizeof v, "%.*s", (int)(len - 12 < 31 ? len - 12 : 31), p + 12);
+        char *end;
+        long s = strtol(v, &end, 10);
+        if (end != v && s >= 0) r->retry_after_s = s;
+    }
+    return len;
+}
+
+int http_request(const char *method, const char *url, const char *const *headers, const char *body,
+                 size_t max_body, long timeout_ms, struct http_resp *out)
+{
+    memset(out, 0, sizeof *out);
+    out->retry_after_s = -1;
+    out->body.max = max_body;
+    CURL *c = curl_easy_init();
+    if (!c) {
+        snprintf(out->error, sizeof out->error, "curl_easy_init failed");
+        return -1;
+    }
+    struct curl_slist *hl = NULL;
+    for (const char *const *h = headers; h && *h; h++) hl = curl_slist_append(hl, *h);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (body) curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, out);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 10000 ? timeout_ms : 10000);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "synccf");
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+    else snprintf(out->error, sizeof out->error, "%s", curl_easy_strerror(rc));
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(c);
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+void http_resp_free(struct http_resp *r) { buf_free(&r->body); }

@@ -1,0 +1,359 @@
+/* pull.c -- `synccf pull`: follows the Worker's event log over an outbound
+ * connection (no public URL needed).
+ *
+ * On (re)connect it first pages through GET /v1/events from its cursor (fast
+ * catch-up after days offline), then follows GET /v1/stream (Server-Sent
+ * Events) live. Every batch of events is committed together with the cursor
+ * that covers it, in one transaction: after a crash the next start neither
+ * skips nor repeats. A connection that goes quiet for three heartbeat periods
+ * is considered dead (libcurl's low-speed limit), and reconnects back off
+ * exponentially with jitter. */
+#include "pull.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "event.h"
+#include "http.h"
+#include "ingest.h"
+#include "log.h"
+#include "query.h"
+#include "util.h"
+
+#define PAGE 500
+#define SSE_LINE_MAX (2u << 20)
+#define BATCH_MAX 256
+
+struct pull {
+    char *url, *token, *cursor_name;
+    unsigned heartbeat_s;
+    struct store *store;
+    const struct config *routes;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop;
+
+    /* The pull thread's own state. */
+    long long cursor;
+    struct store_batch batch;
+    long long batch_last;
+    struct buf line;
+    long long ev_id;
+    char ev_type[32];
+    struct buf ev_data;
+    int got_data;   /* this connection delivered something */
+    int commit_failed;
+    char state[32];
+    char last_error[256];
+    char last_success[TIME_BUF];
+    int64_t last_event_ms;
+};
+
+static void note(struct pull *p)
+{
+    json_t *j = json_pack("{s:s,s:s,s:I,s:s?,s:s?}", "kind", "pull", "state", p->state, "cursor", (json_int_t)p->cursor,
+                          "last_success", p->last_success[0] ? p->last_success : NULL, "last_error",
+                          p->last_error[0] ? p->last_error : NULL);
+    if (p->last_event_ms) json_object_set_new(j, "lag_ms", json_integer(now_ms() - p->last_event_ms));
+    char *s = json_dumps(j, JSON_COMPACT);
+    char key[64];
+    snprintf(key, sizeof key, "source.pull");
+    store_note_meta(p->store, key, s);
+    free(s);
+    json_decref(j);
+}
+
+static int stopping(struct pull *p)
+{
+    pthread_mutex_lock(&p->mu);
+    int s = p->stop;
+    pthread_mutex_unlock(&p->mu);
+    return s;
+}
+
+/* Sleeps up to ms, waking early on stop. */
+static void nap(struct pull *p, long ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&p->mu);
+    if (!p->stop) pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Adds one event from the Worker (seq, JSON text) to the pending batch. */
+static void take_event(struct pull *p, long long seq, const char *text, size_t len)
+{
+    json_error_t jerr;
+    json_t *ev = json_loadb(text, len, 0, &jerr);
+    struct norm_opts o = {"worker", now_ms()};
+    const char *why = ev ? event_accept(ev, &o) : jerr.text;
+    if (why) {
+        char s[24];
+        snprintf(s, sizeof s, "%lld", seq);
+        log_msg(LOG_WARN, "event from the Worker rejected", "seq", s, "error", why, NULL);
+        store_count(p->store, "rejected.bad_event", 1);
+        json_decref(ev);
+    } else {
+        const char *rcv = json_string_value(json_object_get(ev, "synccfreceived"));
+        int64_t ms;
+        if (rcv && time_parse_rfc3339(rcv, &ms) == 0) p->last_event_ms = ms;
+        ingest_add(&p->batch, ev, p->routes);
+    }
+    /* The cursor moves past a rejected event too: it will never become valid. */
+    p->batch_last = seq;
+}
+
+/* Commits the pending batch with its cursor; -1 if the store refused. */
+static int flush(struct pull *p)
+{
+    if (p->batch_last <= p->cursor) return 0;
+    char cur[24];
+    snprintf(cur, sizeof cur, "%lld", p->batch_last);
+    p->batch.cursor_name = p->cursor_name;
+    p->batch.cursor_value = strdup(cur);
+    int rc = store_commit(p->store, &p->batch);
+    store_batch_clear(&p->batch);
+    if (rc != 0) {
+        snprintf(p->last_error, sizeof p->last_error, "the store could not commit");
+        p->batch_last = p->cursor;
+        return -1;
+    }
+    p->cursor = p->batch_last;
+    time_format_ms(now_ms(), p->last_success);
+    note(p);
+    return 0;
+}
+
+static const char *auth_header(struct pull *p, char *buf, size_t n)
+{
+    snprintf(buf, n, "Authorization: Bearer %s", p->token ? p->token : "");
+    return buf;
+}
+
+/* Catch-up by pages; 0 when done, -1 on an error (already noted). */
+static int catch_up(struct pull *p)
+{
+    char url[2048], auth[600];
+    const char *headers[] = {auth_header(p, auth, sizeof auth), NULL};
+    for (;;) {
+        if (stopping(p)) return -1;
+        snprintf(url, sizeof url, "%s/v1/events?after=%lld&limit=%d", p->url, p->cursor, PAGE);
+        struct http_resp r;
+        http_request("GET", url, headers, NULL, 64u << 20, 60000, &r);
+        json_t *j = r.status == 200 ? json_loadb(r.body.p ? r.body.p : "", r.body.len, 0, NULL) : NULL;
+        json_t *evs = json_object_get(j, "events");
+        if (!json_is_array(evs)) {
+            if (r.status) snprintf(p->last_error, sizeof p->last_error, "GET /v1/events: HTTP %ld", r.status);
+            else snprintf(p->last_error, sizeof p->last_error, "GET /v1/events: %.200s", r.error);
+            json_decref(j);
+            http_resp_free(&r);
+            return -1;
+        }
+        size_t i;
+        json_t *row;
+        json_array_foreach(evs, i, row) {
+            json_int_t seq = json_integer_value(json_object_get(row, "seq"));
+            char *text = json_dumps(json_object_get(row, "event"), JSON_COMPACT | JSON_PRESERVE_ORDER);
+            if (seq > p->cursor && text) take_event(p, seq, text, strlen(text));
+            free(text);
+        }
+        int more = json_is_true(json_object_get(j, "more"));
+        json_decref(j);
+        http_resp_free(&r);
+        if (flush(p) != 0) return -1;
+        if (!more) return 0;
+    }
+}
+
+/* ---- Server-Sent Events ------------------------------------------------- */
+
+static void sse_dispatch(struct pull *p)
+{
+    if (p->ev_data.len && (!p->ev_type[0] || strcmp(p->ev_type, "cloudevent") == 0) && p->ev_id > p->cursor &&
+        p->ev_id > p->batch_last)
+        take_event(p, p->ev_id, p->ev_data.p, p->ev_data.len);
+    p->ev_type[0] = '\0';
+    p->ev_data.len = 0;
+}
+
+static void sse_line(struct pull *p, char *l, size_t n)
+{
+    if (n && l[n - 1] == '\r') l[--n] = '\0';
+    if (n == 0) {
+        sse_dispatch(p);
+        return;
+    }
+    if (l[0] == ':') return; /* comment: the heartbeat */
+    char *colon = memchr(l, ':', n);
+    size_t fl = colon ? (size_t)(colon - l) : n;
+    const char *v = colon ? colon + 1 : "";
+    if (*v == ' ') v++;
+    size_t vl = n - (size_t)(v - l);
+    if (fl == 2 && strncmp(l, "id", 2) == 0) p->ev_id = strtoll(v, NULL, 10);
+    else if (fl == 5 && strncmp(l, "event", 5) == 0) snprintf(p->ev_type, sizeof p->ev_type, "%.*s", (int)vl, v);
+    else if (fl == 4 && strncmp(l, "data", 4) == 0) {
+        if (p->ev_data.len) buf_append(&p->ev_data, "\n", 1);
+        buf_append(&p->ev_data, v, vl);
+    }
+}
+
+static size_t on_stream(char *data, size_t size, size_t nmemb, void *arg)
+{
+    struct pull *p = arg;
+    size_t len = size * nmemb;
+    p->got_data = 1;
+    for (size_t i = 0; i < len; i++) {
+        if (data[i] == '\n') {
+            sse_line(p, p->line.p ? p->line.p : (char *)"", p->line.len);
+            p->line.len = 0;
+            if (p->line.p) p->line.p[0] = '\0';
+        } else if (buf_append(&p->line, data + i, 1) != 0) {
+            snprintf(p->last_error, sizeof p->last_error, "stream line longer than %u bytes", SSE_LINE_MAX);
+            return 0;
+        }
+        if (p->batch.n >= BATCH_MAX && flush(p) != 0) return 0;
+    }
+    /* Whatever this chunk completed is committed before reading more. */
+    if (flush(p) != 0) {
+        p->commit_failed = 1;
+        return 0;
+    }
+    return len;
+}
+
+static int on_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+    (void)a, (void)b, (void)c, (void)d;
+    return stopping(arg);
+}
+
+static void stream(struct pull *p)
+{
+    char url[2048], auth[600], last[64];
+    snprintf(url, sizeof url, "%s/v1/stream", p->url);
+    snprintf(last, sizeof last, "Last-Event-ID: %lld", p->cursor);
+    struct curl_slist *h = curl_slist_append(NULL, auth_header(p, auth, sizeof auth));
+    h = curl_slist_append(h, last);
+    h = curl_slist_append(h, "Accept: text/event-stream");
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_stream);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, p);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, p);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+    /* Missed heartbeats: under 1 byte/s for three periods ends the transfer. */
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)(3 * p->heartbeat_s));
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    p->line.len = 0;
+    p->ev_data.len = 0;
+    p->ev_type[0] = '\0';
+    snprintf(p->state, sizeof p->state, "connected");
+    note(p);
+    log_msg(LOG_INFO, "pull stream connected", "url", p->url, NULL);
+    CURLcode rc = curl_easy_perform(c);
+    flush(p);
+    if (!stopping(p)) {
+        long status = 0;
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        if (rc == CURLE_OPERATION_TIMEDOUT)
+            snprintf(p->last_error, sizeof p->last_error, "no heartbeat for %u s", 3 * p->heartbeat_s);
+        else if (!p->commit_failed && !p->last_error[0])
+            snprintf(p->last_error, sizeof p->last_error, "stream ended: %s (HTTP %ld)", curl_easy_strerror(rc), status);
+    }
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+}
+
+static void *run(void *arg)
+{
+    struct pull *p = arg;
+    int failures = 0;
+    unsigned seed = (unsigned)now_ms();
+    while (!stopping(p)) {
+        p->got_data = 0;
+        p->commit_failed = 0;
+        p->last_error[0] = '\0';
+        if (catch_up(p) == 0) stream(p);
+        if (stopping(p)) break;
+        failures = p->got_data ? 1 : failures + 1;
+        snprintf(p->state, sizeof p->state, "reconnecting");
+        note(p);
+        log_msg(LOG_WARN, "pull disconnected", "url", p->url, "error", p->last_error, NULL);
+        long d = 1000L << (failures < 7 ? failures - 1 : 6); /* 1 s .. 64 s */
+        if (d > 60000) d = 60000;
+        nap(p, d / 2 + (long)(rand_r(&seed) % (unsigned)(d / 2 + 1)));
+    }
+    snprintf(p->state, sizeof p->state, "stopped");
+    note(p);
+    return NULL;
+}
+
+struct pull *pull_start(const char *url, const char *token, unsigned heartbeat_s, struct store *st,
+                        const struct config *routes, const char *db_path, char *err, size_t errlen)
+{
+    if (!url || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)) {
+        snprintf(err, errlen, "the Worker URL must start with https:// (or http:// for a local one)");
+        return NULL;
+    }
+    struct pull *p = calloc(1, sizeof *p);
+    p->url = strdup(url);
+    size_t n = strlen(p->url);
+    while (n && p->url[n - 1] == '/') p->url[--n] = '\0';
+    p->token = token ? strdup(token) : NULL;
+    p->heartbeat_s = heartbeat_s ? heartbeat_s : 15;
+    p->store = st;
+    p->routes = routes;
+    p->line.max = SSE_LINE_MAX;
+    p->ev_data.max = SSE_LINE_MAX;
+    if (asprintf(&p->cursor_name, "pull:%s", p->url) < 0) p->cursor_name = NULL;
+    /* The cursor is where the last committed batch ended. */
+    struct store *ro = store_open(db_path, 1, err, errlen);
+    if (ro) {
+        char *c = query_cursor(store_db(ro), p->cursor_name);
+        if (c) p->cursor = strtoll(c, NULL, 10);
+        free(c);
+        store_close(ro);
+    }
+    snprintf(p->state, sizeof p->state, "starting");
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    pthread_create(&p->thread, NULL, run, p);
+    return p;
+}
+
+void pull_stop(struct pull *p)
+{
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    pthread_join(p->thread, NULL);
+    store_batch_clear(&p->batch);
+    buf_free(&p->line);
+    buf_free(&p->ev_data);
+    free(p->url);
+    free(p->token);
+    free(p->cursor_name);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p);
+}

@@ -1,0 +1,19 @@
+/* pull.h -- follows the synccf Worker's event log (catch-up pages, then SSE). */
+#ifndef SYNCCF_PULL_H
+#define SYNCCF_PULL_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "store.h"
+
+struct pull;
+
+/* Starts following url (the Worker's base URL) with the bearer token, from
+ * the cursor committed in the store at db_path. heartbeat_s is the Worker's
+ * heartbeat period: three missed ones end a silent connection. */
+struct pull *pull_start(const char *url, const char *token, unsigned heartbeat_s, struct store *st,
+                        const struct config *routes, const char *db_path, char *err, size_t errlen);
+void pull_stop(struct pull *p);
+
+#endif
