@@ -30,6 +30,14 @@ void config_defaults(struct config *c)
     c->timeout_s = 30;
     c->threads = 2;
     c->heartbeat_s = 15;
+    c->api_base = strdup("https://api.cloudflare.com");
+    c->poll_interval_ms = 5 * 60 * 1000;
+    c->poll_overlap_ms = 10 * 60 * 1000;
+    c->poll_max_pages = 50;
+    c->queue_batch = 100;
+    c->queue_visibility_ms = 60000;
+    c->queue_idle_min_ms = 1000;
+    c->queue_idle_max_ms = 30000;
     c->max_attempts = 8;
     c->backoff_ms = 1000;
     c->max_backoff_ms = 5 * 60 * 1000;
@@ -72,6 +80,10 @@ void config_free(struct config *c)
     free(c->notify_secret);
     free(c->hook_token);
     free(c->pull_token);
+    free(c->api_base);
+    free(c->api_token);
+    free(c->account_id);
+    free(c->queue_id);
     free_list(c->filters);
     for (size_t i = 0; i < c->nhandlers; i++) handler_free(&c->handlers[i]);
     free(c->handlers);
@@ -97,6 +109,10 @@ void config_env(struct config *c)
         {"SYNCCF_NOTIFY_SECRET", offsetof(struct config, notify_secret)},
         {"SYNCCF_HOOK_TOKEN", offsetof(struct config, hook_token)},
         {"SYNCCF_PULL_TOKEN", offsetof(struct config, pull_token)},
+        {"CLOUDFLARE_API_TOKEN", offsetof(struct config, api_token)},
+        {"CLOUDFLARE_ACCOUNT_ID", offsetof(struct config, account_id)},
+        {"CLOUDFLARE_API_BASE_URL", offsetof(struct config, api_base)},
+        {"SYNCCF_QUEUE_ID", offsetof(struct config, queue_id)},
     };
     for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
         const char *v = getenv(vars[i].env);
@@ -425,6 +441,7 @@ static int top_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *
         {"notify_secret", offsetof(struct config, notify_secret)},
         {"hook_token", offsetof(struct config, hook_token)},
         {"pull_token", offsetof(struct config, pull_token)},
+        {"api_token", offsetof(struct config, api_token)},
     };
     for (size_t i = 0; i < sizeof secrets / sizeof *secrets; i++) {
         size_t n = strlen(secrets[i].name);
@@ -442,6 +459,16 @@ static int top_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *
         if (!get_str(x, v, k, &c->state_dir)) c->state_dir = expand_home(c->state_dir);
     } else if (strcmp(k, "listen") == 0) get_str(x, v, k, &c->listen);
     else if (strcmp(k, "worker_url") == 0) get_str(x, v, k, &c->worker_url);
+    else if (strcmp(k, "api_base") == 0) get_str(x, v, k, &c->api_base);
+    else if (strcmp(k, "account_id") == 0) get_str(x, v, k, &c->account_id);
+    else if (strcmp(k, "queue_id") == 0) get_str(x, v, k, &c->queue_id);
+    else if (strcmp(k, "poll_interval") == 0) get_duration(x, v, k, &c->poll_interval_ms);
+    else if (strcmp(k, "poll_overlap") == 0) get_duration(x, v, k, &c->poll_overlap_ms);
+    else if (strcmp(k, "poll_max_pages") == 0) get_uint(x, v, k, &c->poll_max_pages, 1, 10000);
+    else if (strcmp(k, "queue_batch") == 0) get_uint(x, v, k, &c->queue_batch, 1, 100);
+    else if (strcmp(k, "queue_visibility") == 0) get_duration(x, v, k, &c->queue_visibility_ms);
+    else if (strcmp(k, "queue_idle_min") == 0) get_duration(x, v, k, &c->queue_idle_min_ms);
+    else if (strcmp(k, "queue_idle_max") == 0) get_duration(x, v, k, &c->queue_idle_max_ms);
     else if (strcmp(k, "heartbeat") == 0) {
         unsigned ms = 0;
         if (!get_duration(x, v, k, &ms)) c->heartbeat_s = ms < 1000 ? 1 : ms / 1000;

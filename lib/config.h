@@ -44,6 +44,11 @@ struct config {
     unsigned max_connections, timeout_s, threads;
     unsigned heartbeat_s; /* the Worker's SSE heartbeat period */
 
+    /* Cloudflare's API: the poller and the queue consumer. */
+    char *api_base, *api_token, *account_id, *queue_id;
+    unsigned poll_interval_ms, poll_overlap_ms, poll_max_pages;
+    unsigned queue_batch, queue_visibility_ms, queue_idle_min_ms, queue_idle_max_ms;
+
     unsigned max_attempts;   /* a handler run is given up after this many failures */
     unsigned backoff_ms;     /* first retry delay; doubles each time, with jitter */
     unsigned max_backoff_ms;

@@ -66,3 +66,35 @@ int http_request(const char *method, const char *url, const char *const *headers
 }
 
 void http_resp_free(struct http_resp *r) { buf_free(&r->body); }
+
+enum cf_outcome cf_call(const char *method, const char *url, const char *token, const char *body,
+                        struct http_resp *r, json_t **envelope, char *msg, size_t msglen)
+{
+    char auth[600];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", token ? token : "");
+    const char *headers[] = {auth, "Content-Type: application/json", "Accept: application/json", NULL};
+    *envelope = NULL;
+    msg[0] = '\0';
+    if (http_request(method, url, headers, body, 32u << 20, 60000, r) != 0) {
+        snprintf(msg, msglen, "%.200s", r->error);
+        return CF_RETRY;
+    }
+    json_t *j = json_loadb(r->body.p ? r->body.p : "", r->body.len, 0, NULL);
+    json_t *errs = json_object_get(j, "errors");
+    json_t *e0 = json_array_get(errs, 0);
+    const char *cfmsg = json_string_value(json_object_get(e0, "message"));
+    snprintf(msg, msglen, "HTTP %ld%s%.200s", r->status, cfmsg ? ": " : "", cfmsg ? cfmsg : "");
+    enum cf_outcome out;
+    if (r->status == 429) out = CF_RATE_LIMIT;
+    else if (r->status == 401 || r->status == 403) out = CF_AUTH;
+    else if (r->status == 404) out = CF_NOT_FOUND;
+    else if (r->status >= 500) out = CF_RETRY;
+    else if (r->status >= 200 && r->status < 300 && json_is_true(json_object_get(j, "success"))) out = CF_OK;
+    else {
+        if (r->status >= 200 && r->status < 300) snprintf(msg, msglen, "HTTP %ld with a body that is not a successful v4 envelope", r->status);
+        out = CF_BAD;
+    }
+    if (out == CF_OK) *envelope = j;
+    else json_decref(j);
+    return out;
+}

@@ -306,3 +306,66 @@ int norm_xplat(json_t *body, const struct norm_opts *o, json_t *out, size_t *rej
                                            short_str(body, "account_id"), o, body));
     return 1;
 }
+
+json_t *norm_audit(json_t *entry, int v2, const struct norm_opts *o)
+{
+    if (!json_is_object(entry)) return NULL;
+    const char *eid = str_or_empty(entry, "id");
+    if (!str_of_class(eid, strlen(eid), ID_CHARS, 128)) return NULL;
+    json_t *action = json_object_get(entry, "action");
+    const char *act = json_is_object(action) ? str_or_empty(action, "type") : "";
+    char seg[65], id[160], type[128];
+    if (*act) sanitize_segment(act, seg);
+    else strcpy(seg, "unknown");
+    snprintf(id, sizeof id, "audit-%s", eid);
+    snprintf(type, sizeof type, "com.cloudflare.audit.%s", seg);
+    json_t *res = json_object_get(entry, "resource");
+    const char *subject = json_is_object(res) ? short_str(res, "id") : NULL;
+    json_t *acct = json_object_get(entry, v2 ? "account" : "owner");
+    const char *account = json_is_object(acct) ? short_str(acct, "id") : NULL;
+    json_t *tv = v2 ? (json_is_object(action) ? json_object_get(action, "time") : NULL) : json_object_get(entry, "when");
+    return event_build(id, "/cloudflare/audit", type, subject, time_of(tv), account, o, entry);
+}
+
+json_t *norm_evsub(json_t *body, const char *msg_id, const struct norm_opts *o)
+{
+    if (!json_is_object(body)) return NULL;
+    const char *type = str_or_empty(body, "type");
+    if (!str_of_class(type, strlen(type), ID_CHARS ".", 128)) return NULL;
+    json_t *md = json_object_get(body, "metadata");
+    json_t *src = json_object_get(body, "source");
+    json_t *payload = json_object_get(body, "payload");
+    if (!json_is_object(md)) return NULL;
+    const char *own = json_is_object(payload) ? str_or_empty(payload, "buildUuid") : "";
+    if (!*own) own = msg_id ? msg_id : "";
+    char ts[32] = "";
+    json_t *st = json_object_get(md, "eventTimestamp");
+    if (json_is_string(st)) snprintf(ts, sizeof ts, "%.31s", json_string_value(st));
+    const char *f[4] = {type, str_or_empty(md, "eventSubscriptionId"), ts, own};
+    const void *parts[7];
+    size_t lens[7], k = 0;
+    for (int i = 0; i < 4; i++) {
+        if (i) {
+            parts[k] = "\n";
+            lens[k++] = 1;
+        }
+        parts[k] = f[i];
+        lens[k++] = strlen(f[i]);
+    }
+    char h[HASH_HEX], id[64], source[128];
+    hash_hex32(parts, lens, k, h);
+    snprintf(id, sizeof id, "evsub-%s", h);
+    const char *stype = json_is_object(src) ? str_or_empty(src, "type") : "";
+    if (str_of_class(stype, strlen(stype), ID_CHARS ".", 64)) snprintf(source, sizeof source, "/cloudflare/%s", stype);
+    else snprintf(source, sizeof source, "/cloudflare/event-subscriptions");
+    /* The subject: the resource the event is about (workerName, bucketName...). */
+    const char *subject = NULL;
+    if (json_is_object(src)) {
+        const char *k2;
+        json_t *v;
+        json_object_foreach(src, k2, v) {
+            if (strcmp(k2, "type") != 0 && json_is_string(v) && (subject = short_str(src, k2))) break;
+        }
+    }
+    return event_build(id, source, type, subject, time_of(st), short_str(md, "accountId"), o, body);
+}

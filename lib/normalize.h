@@ -28,6 +28,14 @@ int norm_logpush_line(const char *dataset, const char *line, size_t len, const s
  * *rejected. */
 int norm_xplat(json_t *body, const struct norm_opts *o, json_t *out, size_t *rejected, const char **err);
 
+/* One Audit Logs entry: v2 (GET .../logs/audit) when v2 is 1, else v1
+ * (GET .../audit_logs). NULL when the entry has no usable id. */
+json_t *norm_audit(json_t *entry, int v2, const struct norm_opts *o);
+
+/* One Cloudflare Event Subscription message body (from a Queue), with the
+ * queue message's id (stable across redeliveries). NULL if it is not one. */
+json_t *norm_evsub(json_t *body, const char *msg_id, const struct norm_opts *o);
+
 /* The URL-borne names, checked before they become part of a type. */
 int norm_valid_dataset(const char *s);
 int norm_valid_hook_name(const char *s);

@@ -22,6 +22,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "query.h"
+#include "source.h"
 #include "util.h"
 
 #define PAGE 500
@@ -29,14 +30,11 @@
 #define BATCH_MAX 256
 
 struct pull {
+    struct source src;
     char *url, *token, *cursor_name;
     unsigned heartbeat_s;
     struct store *store;
     const struct config *routes;
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int stop;
 
     /* The pull thread's own state. */
     long long cursor;
@@ -48,49 +46,17 @@ struct pull {
     struct buf ev_data;
     int got_data;   /* this connection delivered something */
     int commit_failed;
-    char state[32];
-    char last_error[256];
-    char last_success[TIME_BUF];
     int64_t last_event_ms;
 };
 
 static void note(struct pull *p)
 {
-    json_t *j = json_pack("{s:s,s:s,s:I,s:s?,s:s?}", "kind", "pull", "state", p->state, "cursor", (json_int_t)p->cursor,
-                          "last_success", p->last_success[0] ? p->last_success : NULL, "last_error",
-                          p->last_error[0] ? p->last_error : NULL);
-    if (p->last_event_ms) json_object_set_new(j, "lag_ms", json_integer(now_ms() - p->last_event_ms));
-    char *s = json_dumps(j, JSON_COMPACT);
-    char key[64];
-    snprintf(key, sizeof key, "source.pull");
-    store_note_meta(p->store, key, s);
-    free(s);
-    json_decref(j);
+    json_t *x = json_pack("{s:I}", "cursor", (json_int_t)p->cursor);
+    if (p->last_event_ms) json_object_set_new(x, "lag_ms", json_integer(now_ms() - p->last_event_ms));
+    source_note(&p->src, x);
 }
 
-static int stopping(struct pull *p)
-{
-    pthread_mutex_lock(&p->mu);
-    int s = p->stop;
-    pthread_mutex_unlock(&p->mu);
-    return s;
-}
-
-/* Sleeps up to ms, waking early on stop. */
-static void nap(struct pull *p, long ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&p->mu);
-    if (!p->stop) pthread_cond_timedwait(&p->cv, &p->mu, &ts);
-    pthread_mutex_unlock(&p->mu);
-}
+static int stopping(struct pull *p) { return source_stopping(&p->src); }
 
 /* Adds one event from the Worker (seq, JSON text) to the pending batch. */
 static void take_event(struct pull *p, long long seq, const char *text, size_t len)
@@ -126,12 +92,12 @@ static int flush(struct pull *p)
     int rc = store_commit(p->store, &p->batch);
     store_batch_clear(&p->batch);
     if (rc != 0) {
-        snprintf(p->last_error, sizeof p->last_error, "the store could not commit");
+        snprintf(p->src.last_error, sizeof p->src.last_error, "the store could not commit");
         p->batch_last = p->cursor;
         return -1;
     }
     p->cursor = p->batch_last;
-    time_format_ms(now_ms(), p->last_success);
+    time_format_ms(now_ms(), p->src.last_success);
     note(p);
     return 0;
 }
@@ -155,8 +121,8 @@ static int catch_up(struct pull *p)
         json_t *j = r.status == 200 ? json_loadb(r.body.p ? r.body.p : "", r.body.len, 0, NULL) : NULL;
         json_t *evs = json_object_get(j, "events");
         if (!json_is_array(evs)) {
-            if (r.status) snprintf(p->last_error, sizeof p->last_error, "GET /v1/events: HTTP %ld", r.status);
-            else snprintf(p->last_error, sizeof p->last_error, "GET /v1/events: %.200s", r.error);
+            if (r.status) snprintf(p->src.last_error, sizeof p->src.last_error, "GET /v1/events: HTTP %ld", r.status);
+            else snprintf(p->src.last_error, sizeof p->src.last_error, "GET /v1/events: %.200s", r.error);
             json_decref(j);
             http_resp_free(&r);
             return -1;
@@ -220,7 +186,7 @@ static size_t on_stream(char *data, size_t size, size_t nmemb, void *arg)
             p->line.len = 0;
             if (p->line.p) p->line.p[0] = '\0';
         } else if (buf_append(&p->line, data + i, 1) != 0) {
-            snprintf(p->last_error, sizeof p->last_error, "stream line longer than %u bytes", SSE_LINE_MAX);
+            snprintf(p->src.last_error, sizeof p->src.last_error, "stream line longer than %u bytes", SSE_LINE_MAX);
             return 0;
         }
         if (p->batch.n >= BATCH_MAX && flush(p) != 0) return 0;
@@ -265,7 +231,7 @@ static void stream(struct pull *p)
     p->line.len = 0;
     p->ev_data.len = 0;
     p->ev_type[0] = '\0';
-    snprintf(p->state, sizeof p->state, "connected");
+    snprintf(p->src.state, sizeof p->src.state, "connected");
     note(p);
     log_msg(LOG_INFO, "pull stream connected", "url", p->url, NULL);
     CURLcode rc = curl_easy_perform(c);
@@ -274,9 +240,9 @@ static void stream(struct pull *p)
         long status = 0;
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
         if (rc == CURLE_OPERATION_TIMEDOUT)
-            snprintf(p->last_error, sizeof p->last_error, "no heartbeat for %u s", 3 * p->heartbeat_s);
-        else if (!p->commit_failed && !p->last_error[0])
-            snprintf(p->last_error, sizeof p->last_error, "stream ended: %s (HTTP %ld)", curl_easy_strerror(rc), status);
+            snprintf(p->src.last_error, sizeof p->src.last_error, "no heartbeat for %u s", 3 * p->heartbeat_s);
+        else if (!p->commit_failed && !p->src.last_error[0])
+            snprintf(p->src.last_error, sizeof p->src.last_error, "stream ended: %s (HTTP %ld)", curl_easy_strerror(rc), status);
     }
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
@@ -290,18 +256,16 @@ static void *run(void *arg)
     while (!stopping(p)) {
         p->got_data = 0;
         p->commit_failed = 0;
-        p->last_error[0] = '\0';
+        p->src.last_error[0] = '\0';
         if (catch_up(p) == 0) stream(p);
         if (stopping(p)) break;
         failures = p->got_data ? 1 : failures + 1;
-        snprintf(p->state, sizeof p->state, "reconnecting");
+        snprintf(p->src.state, sizeof p->src.state, "reconnecting");
         note(p);
-        log_msg(LOG_WARN, "pull disconnected", "url", p->url, "error", p->last_error, NULL);
-        long d = 1000L << (failures < 7 ? failures - 1 : 6); /* 1 s .. 64 s */
-        if (d > 60000) d = 60000;
-        nap(p, d / 2 + (long)(rand_r(&seed) % (unsigned)(d / 2 + 1)));
+        log_msg(LOG_WARN, "pull disconnected", "url", p->url, "error", p->src.last_error, NULL);
+        source_nap(&p->src, source_backoff(&seed, failures, 1000, 60000));
     }
-    snprintf(p->state, sizeof p->state, "stopped");
+    snprintf(p->src.state, sizeof p->src.state, "stopped");
     note(p);
     return NULL;
 }
@@ -332,28 +296,20 @@ struct pull *pull_start(const char *url, const char *token, unsigned heartbeat_s
         free(c);
         store_close(ro);
     }
-    snprintf(p->state, sizeof p->state, "starting");
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
-    pthread_create(&p->thread, NULL, run, p);
+    source_init(&p->src, "pull", st);
+    source_start(&p->src, run, p);
     return p;
 }
 
 void pull_stop(struct pull *p)
 {
     if (!p) return;
-    pthread_mutex_lock(&p->mu);
-    p->stop = 1;
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    pthread_join(p->thread, NULL);
+    source_stop(&p->src);
     store_batch_clear(&p->batch);
     buf_free(&p->line);
     buf_free(&p->ev_data);
     free(p->url);
     free(p->token);
     free(p->cursor_name);
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv);
     free(p);
 }

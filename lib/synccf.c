@@ -4,6 +4,7 @@
  * commit that could wake it) and stops them in reverse. */
 #include "synccf.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,9 @@
 #include "dispatch.h"
 #include "filter.h"
 #include "log.h"
+#include "poll.h"
 #include "pull.h"
+#include "queue.h"
 #include "server.h"
 #include "store.h"
 
@@ -24,6 +27,8 @@ struct synccf {
     struct server *server;
     struct dispatch *dispatch;
     struct pull *pull;
+    struct poll *poll;
+    struct queue *queue;
 };
 
 synccf *synccf_open(const char *config_file, char *err, size_t errlen)
@@ -55,6 +60,28 @@ int synccf_set(synccf *s, const char *key, const char *value, char *err, size_t 
     if (strcmp(key, "listen") == 0) {
         free(c->listen);
         c->listen = strdup(value);
+        return 0;
+    }
+    static const struct {
+        const char *key;
+        size_t off;
+    } strs[] = {{"api_base", offsetof(struct config, api_base)},
+                {"account_id", offsetof(struct config, account_id)},
+                {"queue_id", offsetof(struct config, queue_id)}};
+    for (size_t i = 0; i < sizeof strs / sizeof *strs; i++)
+        if (strcmp(key, strs[i].key) == 0) {
+            char **dst = (char **)((char *)c + strs[i].off);
+            free(*dst);
+            *dst = strdup(value);
+            return 0;
+        }
+    if (strcmp(key, "poll_interval") == 0 || strcmp(key, "poll_overlap") == 0) {
+        unsigned long long ms;
+        if (parse_duration_ms(value, &ms) != 0 || ms > 0xffffffffULL) {
+            snprintf(err, errlen, "%s: bad duration '%s' (e.g. 30s, 5m)", key, value);
+            return -1;
+        }
+        *(key[5] == 'i' ? &c->poll_interval_ms : &c->poll_overlap_ms) = (unsigned)ms;
         return 0;
     }
     if (strcmp(key, "worker_url") == 0) {
@@ -146,6 +173,14 @@ int synccf_start_source(synccf *s, const char *what, char *err, size_t errlen)
                              err, errlen);
         return s->pull ? 0 : 2;
     }
+    if (strcmp(what, "poll") == 0) {
+        s->poll = poll_start(s->store, &s->cfg, s->db_path, err, errlen);
+        return s->poll ? 0 : 2;
+    }
+    if (strcmp(what, "queue") == 0) {
+        s->queue = queue_start(s->store, &s->cfg, err, errlen);
+        return s->queue ? 0 : 2;
+    }
     snprintf(err, errlen, "unknown source '%s'", what);
     return 2;
 }
@@ -185,6 +220,8 @@ void synccf_close(synccf *s)
     if (!s) return;
     server_stop(s->server);
     pull_stop(s->pull);
+    poll_stop(s->poll);
+    queue_stop(s->queue);
     store_close(s->store);       /* commits what the receiver handed over */
     dispatch_stop(s->dispatch);  /* then lets runs in progress finish */
     filter_free(s->filters);

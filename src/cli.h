@@ -25,6 +25,8 @@ const char *cli_value(int argc, char **argv, int *i, const char *name);
 
 int cmd_receive(struct cli *c, int argc, char **argv);
 int cmd_pull(struct cli *c, int argc, char **argv);
+int cmd_poll(struct cli *c, int argc, char **argv);
+int cmd_queue(struct cli *c, int argc, char **argv);
 int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_events(struct cli *c, int argc, char **argv);
 int cmd_replay(struct cli *c, int argc, char **argv);

@@ -14,6 +14,8 @@ static int serve(struct cli *c, int argc, char **argv, const char *source);
 
 int cmd_receive(struct cli *c, int argc, char **argv) { return serve(c, argc, argv, NULL); }
 int cmd_pull(struct cli *c, int argc, char **argv) { return serve(c, argc, argv, "pull"); }
+int cmd_poll(struct cli *c, int argc, char **argv) { return serve(c, argc, argv, "poll"); }
+int cmd_queue(struct cli *c, int argc, char **argv) { return serve(c, argc, argv, "queue"); }
 
 static int serve(struct cli *c, int argc, char **argv, const char *source)
 {
@@ -24,6 +26,9 @@ static int serve(struct cli *c, int argc, char **argv, const char *source)
         {"--max-connections", "max_connections"},   {"--timeout", "timeout"},
         {"--threads", "threads"},         {"--concurrency", "concurrency"},
         {"--worker-url", "worker_url"},   {"--heartbeat", "heartbeat"},
+        {"--api-base", "api_base"},       {"--account-id", "account_id"},
+        {"--queue-id", "queue_id"},       {"--interval", "poll_interval"},
+        {"--overlap", "poll_overlap"},
     };
     char err[512];
     synccf *s = synccf_open(c->config, err, sizeof err);

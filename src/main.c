@@ -16,6 +16,8 @@ static const char usage[] =
     "commands:\n"
     "  receive             accept Cloudflare events over HTTP (loopback :9091 by default)\n"
     "  pull                follow the synccf Worker (--worker-url URL, SYNCCF_PULL_TOKEN)\n"
+    "  queue               consume a Cloudflare Queue (--queue-id, CLOUDFLARE_ACCOUNT_ID, CLOUDFLARE_API_TOKEN)\n"
+    "  poll                read the Audit Logs API (--interval 5m, CLOUDFLARE_ACCOUNT_ID, CLOUDFLARE_API_TOKEN)\n"
     "  status [--json]     what the store holds: events by source and type, duplicates, rejections\n"
     "  events list [--type GLOB] [--since TIME] [--limit N] [--json]\n"
     "  events show ID      one stored event and its handler runs\n"
@@ -93,6 +95,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "receive") == 0) return cmd_receive(&c, argc - 1, argv + 1);
     if (strcmp(cmd, "pull") == 0) return cmd_pull(&c, argc - 1, argv + 1);
+    if (strcmp(cmd, "poll") == 0) return cmd_poll(&c, argc - 1, argv + 1);
+    if (strcmp(cmd, "queue") == 0) return cmd_queue(&c, argc - 1, argv + 1);
     if (strcmp(cmd, "status") == 0) return cmd_status(&c, argc - 1, argv + 1);
     if (strcmp(cmd, "events") == 0) return cmd_events(&c, argc - 1, argv + 1);
     if (strcmp(cmd, "replay") == 0) return cmd_replay(&c, argc - 1, argv + 1);

@@ -69,7 +69,24 @@ static void run_vector(void **state)
         if (strcmp(kind, "notification") == 0) ev = norm_notification(body, &c.o);
         else if (strcmp(kind, "generic") == 0)
             ev = norm_generic(json_string_value(json_object_get(v, "name")), raw, len, body, &c.o);
-        else if (strcmp(kind, "xplat") == 0) {
+        else if (strcmp(kind, "audit") == 0) {
+            int v2 = json_integer_value(json_object_get(v, "version")) == 2;
+            size_t i;
+            json_t *e;
+            json_array_foreach(json_object_get(body, "result"), i, e) {
+                json_t *x = norm_audit(e, v2, &c.o);
+                if (x) json_array_append_new(c.events, x);
+            }
+        } else if (strcmp(kind, "queue") == 0) {
+            size_t i;
+            json_t *m;
+            json_array_foreach(json_object_get(json_object_get(body, "result"), "messages"), i, m) {
+                json_t *b = json_loads(json_string_value(json_object_get(m, "body")), 0, NULL);
+                json_t *x = norm_evsub(b, json_string_value(json_object_get(m, "id")), &c.o);
+                if (x) json_array_append_new(c.events, x);
+                json_decref(b);
+            }
+        } else if (strcmp(kind, "xplat") == 0) {
             assert_true(norm_xplat(body, &c.o, c.events, &bad, &err) >= 0);
             c.rejected = (int)bad;
         } else fail_msg("unknown vector kind %s", kind);

@@ -1,0 +1,223 @@
+/* poll.c -- `synccf poll`: reads Cloudflare's Audit Logs API on an interval
+ * (no public URL at all; minutes of delay).
+ *
+ * Each run reads from the high-water mark minus an overlap window up to now,
+ * oldest first, page by page; each page's events are committed together with
+ * the new high-water mark. The overlap re-reads a little on every run: those
+ * entries are duplicates the store drops, and entries Cloudflare records late
+ * are not missed. v2 (logs/audit, cursor pagination) is used; where it is
+ * refused (404) the v1 API (audit_logs, page numbers) is used instead.
+ * Rate limits (429 + Retry-After), server errors (backoff) and token errors
+ * (reported, retried only at the next interval) are honoured. */
+#include "poll.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+#include "ingest.h"
+#include "log.h"
+#include "normalize.h"
+#include "query.h"
+#include "source.h"
+
+#define ATTEMPTS 5               /* per page, for 429 and 5xx */
+#define FIRST_LOOKBACK_MS (24LL * 3600 * 1000)
+#define MAX_LOOKBACK_MS (30LL * 24 * 3600 * 1000) /* what the API keeps */
+
+struct poll {
+    struct source src;
+    const struct config *cfg;
+    char cursor_name[128];
+    int64_t hwm;       /* newest action time committed, ms */
+    int v1;            /* v2 was refused: use v1 */
+    long requests, new_events;
+    unsigned seed;
+};
+
+static void note(struct poll *p)
+{
+    char hwm[TIME_BUF] = "";
+    if (p->hwm) time_format_ms(p->hwm, hwm);
+    source_note(&p->src, json_pack("{s:s?,s:s,s:I,s:I}", "high_water_mark", hwm[0] ? hwm : NULL, "api",
+                                   p->v1 ? "v1" : "v2", "requests", (json_int_t)p->requests, "new_events",
+                                   (json_int_t)p->new_events));
+}
+
+static void esc(const char *in, char *out, size_t n)
+{
+    char *e = curl_easy_escape(NULL, in, 0);
+    snprintf(out, n, "%s", e ? e : "");
+    curl_free(e);
+}
+
+/* One API call with the retries this run allows; CF_OK or the final outcome. */
+static enum cf_outcome call(struct poll *p, const char *url, json_t **env)
+{
+    for (int attempt = 1;; attempt++) {
+        struct http_resp r;
+        char msg[240];
+        enum cf_outcome o = cf_call("GET", url, p->cfg->api_token, NULL, &r, env, msg, sizeof msg);
+        p->requests++;
+        char cname[48];
+        snprintf(cname, sizeof cname, "poll.requests.%ld", r.status);
+        store_count(p->src.store, cname, 1);
+        long retry_after = r.retry_after_s;
+        http_resp_free(&r);
+        if (o == CF_OK || o == CF_NOT_FOUND) return o;
+        snprintf(p->src.last_error, sizeof p->src.last_error, "%s", msg);
+        if (o == CF_AUTH || o == CF_BAD || attempt >= ATTEMPTS || source_stopping(&p->src)) {
+            log_msg(o == CF_AUTH ? LOG_ERROR : LOG_WARN, o == CF_AUTH ? "audit log token refused" : "audit log request failed",
+                    "error", msg, NULL);
+            return o;
+        }
+        long wait = o == CF_RATE_LIMIT ? (retry_after >= 0 ? retry_after * 1000 : 60000)
+                                       : source_backoff(&p->seed, attempt, 1000, 60000);
+        snprintf(p->src.state, sizeof p->src.state, o == CF_RATE_LIMIT ? "rate_limited" : "backing_off");
+        note(p);
+        source_nap(&p->src, wait > 300000 ? 300000 : wait);
+    }
+}
+
+/* Commits a page's entries with the new high-water mark. */
+static int commit_page(struct poll *p, json_t *entries, int v2)
+{
+    struct store_batch b = {0};
+    int64_t hwm = p->hwm;
+    size_t i;
+    json_t *e;
+    struct norm_opts o = {"poll", now_ms()};
+    json_array_foreach(entries, i, e) {
+        json_t *ev = norm_audit(e, v2, &o);
+        if (!ev) {
+            store_count(p->src.store, "rejected.bad_audit_entry", 1);
+            continue;
+        }
+        int64_t t;
+        const char *ts = json_string_value(json_object_get(ev, "time"));
+        if (ts && time_parse_rfc3339(ts, &t) == 0 && t > hwm && t <= now_ms() + 60000) hwm = t;
+        ingest_add(&b, ev, p->cfg);
+    }
+    char hv[TIME_BUF];
+    time_format_ms(hwm, hv);
+    b.cursor_name = p->cursor_name;
+    b.cursor_value = strdup(hv);
+    int rc = store_commit(p->src.store, &b);
+    if (rc == 0) {
+        p->hwm = hwm;
+        p->new_events += (long)b.accepted;
+    } else {
+        snprintf(p->src.last_error, sizeof p->src.last_error, "the store could not commit");
+    }
+    store_batch_clear(&b);
+    return rc;
+}
+
+/* One run over [since, before]; 0 when complete. */
+static int run_once(struct poll *p)
+{
+    const struct config *c = p->cfg;
+    int64_t now = now_ms();
+    int64_t from = p->hwm ? p->hwm - c->poll_overlap_ms : now - FIRST_LOOKBACK_MS;
+    if (from < now - MAX_LOOKBACK_MS) from = now - MAX_LOOKBACK_MS;
+    char since[TIME_BUF], before[TIME_BUF], es[64], eb[64];
+    time_format_ms(from, since);
+    time_format_ms(now, before);
+    esc(since, es, sizeof es);
+    esc(before, eb, sizeof eb);
+    char cursor[1024] = "";
+    for (unsigned page = 1; page <= c->poll_max_pages && !source_stopping(&p->src); page++) {
+        char url[4096], ec[1100];
+        json_t *env = NULL;
+        if (!p->v1) {
+            esc(cursor, ec, sizeof ec);
+            snprintf(url, sizeof url, "%s/client/v4/accounts/%s/logs/audit?since=%s&before=%s&limit=1000&direction=asc%s%s",
+                     c->api_base, c->account_id, es, eb, cursor[0] ? "&cursor=" : "", cursor[0] ? ec : "");
+        } else {
+            snprintf(url, sizeof url, "%s/client/v4/accounts/%s/audit_logs?since=%s&before=%s&page=%u&per_page=100&direction=asc",
+                     c->api_base, c->account_id, es, eb, page);
+        }
+        enum cf_outcome o = call(p, url, &env);
+        if (o == CF_NOT_FOUND && !p->v1 && page == 1) {
+            log_msg(LOG_INFO, "audit logs v2 refused; using v1", NULL);
+            p->v1 = 1;
+            page = 0;
+            continue;
+        }
+        if (o != CF_OK) {
+            snprintf(p->src.state, sizeof p->src.state, o == CF_AUTH ? "auth_error" : "error");
+            if (o == CF_NOT_FOUND) snprintf(p->src.last_error, sizeof p->src.last_error, "the audit log API answered 404");
+            return -1;
+        }
+        json_t *result = json_object_get(env, "result");
+        json_t *info = json_object_get(env, "result_info");
+        if (!json_is_array(result)) {
+            snprintf(p->src.last_error, sizeof p->src.last_error, "the audit log answer has no result list");
+            snprintf(p->src.state, sizeof p->src.state, "error");
+            json_decref(env);
+            return -1;
+        }
+        int rc = commit_page(p, result, !p->v1);
+        size_t n = json_array_size(result);
+        int done;
+        if (!p->v1) {
+            const char *next = json_string_value(json_object_get(info, "cursor"));
+            done = !next || !*next || n == 0;
+            snprintf(cursor, sizeof cursor, "%s", next ? next : "");
+        } else {
+            json_int_t total = json_integer_value(json_object_get(info, "total_count"));
+            done = n < 100 || (json_int_t)page * 100 >= total;
+        }
+        json_decref(env);
+        if (rc != 0) return -1;
+        if (done) return 0;
+    }
+    return 0;
+}
+
+static void *run(void *arg)
+{
+    struct poll *p = arg;
+    while (!source_stopping(&p->src)) {
+        p->src.last_error[0] = '\0';
+        if (run_once(p) == 0) {
+            snprintf(p->src.state, sizeof p->src.state, "ok");
+            time_format_ms(now_ms(), p->src.last_success);
+        }
+        note(p);
+        source_nap(&p->src, p->cfg->poll_interval_ms);
+    }
+    return NULL;
+}
+
+struct poll *poll_start(struct store *st, const struct config *cfg, const char *db_path, char *err, size_t errlen)
+{
+    if (!cfg->account_id || !cfg->api_token) {
+        snprintf(err, errlen, "poll needs CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN (or account_id and api_token)");
+        return NULL;
+    }
+    struct poll *p = calloc(1, sizeof *p);
+    p->cfg = cfg;
+    p->seed = (unsigned)now_ms();
+    snprintf(p->cursor_name, sizeof p->cursor_name, "poll:audit:%s", cfg->account_id);
+    struct store *ro = store_open(db_path, 1, err, errlen);
+    if (ro) {
+        char *c = query_cursor(store_db(ro), p->cursor_name);
+        int64_t ms;
+        if (c && time_parse_rfc3339(c, &ms) == 0) p->hwm = ms;
+        free(c);
+        store_close(ro);
+    }
+    source_init(&p->src, "poll", st);
+    source_start(&p->src, run, p);
+    return p;
+}
+
+void poll_stop(struct poll *p)
+{
+    if (!p) return;
+    source_stop(&p->src);
+    free(p);
+}

@@ -1,0 +1,16 @@
+/* poll.h -- reads Cloudflare's Audit Logs API on an interval. */
+#ifndef SYNCCF_POLL_H
+#define SYNCCF_POLL_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "store.h"
+
+struct poll;
+/* Starts polling with cfg's account, token, base URL and interval, from the
+ * high-water mark committed in the store at db_path. */
+struct poll *poll_start(struct store *st, const struct config *cfg, const char *db_path, char *err, size_t errlen);
+void poll_stop(struct poll *p);
+
+#endif

@@ -1,0 +1,79 @@
+/* source.c -- the thread, waits and status shared by pull, queue and poll. */
+#include "source.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void source_init(struct source *s, const char *kind, struct store *st)
+{
+    memset(s, 0, sizeof *s);
+    s->kind = kind;
+    s->store = st;
+    snprintf(s->state, sizeof s->state, "starting");
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+}
+
+int source_start(struct source *s, void *(*fn)(void *), void *arg)
+{
+    return pthread_create(&s->thread, NULL, fn, arg) == 0 ? 0 : -1;
+}
+
+void source_stop(struct source *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->stop = 1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+}
+
+int source_stopping(struct source *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int v = s->stop;
+    pthread_mutex_unlock(&s->mu);
+    return v;
+}
+
+void source_nap(struct source *s, long ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s->mu);
+    if (!s->stop) pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void source_note(struct source *s, json_t *extra)
+{
+    json_t *j = json_pack("{s:s,s:s,s:s?,s:s?}", "kind", s->kind, "state", s->state, "last_success",
+                          s->last_success[0] ? s->last_success : NULL, "last_error",
+                          s->last_error[0] ? s->last_error : NULL);
+    if (extra) json_object_update(j, extra);
+    json_decref(extra);
+    char *txt = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char key[48];
+    snprintf(key, sizeof key, "source.%s", s->kind);
+    store_note_meta(s->store, key, txt);
+    free(txt);
+    json_decref(j);
+}
+
+long source_backoff(unsigned *seed, int n, long base_ms, long max_ms)
+{
+    long d = base_ms;
+    for (int i = 1; i < n && d < max_ms; i++) d *= 2;
+    if (d > max_ms) d = max_ms;
+    return d / 2 + (long)(rand_r(seed) % (unsigned long)(d / 2 + 1));
+}

@@ -1,0 +1,37 @@
+/* source.h -- what the outbound ways in (pull, queue, poll) share: a thread
+ * that can be stopped promptly, interruptible waits, and the state that
+ * `synccf status` shows for each of them. */
+#ifndef SYNCCF_SOURCE_H
+#define SYNCCF_SOURCE_H
+
+#include <jansson.h>
+#include <pthread.h>
+
+#include "store.h"
+#include "util.h"
+
+struct source {
+    const char *kind;           /* "pull", "queue", "poll": also the status key */
+    struct store *store;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop;
+    char state[32];             /* starting, connected, ok, backing_off, auth_error, ... */
+    char last_error[256];
+    char last_success[TIME_BUF];
+};
+
+void source_init(struct source *s, const char *kind, struct store *st);
+int source_start(struct source *s, void *(*fn)(void *), void *arg);
+/* Asks the thread to stop and waits for it. */
+void source_stop(struct source *s);
+int source_stopping(struct source *s);
+/* Sleeps up to ms; returns early when asked to stop. */
+void source_nap(struct source *s, long ms);
+/* Records state (and extra fields, taken over) as meta "source.<kind>". */
+void source_note(struct source *s, json_t *extra);
+/* Exponential backoff with jitter: the n-th (1-based) wait, in ms. */
+long source_backoff(unsigned *seed, int n, long base_ms, long max_ms);
+
+#endif
