@@ -58,6 +58,11 @@ int synccf_start(synccf *s, char *err, size_t errlen);
  * synccf_start does. */
 int synccf_start_source(synccf *s, const char *what, char *err, size_t errlen);
 
+/* Starts what the mode setting asks for (worker: pull; queue; poll; hybrid:
+ * pull with the poller taking over while the Worker is unreachable; tunnel:
+ * the receiver only), always with the receiver for health checks. */
+int synccf_run(synccf *s, char *err, size_t errlen);
+
 /* The port the receiver listens on (useful with port 0). */
 unsigned synccf_port(const synccf *s);
 

@@ -43,6 +43,7 @@ struct config {
     size_t max_body, max_logpush_body, max_decompressed, max_line;
     unsigned max_connections, timeout_s, threads;
     unsigned heartbeat_s; /* the Worker's SSE heartbeat period */
+    unsigned failover_ms; /* hybrid: the Worker stream down this long, polling takes over */
 
     /* Cloudflare's API: the poller and the queue consumer. */
     char *api_base, *api_token, *account_id, *queue_id;

@@ -12,6 +12,7 @@
 #include "poll.h"
 
 #include <curl/curl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,9 @@ struct poll {
     int v1;            /* v2 was refused: use v1 */
     long requests, new_events;
     unsigned seed;
+    int (*active)(void *);
+    void *active_arg;
+    atomic_int healthy;
 };
 
 static void note(struct poll *p)
@@ -181,13 +185,31 @@ static void *run(void *arg)
 {
     struct poll *p = arg;
     while (!source_stopping(&p->src)) {
+        if (p->active && !p->active(p->active_arg)) {
+            if (strcmp(p->src.state, "standby") != 0) {
+                log_msg(LOG_INFO, "poller standing by: the Worker stream is up", NULL);
+                snprintf(p->src.state, sizeof p->src.state, "standby");
+                atomic_store(&p->healthy, 1);
+                note(p);
+            }
+            source_nap(&p->src, 1000);
+            continue;
+        }
+        if (p->active && strcmp(p->src.state, "standby") == 0)
+            log_msg(LOG_WARN, "poller taking over: the Worker stream is unreachable", NULL);
         p->src.last_error[0] = '\0';
-        if (run_once(p) == 0) {
+        int ok = run_once(p) == 0;
+        if (ok) {
             snprintf(p->src.state, sizeof p->src.state, "ok");
             time_format_ms(now_ms(), p->src.last_success);
         }
+        atomic_store(&p->healthy, ok);
         note(p);
-        source_nap(&p->src, p->cfg->poll_interval_ms);
+        /* In standby mode, wake each second to see whether to stand down. */
+        for (long slept = 0; slept < (long)p->cfg->poll_interval_ms && !source_stopping(&p->src); slept += 1000) {
+            if (p->active && !p->active(p->active_arg)) break;
+            source_nap(&p->src, (long)p->cfg->poll_interval_ms - slept < 1000 ? (long)p->cfg->poll_interval_ms - slept : 1000);
+        }
     }
     return NULL;
 }
@@ -210,10 +232,21 @@ struct poll *poll_start(struct store *st, const struct config *cfg, const char *
         free(c);
         store_close(ro);
     }
+    atomic_store(&p->healthy, 1);
     source_init(&p->src, "poll", st);
-    source_start(&p->src, run, p);
     return p;
 }
+
+void poll_set_standby(struct poll *p, int (*active)(void *arg), void *arg)
+{
+    p->active = active;
+    p->active_arg = arg;
+}
+
+/* Separate from poll_start so that a standby can be set before the thread runs. */
+void poll_run(struct poll *p) { source_start(&p->src, run, p); }
+
+int poll_healthy(struct poll *p) { return atomic_load(&p->healthy); }
 
 void poll_stop(struct poll *p)
 {

@@ -12,6 +12,7 @@
 
 #include <curl/curl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,8 @@ struct pull {
     int got_data;   /* this connection delivered something */
     int commit_failed;
     int64_t last_event_ms;
+    atomic_int connected;
+    atomic_llong down_since; /* ms; when the stream was last lost */
 };
 
 static void note(struct pull *p)
@@ -180,6 +183,7 @@ static size_t on_stream(char *data, size_t size, size_t nmemb, void *arg)
     struct pull *p = arg;
     size_t len = size * nmemb;
     p->got_data = 1;
+    atomic_store(&p->connected, 1);
     for (size_t i = 0; i < len; i++) {
         if (data[i] == '\n') {
             sse_line(p, p->line.p ? p->line.p : (char *)"", p->line.len);
@@ -235,6 +239,7 @@ static void stream(struct pull *p)
     note(p);
     log_msg(LOG_INFO, "pull stream connected", "url", p->url, NULL);
     CURLcode rc = curl_easy_perform(c);
+    if (atomic_exchange(&p->connected, 0)) atomic_store(&p->down_since, (long long)now_ms());
     flush(p);
     if (!stopping(p)) {
         long status = 0;
@@ -296,6 +301,7 @@ struct pull *pull_start(const char *url, const char *token, unsigned heartbeat_s
         free(c);
         store_close(ro);
     }
+    atomic_store(&p->down_since, (long long)now_ms());
     source_init(&p->src, "pull", st);
     source_start(&p->src, run, p);
     return p;
@@ -312,4 +318,9 @@ void pull_stop(struct pull *p)
     free(p->token);
     free(p->cursor_name);
     free(p);
+}
+
+int pull_reachable(struct pull *p, long long grace_ms)
+{
+    return atomic_load(&p->connected) || now_ms() - atomic_load(&p->down_since) < grace_ms;
 }

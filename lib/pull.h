@@ -15,5 +15,8 @@ struct pull;
 struct pull *pull_start(const char *url, const char *token, unsigned heartbeat_s, struct store *st,
                         const struct config *routes, const char *db_path, char *err, size_t errlen);
 void pull_stop(struct pull *p);
+/* 1 while the stream is connected, or has been down for less than grace_ms
+ * (counted from start when it never connected). */
+int pull_reachable(struct pull *p, long long grace_ms);
 
 #endif

@@ -12,6 +12,7 @@
  * leases each message to one of them. */
 #include "queue.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@ struct queue {
     char base[2048];
     long pulled, acked, rejected;
     unsigned seed;
+    atomic_int healthy;
 };
 
 static void note(struct queue *q)
@@ -82,6 +84,7 @@ static int pull_once(struct queue *q, int *failures)
     enum cf_outcome o = cf_call("POST", url, c->api_token, body, &r, &env, msg, sizeof msg);
     long retry_after = r.retry_after_s;
     http_resp_free(&r);
+    atomic_store(&q->healthy, o == CF_OK);
     if (o != CF_OK) {
         snprintf(q->src.last_error, sizeof q->src.last_error, "pull: %s", msg);
         snprintf(q->src.state, sizeof q->src.state, o == CF_AUTH ? "auth_error" : "backing_off");
@@ -182,6 +185,7 @@ struct queue *queue_start(struct store *st, const struct config *cfg, char *err,
     q->cfg = cfg;
     q->seed = (unsigned)now_ms();
     snprintf(q->base, sizeof q->base, "%s/client/v4/accounts/%s/queues/%s", cfg->api_base, cfg->account_id, cfg->queue_id);
+    atomic_store(&q->healthy, 1);
     source_init(&q->src, "queue", st);
     source_start(&q->src, run, q);
     return q;
@@ -193,3 +197,5 @@ void queue_stop(struct queue *q)
     source_stop(&q->src);
     free(q);
 }
+
+int queue_healthy(struct queue *q) { return atomic_load(&q->healthy); }

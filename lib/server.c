@@ -482,9 +482,14 @@ static void route(struct req *r, const char *method, const char *url)
 static enum MHD_Result answer_get(struct req *r)
 {
     if (r->route == R_HEALTHZ) return send_json(r->conn, 200, json_pack("{s:b}", "ok", 1));
-    int ok = store_healthy(r->srv->store);
-    json_t *b = json_pack("{s:b,s:{s:s}}", "ready", ok, "checks", "store", ok ? "ok" : "last commit failed");
-    return send_json(r->conn, ok ? 200 : 503, b);
+    json_t *checks = json_object();
+    int ok;
+    if (r->srv->cfg.ready) ok = r->srv->cfg.ready(r->srv->cfg.ready_arg, checks);
+    else {
+        ok = store_healthy(r->srv->store);
+        json_object_set_new(checks, "store", json_string(ok ? "ok" : "last commit failed"));
+    }
+    return send_json(r->conn, ok ? 200 : 503, json_pack("{s:b,s:o}", "ready", ok, "checks", checks));
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,

@@ -2,6 +2,7 @@
 #ifndef SYNCCF_SERVER_H
 #define SYNCCF_SERVER_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -22,6 +23,10 @@ struct server_config {
     unsigned threads;
     const struct filter *filters;
     const struct config *routes; /* handlers to queue per event; NULL = none */
+    /* /readyz: fills checks ({"name":"ok"|"why"}) and returns 1 when ready;
+     * NULL checks the store only. */
+    int (*ready)(void *arg, json_t *checks);
+    void *ready_arg;
 };
 
 void server_config_defaults(struct server_config *c);

@@ -84,6 +84,17 @@ int synccf_set(synccf *s, const char *key, const char *value, char *err, size_t 
         *(key[5] == 'i' ? &c->poll_interval_ms : &c->poll_overlap_ms) = (unsigned)ms;
         return 0;
     }
+    if (strcmp(key, "mode") == 0) {
+        static const char *const modes[] = {"worker", "queue", "tunnel", "poll", "hybrid"};
+        for (size_t i = 0; i < 5; i++)
+            if (strcmp(value, modes[i]) == 0) {
+                free(c->mode);
+                c->mode = strdup(value);
+                return 0;
+            }
+        snprintf(err, errlen, "mode: expected worker, queue, tunnel, poll or hybrid, not '%s'", value);
+        return -1;
+    }
     if (strcmp(key, "worker_url") == 0) {
         free(c->worker_url);
         c->worker_url = strdup(value);
@@ -106,6 +117,7 @@ int synccf_set(synccf *s, const char *key, const char *value, char *err, size_t 
     else if (strcmp(key, "threads") == 0) num = &c->threads;
     else if (strcmp(key, "concurrency") == 0) num = &c->concurrency;
     else if (strcmp(key, "heartbeat") == 0) num = &c->heartbeat_s;
+    else if (strcmp(key, "failover_after") == 0) num = &c->failover_ms; /* milliseconds */
     else {
         snprintf(err, errlen, "unknown setting '%s'", key);
         return -1;
@@ -175,6 +187,7 @@ int synccf_start_source(synccf *s, const char *what, char *err, size_t errlen)
     }
     if (strcmp(what, "poll") == 0) {
         s->poll = poll_start(s->store, &s->cfg, s->db_path, err, errlen);
+        if (s->poll) poll_run(s->poll);
         return s->poll ? 0 : 2;
     }
     if (strcmp(what, "queue") == 0) {
@@ -183,6 +196,61 @@ int synccf_start_source(synccf *s, const char *what, char *err, size_t errlen)
     }
     snprintf(err, errlen, "unknown source '%s'", what);
     return 2;
+}
+
+/* /readyz: the store, and each source this process runs. */
+static int ready(void *arg, json_t *checks)
+{
+    synccf *s = arg;
+    int ok = 1;
+    int store_ok = store_healthy(s->store);
+    json_object_set_new(checks, "store", json_string(store_ok ? "ok" : "last commit failed"));
+    ok &= store_ok;
+    if (s->pull) {
+        int up = pull_reachable(s->pull, s->cfg.failover_ms);
+        json_object_set_new(checks, "pull", json_string(up ? "ok" : "the Worker stream is unreachable"));
+        /* In hybrid mode the poller covers for a lost stream. */
+        ok &= up || (s->poll && poll_healthy(s->poll));
+    }
+    if (s->poll) {
+        int up = poll_healthy(s->poll);
+        json_object_set_new(checks, "poll", json_string(up ? "ok" : "the last audit log poll failed"));
+        ok &= up;
+    }
+    if (s->queue) {
+        int up = queue_healthy(s->queue);
+        json_object_set_new(checks, "queue", json_string(up ? "ok" : "pulling from the queue fails"));
+        ok &= up;
+    }
+    return ok;
+}
+
+static int pull_down(void *arg)
+{
+    synccf *s = arg;
+    return !pull_reachable(s->pull, s->cfg.failover_ms);
+}
+
+int synccf_run(synccf *s, char *err, size_t errlen)
+{
+    const char *mode = s->cfg.mode ? s->cfg.mode : "tunnel";
+    int rc = start_core(s, err, errlen);
+    if (rc) return rc;
+    if (strcmp(mode, "worker") == 0 || strcmp(mode, "hybrid") == 0) {
+        rc = synccf_start_source(s, "pull", err, errlen);
+        if (rc) return rc;
+    }
+    if (strcmp(mode, "queue") == 0 && (rc = synccf_start_source(s, "queue", err, errlen))) return rc;
+    if (strcmp(mode, "poll") == 0 && (rc = synccf_start_source(s, "poll", err, errlen))) return rc;
+    if (strcmp(mode, "hybrid") == 0) {
+        s->poll = poll_start(s->store, &s->cfg, s->db_path, err, errlen);
+        if (!s->poll) return 2;
+        poll_set_standby(s->poll, pull_down, s);
+        poll_run(s->poll);
+    }
+    /* The receiver runs in every mode: it takes pushes and tunnelled
+     * webhooks, and answers /healthz and /readyz. */
+    return synccf_start(s, err, errlen);
 }
 
 int synccf_start(synccf *s, char *err, size_t errlen)
@@ -206,6 +274,8 @@ int synccf_start(synccf *s, char *err, size_t errlen)
     sc.threads = c->threads;
     sc.filters = s->filters;
     sc.routes = c;
+    sc.ready = ready;
+    sc.ready_arg = s;
     int usage = 0;
     s->server = server_start(&sc, s->store, err, errlen, &usage);
     if (!s->server) return usage ? 2 : 1;

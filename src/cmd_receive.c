@@ -16,6 +16,7 @@ int cmd_receive(struct cli *c, int argc, char **argv) { return serve(c, argc, ar
 int cmd_pull(struct cli *c, int argc, char **argv) { return serve(c, argc, argv, "pull"); }
 int cmd_poll(struct cli *c, int argc, char **argv) { return serve(c, argc, argv, "poll"); }
 int cmd_queue(struct cli *c, int argc, char **argv) { return serve(c, argc, argv, "queue"); }
+int cmd_run(struct cli *c, int argc, char **argv) { return serve(c, argc, argv, "run"); }
 
 static int serve(struct cli *c, int argc, char **argv, const char *source)
 {
@@ -28,7 +29,7 @@ static int serve(struct cli *c, int argc, char **argv, const char *source)
         {"--worker-url", "worker_url"},   {"--heartbeat", "heartbeat"},
         {"--api-base", "api_base"},       {"--account-id", "account_id"},
         {"--queue-id", "queue_id"},       {"--interval", "poll_interval"},
-        {"--overlap", "poll_overlap"},
+        {"--overlap", "poll_overlap"},    {"--mode", "mode"},
     };
     char err[512];
     synccf *s = synccf_open(c->config, err, sizeof err);
@@ -63,7 +64,9 @@ static int serve(struct cli *c, int argc, char **argv, const char *source)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    int rc = source ? synccf_start_source(s, source, err, sizeof err) : synccf_start(s, err, sizeof err);
+    int rc = !source                       ? synccf_start(s, err, sizeof err)
+             : strcmp(source, "run") == 0 ? synccf_run(s, err, sizeof err)
+                                          : synccf_start_source(s, source, err, sizeof err);
     if (rc != 0) {
         log_msg(LOG_ERROR, "cannot start", "error", err, NULL);
         synccf_close(s);
@@ -71,7 +74,7 @@ static int serve(struct cli *c, int argc, char **argv, const char *source)
     }
     char port[16];
     snprintf(port, sizeof port, "%u", synccf_port(s));
-    if (source) log_msg(LOG_INFO, "started", "source", source, "store", synccf_db_path(s), NULL);
+    if (source && strcmp(source, "run") != 0) log_msg(LOG_INFO, "started", "source", source, "store", synccf_db_path(s), NULL);
     else log_msg(LOG_INFO, "listening", "port", port, "store", synccf_db_path(s), NULL);
 
     int sig = 0;

@@ -14,6 +14,7 @@ static const char usage[] =
     "usage: synccf [--config FILE] [--state DIR] [--log-format logfmt|json] [--log-level LEVEL] COMMAND [ARGS]\n"
     "\n"
     "commands:\n"
+    "  run                 everything the config's mode asks for (worker, queue, tunnel, poll, hybrid)\n"
     "  receive             accept Cloudflare events over HTTP (loopback :9091 by default)\n"
     "  pull                follow the synccf Worker (--worker-url URL, SYNCCF_PULL_TOKEN)\n"
     "  queue               consume a Cloudflare Queue (--queue-id, CLOUDFLARE_ACCOUNT_ID, CLOUDFLARE_API_TOKEN)\n"
@@ -22,6 +23,7 @@ static const char usage[] =
     "  events list [--type GLOB] [--since TIME] [--limit N] [--json]\n"
     "  events show ID      one stored event and its handler runs\n"
     "  replay ID           run an event's handlers again\n"
+    "  config check        validate the configuration and print it (secrets redacted)\n"
     "  version             print the version\n"
     "\n"
     "config file: --config FILE, SYNCCF_CONFIG (synccf.yaml, or xplat.yaml's sync.cloudflare)\n"
@@ -95,6 +97,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "receive") == 0) return cmd_receive(&c, argc - 1, argv + 1);
     if (strcmp(cmd, "pull") == 0) return cmd_pull(&c, argc - 1, argv + 1);
+    if (strcmp(cmd, "run") == 0) return cmd_run(&c, argc - 1, argv + 1);
+    if (strcmp(cmd, "config") == 0) return cmd_config(&c, argc - 1, argv + 1);
     if (strcmp(cmd, "poll") == 0) return cmd_poll(&c, argc - 1, argv + 1);
     if (strcmp(cmd, "queue") == 0) return cmd_queue(&c, argc - 1, argv + 1);
     if (strcmp(cmd, "status") == 0) return cmd_status(&c, argc - 1, argv + 1);

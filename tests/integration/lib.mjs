@@ -18,8 +18,8 @@ export function tempDir(prefix = 'synccf-it-') {
 }
 
 // Starts `synccf receive` and resolves once it logs the port it listens on.
-export async function startDaemon({ state = tempDir(), env = {}, args = [], listen = '127.0.0.1:0' } = {}) {
-  const child = spawn(BIN, ['--state', state, 'receive', '--listen', listen, ...args], {
+export async function startDaemon({ state = tempDir(), env = {}, args = [], listen = '127.0.0.1:0', command = 'receive' } = {}) {
+  const child = spawn(BIN, ['--state', state, command, '--listen', listen, ...args], {
     env: { PATH: process.env.PATH, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

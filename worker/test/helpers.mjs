@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 export const WORKER_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const ROOT = join(WORKER_DIR, '..');
 
-export async function startWorker({ bindings = {}, queue = false } = {}) {
+export async function startWorker({ bindings = {}, queue = false, port = 0, persist } = {}) {
   const mf = new Miniflare({
     modules: true,
     modulesRoot: WORKER_DIR,
@@ -20,8 +20,9 @@ export async function startWorker({ bindings = {}, queue = false } = {}) {
     durableObjects: { EVENT_LOG: { className: 'EventLog', useSQLite: true } },
     bindings: { HEARTBEAT_SECONDS: '15', ...bindings },
     ...(queue ? { queueProducers: { EVENTS_QUEUE: 'synccf-events' } } : {}),
-    port: 0,
+    port,
     host: '127.0.0.1',
+    ...(persist ? { durableObjectsPersist: persist } : {}),
   });
   const url = await mf.ready;
   return { mf, url: url.href.replace(/\/$/, ''), dispose: () => mf.dispose() };
