@@ -63,6 +63,11 @@ int synccf_start_source(synccf *s, const char *what, char *err, size_t errlen);
  * the receiver only), always with the receiver for health checks. */
 int synccf_run(synccf *s, char *err, size_t errlen);
 
+/* The receiver plus cloudflared (quick tunnel, or named with the
+ * tunnel_token setting), supervised; 1 with a message on how to install
+ * cloudflared when it is missing. */
+int synccf_tunnel(synccf *s, char *err, size_t errlen);
+
 /* The port the receiver listens on (useful with port 0). */
 unsigned synccf_port(const synccf *s);
 

@@ -85,6 +85,9 @@ void config_free(struct config *c)
     free(c->api_token);
     free(c->account_id);
     free(c->queue_id);
+    free(c->cloudflared);
+    free(c->tunnel_token);
+    free(c->notify_webhook_id);
     free_list(c->filters);
     for (size_t i = 0; i < c->nhandlers; i++) handler_free(&c->handlers[i]);
     free(c->handlers);
@@ -443,6 +446,7 @@ static int top_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *
         {"hook_token", offsetof(struct config, hook_token)},
         {"pull_token", offsetof(struct config, pull_token)},
         {"api_token", offsetof(struct config, api_token)},
+        {"tunnel_token", offsetof(struct config, tunnel_token)},
     };
     for (size_t i = 0; i < sizeof secrets / sizeof *secrets; i++) {
         size_t n = strlen(secrets[i].name);
@@ -465,6 +469,8 @@ static int top_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *
     else if (strcmp(k, "queue_id") == 0) get_str(x, v, k, &c->queue_id);
     else if (strcmp(k, "poll_interval") == 0) get_duration(x, v, k, &c->poll_interval_ms);
     else if (strcmp(k, "poll_overlap") == 0) get_duration(x, v, k, &c->poll_overlap_ms);
+    else if (strcmp(k, "cloudflared") == 0) get_str(x, v, k, &c->cloudflared);
+    else if (strcmp(k, "notify_webhook_id") == 0) get_str(x, v, k, &c->notify_webhook_id);
     else if (strcmp(k, "failover_after") == 0) get_duration(x, v, k, &c->failover_ms);
     else if (strcmp(k, "poll_max_pages") == 0) get_uint(x, v, k, &c->poll_max_pages, 1, 10000);
     else if (strcmp(k, "queue_batch") == 0) get_uint(x, v, k, &c->queue_batch, 1, 100);

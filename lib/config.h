@@ -43,7 +43,10 @@ struct config {
     size_t max_body, max_logpush_body, max_decompressed, max_line;
     unsigned max_connections, timeout_s, threads;
     unsigned heartbeat_s; /* the Worker's SSE heartbeat period */
-    unsigned failover_ms; /* hybrid: the Worker stream down this long, polling takes over */
+    unsigned failover_ms;
+    char *cloudflared;       /* binary; NULL = from PATH */
+    char *tunnel_token;      /* named tunnel; NULL = quick tunnel */
+    char *notify_webhook_id; /* Notifications destination to point at the tunnel */ /* hybrid: the Worker stream down this long, polling takes over */
 
     /* Cloudflare's API: the poller and the queue consumer. */
     char *api_base, *api_token, *account_id, *queue_id;

@@ -16,6 +16,7 @@
 #include "poll.h"
 #include "pull.h"
 #include "queue.h"
+#include "tunnel.h"
 #include "server.h"
 #include "store.h"
 
@@ -29,6 +30,7 @@ struct synccf {
     struct pull *pull;
     struct poll *poll;
     struct queue *queue;
+    struct tunnel *tunnel;
 };
 
 synccf *synccf_open(const char *config_file, char *err, size_t errlen)
@@ -67,7 +69,8 @@ int synccf_set(synccf *s, const char *key, const char *value, char *err, size_t 
         size_t off;
     } strs[] = {{"api_base", offsetof(struct config, api_base)},
                 {"account_id", offsetof(struct config, account_id)},
-                {"queue_id", offsetof(struct config, queue_id)}};
+                {"queue_id", offsetof(struct config, queue_id)},
+                {"cloudflared", offsetof(struct config, cloudflared)}};
     for (size_t i = 0; i < sizeof strs / sizeof *strs; i++)
         if (strcmp(key, strs[i].key) == 0) {
             char **dst = (char **)((char *)c + strs[i].off);
@@ -282,12 +285,21 @@ int synccf_start(synccf *s, char *err, size_t errlen)
     return 0;
 }
 
+int synccf_tunnel(synccf *s, char *err, size_t errlen)
+{
+    int rc = synccf_start(s, err, errlen);
+    if (rc) return rc;
+    s->tunnel = tunnel_start(s->store, &s->cfg, synccf_port(s), err, errlen);
+    return s->tunnel ? 0 : 1;
+}
+
 unsigned synccf_port(const synccf *s) { return s->server ? server_port(s->server) : 0; }
 const char *synccf_db_path(const synccf *s) { return s->db_path; }
 
 void synccf_close(synccf *s)
 {
     if (!s) return;
+    tunnel_stop(s->tunnel);
     server_stop(s->server);
     pull_stop(s->pull);
     poll_stop(s->poll);

@@ -17,6 +17,7 @@ int cmd_pull(struct cli *c, int argc, char **argv) { return serve(c, argc, argv,
 int cmd_poll(struct cli *c, int argc, char **argv) { return serve(c, argc, argv, "poll"); }
 int cmd_queue(struct cli *c, int argc, char **argv) { return serve(c, argc, argv, "queue"); }
 int cmd_run(struct cli *c, int argc, char **argv) { return serve(c, argc, argv, "run"); }
+int cmd_tunnel(struct cli *c, int argc, char **argv) { return serve(c, argc, argv, "tunnel"); }
 
 static int serve(struct cli *c, int argc, char **argv, const char *source)
 {
@@ -30,6 +31,7 @@ static int serve(struct cli *c, int argc, char **argv, const char *source)
         {"--api-base", "api_base"},       {"--account-id", "account_id"},
         {"--queue-id", "queue_id"},       {"--interval", "poll_interval"},
         {"--overlap", "poll_overlap"},    {"--mode", "mode"},
+        {"--cloudflared", "cloudflared"},
     };
     char err[512];
     synccf *s = synccf_open(c->config, err, sizeof err);
@@ -66,6 +68,7 @@ static int serve(struct cli *c, int argc, char **argv, const char *source)
 
     int rc = !source                       ? synccf_start(s, err, sizeof err)
              : strcmp(source, "run") == 0 ? synccf_run(s, err, sizeof err)
+             : strcmp(source, "tunnel") == 0 ? synccf_tunnel(s, err, sizeof err)
                                           : synccf_start_source(s, source, err, sizeof err);
     if (rc != 0) {
         log_msg(LOG_ERROR, "cannot start", "error", err, NULL);
@@ -74,7 +77,7 @@ static int serve(struct cli *c, int argc, char **argv, const char *source)
     }
     char port[16];
     snprintf(port, sizeof port, "%u", synccf_port(s));
-    if (source && strcmp(source, "run") != 0) log_msg(LOG_INFO, "started", "source", source, "store", synccf_db_path(s), NULL);
+    if (source && strcmp(source, "run") != 0 && strcmp(source, "tunnel") != 0) log_msg(LOG_INFO, "started", "source", source, "store", synccf_db_path(s), NULL);
     else log_msg(LOG_INFO, "listening", "port", port, "store", synccf_db_path(s), NULL);
 
     int sig = 0;

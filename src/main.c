@@ -16,6 +16,7 @@ static const char usage[] =
     "commands:\n"
     "  run                 everything the config's mode asks for (worker, queue, tunnel, poll, hybrid)\n"
     "  receive             accept Cloudflare events over HTTP (loopback :9091 by default)\n"
+    "  tunnel              the receiver plus cloudflared, supervised; prints the public URL\n"
     "  pull                follow the synccf Worker (--worker-url URL, SYNCCF_PULL_TOKEN)\n"
     "  queue               consume a Cloudflare Queue (--queue-id, CLOUDFLARE_ACCOUNT_ID, CLOUDFLARE_API_TOKEN)\n"
     "  poll                read the Audit Logs API (--interval 5m, CLOUDFLARE_ACCOUNT_ID, CLOUDFLARE_API_TOKEN)\n"
@@ -99,6 +100,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "pull") == 0) return cmd_pull(&c, argc - 1, argv + 1);
     if (strcmp(cmd, "run") == 0) return cmd_run(&c, argc - 1, argv + 1);
     if (strcmp(cmd, "config") == 0) return cmd_config(&c, argc - 1, argv + 1);
+    if (strcmp(cmd, "tunnel") == 0) return cmd_tunnel(&c, argc - 1, argv + 1);
     if (strcmp(cmd, "poll") == 0) return cmd_poll(&c, argc - 1, argv + 1);
     if (strcmp(cmd, "queue") == 0) return cmd_queue(&c, argc - 1, argv + 1);
     if (strcmp(cmd, "status") == 0) return cmd_status(&c, argc - 1, argv + 1);

@@ -57,6 +57,12 @@ export async function startFakeCloudflare({ token = 'cf-token', account = '9035f
         const slice = all.slice((page - 1) * per, page * per);
         return send(res, 200, ok(slice, { result_info: { page, per_page: per, count: slice.length, total_count: all.length } }));
       }
+      const dm = /^\/client\/v4\/accounts\/[^/]+\/alerting\/v3\/destinations\/webhooks\/([^/]+)$/.exec(p);
+      if (req.method === 'PUT' && dm) {
+        api.destinations = api.destinations || {};
+        api.destinations[dm[1]] = JSON.parse(raw || '{}');
+        return send(res, 200, ok({ id: dm[1] }));
+      }
       const qm = /^\/client\/v4\/accounts\/[^/]+\/queues\/([^/]+)\/messages\/(pull|ack)$/.exec(p);
       if (req.method === 'POST' && qm) {
         const body = JSON.parse(raw || '{}');

@@ -1,0 +1,248 @@
+/* tunnel.c -- `synccf tunnel`: runs cloudflared beside the receiver and
+ * keeps it running.
+ *
+ * A quick tunnel (`cloudflared tunnel --url http://127.0.0.1:PORT`) gets a new
+ * random https://….trycloudflare.com address each time cloudflared starts; it
+ * is read from cloudflared's output, announced, and, when a Notifications
+ * webhook destination is configured, written into that destination through
+ * Cloudflare's API so alerts follow the tunnel. A named tunnel (token from
+ * the config) keeps its hostname. cloudflared is restarted with backoff when
+ * it exits, and stopped when synccf stops. */
+#include "tunnel.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <regex.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "log.h"
+#include "source.h"
+
+struct tunnel {
+    struct source src;
+    const struct config *cfg;
+    char bin[1024];
+    char local[64];
+    char url[256];
+    int starts;
+    pid_t pid;
+    unsigned seed;
+};
+
+/* cloudflared from the config, else from PATH. */
+static int find_binary(const char *want, char *out, size_t n)
+{
+    if (strchr(want, '/')) {
+        snprintf(out, n, "%s", want);
+        return access(out, X_OK);
+    }
+    const char *path = getenv("PATH");
+    char dirs[4096];
+    snprintf(dirs, sizeof dirs, "%s", path ? path : "/usr/local/bin:/usr/bin:/bin");
+    for (char *save, *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        snprintf(out, n, "%s/%s", d, want);
+        if (access(out, X_OK) == 0) return 0;
+    }
+    return -1;
+}
+
+static void note(struct tunnel *t)
+{
+    source_note(&t->src, json_pack("{s:s?,s:i,s:s}", "url", t->url[0] ? t->url : NULL, "starts", t->starts, "local", t->local));
+}
+
+/* Points the Notifications webhook destination at the tunnel. */
+static void update_destination(struct tunnel *t)
+{
+    const struct config *c = t->cfg;
+    if (!c->notify_webhook_id || !c->api_token || !c->account_id) return;
+    char url[2048], msg[240];
+    snprintf(url, sizeof url, "%s/client/v4/accounts/%s/alerting/v3/destinations/webhooks/%s", c->api_base, c->account_id,
+             c->notify_webhook_id);
+    json_t *b = json_pack("{s:s,s:s+}", "name", "synccf", "url", t->url, "/hooks/notifications");
+    if (c->notify_secret) json_object_set_new(b, "secret", json_string(c->notify_secret));
+    char *body = json_dumps(b, JSON_COMPACT);
+    json_decref(b);
+    struct http_resp r;
+    json_t *env;
+    enum cf_outcome o = cf_call("PUT", url, c->api_token, body, &r, &env, msg, sizeof msg);
+    free(body);
+    http_resp_free(&r);
+    json_decref(env);
+    if (o == CF_OK) log_msg(LOG_INFO, "Notifications webhook destination updated", "url", t->url, NULL);
+    else {
+        snprintf(t->src.last_error, sizeof t->src.last_error, "updating the webhook destination: %.200s", msg);
+        log_msg(LOG_ERROR, "cannot update the Notifications webhook destination", "error", msg, NULL);
+    }
+}
+
+static pid_t spawn(struct tunnel *t, int *out_fd)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return -1;
+    char token_arg[600] = "";
+    const char *argv[8];
+    int n = 0;
+    argv[n++] = t->bin;
+    argv[n++] = "tunnel";
+    if (t->cfg->tunnel_token) {
+        /* Named tunnel: the token selects it; its hostname is in Cloudflare. */
+        argv[n++] = "run";
+        argv[n++] = "--token";
+        snprintf(token_arg, sizeof token_arg, "%s", t->cfg->tunnel_token);
+        argv[n++] = token_arg;
+    } else {
+        argv[n++] = "--url";
+        argv[n++] = t->local;
+    }
+    argv[n++] = "--no-autoupdate";
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        setpgid(0, 0);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        dup2(fds[1], 1);
+        dup2(fds[1], 2);
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0) dup2(devnull, 0);
+        execv(t->bin, (char *const *)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    if (pid < 0) {
+        close(fds[0]);
+        return -1;
+    }
+    *out_fd = fds[0];
+    return pid;
+}
+
+static void stop_child(pid_t pid)
+{
+    kill(-pid, SIGTERM);
+    for (int i = 0; i < 40; i++) {
+        if (waitpid(pid, NULL, WNOHANG) == pid) return;
+        usleep(50000);
+    }
+    kill(-pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+static void *run(void *arg)
+{
+    struct tunnel *t = arg;
+    regex_t re;
+    regcomp(&re, "https://[a-z0-9-]+\\.trycloudflare\\.com", REG_EXTENDED);
+    int failures = 0;
+    while (!source_stopping(&t->src)) {
+        int fd;
+        t->pid = spawn(t, &fd);
+        if (t->pid < 0) {
+            snprintf(t->src.last_error, sizeof t->src.last_error, "cannot start %.150s: %s", t->bin, strerror(errno));
+            break;
+        }
+        t->starts++;
+        int64_t started = now_ms();
+        snprintf(t->src.state, sizeof t->src.state, "starting");
+        note(t);
+        log_msg(LOG_INFO, "cloudflared started", "bin", t->bin, "local", t->local, NULL);
+        char line[2048];
+        size_t ll = 0;
+        int exited = 0, status = 0;
+        while (!exited && !source_stopping(&t->src)) {
+            struct pollfd p = {fd, POLLIN, 0};
+            if (poll(&p, 1, 200) > 0) {
+                char buf[1024];
+                ssize_t k = read(fd, buf, sizeof buf);
+                for (ssize_t i = 0; i < k; i++) {
+                    if (buf[i] != '\n' && ll < sizeof line - 1) {
+                        line[ll++] = buf[i];
+                        continue;
+                    }
+                    line[ll] = '\0';
+                    ll = 0;
+                    regmatch_t m;
+                    if (!t->cfg->tunnel_token && regexec(&re, line, 1, &m, 0) == 0) {
+                        snprintf(t->url, sizeof t->url, "%.*s", (int)(m.rm_eo - m.rm_so), line + m.rm_so);
+                        snprintf(t->src.state, sizeof t->src.state, "connected");
+                        time_format_ms(now_ms(), t->src.last_success);
+                        log_msg(LOG_INFO, "tunnel up: give Cloudflare this URL", "url", t->url, "notifications",
+                                "/hooks/notifications", "logpush", "/hooks/logpush/<dataset>", NULL);
+                        printf("public URL: %s\n  Notifications webhook: %s/hooks/notifications\n  Logpush: %s/hooks/logpush/<dataset>\n",
+                               t->url, t->url, t->url);
+                        fflush(stdout);
+                        update_destination(t);
+                        note(t);
+                    } else if (t->cfg->tunnel_token && strstr(line, "Registered tunnel connection")) {
+                        snprintf(t->src.state, sizeof t->src.state, "connected");
+                        note(t);
+                    }
+                }
+                if (k == 0) {
+                    close(fd);
+                    fd = -1;
+                    waitpid(t->pid, &status, 0);
+                    exited = 1;
+                }
+            }
+            if (!exited && waitpid(t->pid, &status, WNOHANG) == t->pid) exited = 1;
+        }
+        if (fd >= 0) close(fd);
+        if (!exited) {
+            stop_child(t->pid);
+            break;
+        }
+        kill(-t->pid, SIGKILL); /* anything it left in its group */
+        failures = now_ms() - started > 60000 ? 1 : failures + 1;
+        snprintf(t->src.last_error, sizeof t->src.last_error, "cloudflared exited (%s %d)",
+                 WIFEXITED(status) ? "status" : "signal", WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+        snprintf(t->src.state, sizeof t->src.state, "restarting");
+        t->url[0] = '\0';
+        note(t);
+        log_msg(LOG_WARN, "cloudflared exited; restarting", "error", t->src.last_error, NULL);
+        source_nap(&t->src, source_backoff(&t->seed, failures, 1000, 30000));
+    }
+    regfree(&re);
+    snprintf(t->src.state, sizeof t->src.state, "stopped");
+    note(t);
+    return NULL;
+}
+
+struct tunnel *tunnel_start(struct store *st, const struct config *cfg, unsigned port, char *err, size_t errlen)
+{
+    struct tunnel *t = calloc(1, sizeof *t);
+    const char *want = cfg->cloudflared ? cfg->cloudflared : "cloudflared";
+    if (find_binary(want, t->bin, sizeof t->bin) != 0) {
+        snprintf(err, errlen,
+                 "cannot find cloudflared (%s): install it from "
+                 "https://developers.cloudflare.com/cloudflare-one/connections/connect-networks/downloads/ "
+                 "(Debian: the cloudflare-main apt repository, package cloudflared), or set cloudflared: /path/to/it",
+                 want);
+        free(t);
+        return NULL;
+    }
+    snprintf(t->local, sizeof t->local, "http://127.0.0.1:%u", port);
+    t->cfg = cfg;
+    t->seed = (unsigned)now_ms();
+    source_init(&t->src, "tunnel", st);
+    source_start(&t->src, run, t);
+    return t;
+}
+
+void tunnel_stop(struct tunnel *t)
+{
+    if (!t) return;
+    source_stop(&t->src);
+    free(t);
+}

@@ -1,0 +1,66 @@
+// synccf tunnel with a stand-in cloudflared that prints what a quick tunnel
+// prints and crashes on cue: the URL is found and announced, the
+// Notifications destination follows it, cloudflared is restarted after a
+// crash and stopped with synccf, and a missing binary is a clear error.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BIN, tempDir } from './lib.mjs';
+import { startFakeCloudflare } from './fakecf.mjs';
+import { until } from '../../worker/test/helpers.mjs';
+
+const STANDIN = join(dirname(fileURLToPath(import.meta.url)), 'standin', 'cloudflared');
+
+function startTunnel(args, env) {
+  const child = spawn(BIN, ['--state', tempDir(), 'tunnel', '--listen', '127.0.0.1:0', ...args], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const t = { child, out: '', err: '' };
+  child.stdout.on('data', (d) => { t.out += d; });
+  child.stderr.on('data', (d) => { t.err += d; });
+  t.exited = new Promise((r) => child.on('exit', (code) => r(code)));
+  return t;
+}
+
+const alive = (pid) => { try { process.kill(pid, 0); return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z '); } catch { return false; } };
+
+test('quick tunnel: URL announced, destination updated, restarted after a crash, stopped with synccf', async () => {
+  const dir = tempDir();
+  const cf = await startFakeCloudflare();
+  const cfg = join(dir, 'synccf.yaml');
+  writeFileSync(cfg, 'notify_webhook_id: dest-1\n');
+  const t = startTunnel(['--config', cfg, '--cloudflared', STANDIN], {
+    STANDIN_DIR: dir, STANDIN_EXIT_AFTER: '1', SYNCCF_NOTIFY_SECRET: 'ns',
+    CLOUDFLARE_API_TOKEN: cf.token, CLOUDFLARE_ACCOUNT_ID: cf.account, CLOUDFLARE_API_BASE_URL: cf.url,
+  });
+  try {
+    await until('the first URL', () => /public URL: https:\/\/standin-words-1\.trycloudflare\.com/.test(t.out));
+    assert.match(t.out, /Notifications webhook: https:\/\/standin-words-1\.trycloudflare\.com\/hooks\/notifications/);
+    await until('the destination updated', () => cf.destinations?.['dest-1']);
+    assert.deepEqual(cf.destinations['dest-1'], { name: 'synccf', url: 'https://standin-words-1.trycloudflare.com/hooks/notifications', secret: 'ns' });
+    // The stand-in crashes after a second: restarted, with a new URL that the destination follows.
+    await until('the restart', () => /standin-words-2\.trycloudflare\.com/.test(t.out), 10000);
+    await until('the destination following', () => cf.destinations['dest-1'].url.includes('standin-words-2'));
+    assert.match(t.err, /cloudflared exited; restarting/);
+    const starts = readFileSync(join(dir, 'starts'), 'utf8').trim().split('\n');
+    assert.equal(starts.length, 2);
+    assert.match(starts[0], /tunnel --url http:\/\/127\.0\.0\.1:\d+ --no-autoupdate/);
+    const pid = Number(starts[1].split(' ')[0]);
+    assert.ok(alive(pid));
+    t.child.kill('SIGTERM');
+    assert.equal(await t.exited, 0);
+    await until('cloudflared stopped', () => !alive(pid));
+  } finally { t.child.kill('SIGKILL'); await cf.close(); }
+});
+
+test('a missing cloudflared is a clear error saying how to install it', () => {
+  const r = spawnSync(BIN, ['--state', tempDir(), 'tunnel', '--listen', '127.0.0.1:0', '--cloudflared', '/nonexistent/cloudflared'], { encoding: 'utf8', timeout: 10000 });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /cannot find cloudflared/);
+  assert.match(r.stderr, /developers\.cloudflare\.com/);
+  const r2 = spawnSync(BIN, ['--state', tempDir(), 'tunnel', '--listen', '127.0.0.1:0'], { encoding: 'utf8', timeout: 10000, env: { PATH: '/nonexistent' } });
+  assert.equal(r2.status, 1);
+  assert.match(r2.stderr, /cannot find cloudflared \(cloudflared\)/);
+  assert.ok(!existsSync('/nonexistent'));
+});
