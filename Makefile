@@ -18,6 +18,11 @@ else
 BUILD    ?= build
 OPT      := -O2
 endif
+# systemd readiness/watchdog notifications when libsystemd is there.
+ifeq ($(shell pkg-config --exists libsystemd && echo yes),yes)
+PKGS     += libsystemd
+CFLAGS   += -DHAVE_SYSTEMD
+endif
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -g $(OPT) \
             -Iinclude $(shell pkg-config --cflags $(PKGS))
 LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lpthread -lm

@@ -3,9 +3,10 @@
 # that is already there. Safe to run again.
 set -eu
 
-PKGS="gcc make pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev
+PKGS="gcc make pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev libsystemd-dev
 zlib1g-dev libyaml-dev libcmocka-dev clang $*"
 command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
+command -v python3 >/dev/null 2>&1 || PKGS="$PKGS python3"
 
 missing=""
 for p in $PKGS; do

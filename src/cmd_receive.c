@@ -1,12 +1,14 @@
 /* cmd_receive.c -- `synccf receive`: the receiver, the store and the
  * handler dispatcher in one process, until SIGTERM/SIGINT, then drain. */
 #include <signal.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../lib/log.h"
 #include "cli.h"
+#include "notify.h"
 #include "synccf.h"
 
 /* receive and pull share everything but what they start. */
@@ -80,8 +82,21 @@ static int serve(struct cli *c, int argc, char **argv, const char *source)
     if (source && strcmp(source, "run") != 0 && strcmp(source, "tunnel") != 0) log_msg(LOG_INFO, "started", "source", source, "store", synccf_db_path(s), NULL);
     else log_msg(LOG_INFO, "listening", "port", port, "store", synccf_db_path(s), NULL);
 
-    int sig = 0;
-    sigwait(&set, &sig);
+    notify_ready();
+    /* Wait for a signal; under a systemd watchdog, say we are alive at half
+     * its period meanwhile. */
+    int sig = -1;
+    long wd = notify_watchdog_ms();
+    while (sig < 0) {
+        if (wd > 0) {
+            struct timespec ts = {wd / 2000, (wd / 2 % 1000) * 1000000L};
+            sig = sigtimedwait(&set, NULL, &ts);
+            if (sig < 0) notify_alive();
+        } else if (sigwait(&set, &sig) != 0) {
+            sig = -1;
+        }
+    }
+    notify_stopping();
     log_msg(LOG_INFO, "shutting down", "signal", sig == SIGTERM ? "TERM" : "INT", NULL);
     synccf_close(s);
     log_msg(LOG_INFO, "stopped", NULL);

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <yaml.h>
+
 #include "../../lib/config.h"
 #include "testutil.h"
 
@@ -162,6 +164,47 @@ static void test_example_file(void **st)
     config_free(&c);
 }
 
+/* examples/process-compose.yaml: synccf run with probes on /readyz and /healthz. */
+static const char *pc_get(yaml_document_t *d, yaml_node_t *n, const char *at)
+{
+    char key[64];
+    while (n && *at) {
+        size_t k = strcspn(at, ".");
+        snprintf(key, sizeof key, "%.*s", (int)k, at);
+        yaml_node_t *next = NULL;
+        if (n->type == YAML_MAPPING_NODE)
+            for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+                yaml_node_t *kn = yaml_document_get_node(d, p->key);
+                if (kn->type == YAML_SCALAR_NODE && strcmp((char *)kn->data.scalar.value, key) == 0)
+                    next = yaml_document_get_node(d, p->value);
+            }
+        n = next;
+        at += k + (at[k] == '.');
+    }
+    return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+static void test_process_compose_example(void **st)
+{
+    (void)st;
+    FILE *f = fopen("examples/process-compose.yaml", "rb");
+    assert_non_null(f);
+    yaml_parser_t p;
+    yaml_document_t d;
+    yaml_parser_initialize(&p);
+    yaml_parser_set_input_file(&p, f);
+    assert_true(yaml_parser_load(&p, &d));
+    yaml_node_t *root = yaml_document_get_root_node(&d);
+    assert_non_null(strstr(pc_get(&d, root, "processes.synccf.command"), "synccf --config synccf.yaml run"));
+    assert_string_equal(pc_get(&d, root, "processes.synccf.readiness_probe.http_get.path"), "/readyz");
+    assert_string_equal(pc_get(&d, root, "processes.synccf.readiness_probe.http_get.port"), "9091");
+    assert_string_equal(pc_get(&d, root, "processes.synccf.liveness_probe.http_get.path"), "/healthz");
+    assert_string_equal(pc_get(&d, root, "processes.dev-server.depends_on.synccf.condition"), "process_healthy");
+    yaml_document_delete(&d);
+    yaml_parser_delete(&p);
+    fclose(f);
+}
+
 static void test_parsers(void **st)
 {
     (void)st;
@@ -188,6 +231,7 @@ int main(void)
         cmocka_unit_test(test_xplat_yaml),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_example_file),
+        cmocka_unit_test(test_process_compose_example),
         cmocka_unit_test(test_parsers),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
