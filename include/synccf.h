@@ -68,6 +68,11 @@ int synccf_run(synccf *s, char *err, size_t errlen);
  * cloudflared when it is missing. */
 int synccf_tunnel(synccf *s, char *err, size_t errlen);
 
+/* Reloads the handler rules from the configuration file (as SIGHUP does);
+ * connections, sources and runs in progress carry on. -1 with the reason
+ * when the file is not valid: the rules in use stay. */
+int synccf_reload(synccf *s, char *err, size_t errlen);
+
 /* The port the receiver listens on (useful with port 0). */
 unsigned synccf_port(const synccf *s);
 

@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +92,12 @@ void config_free(struct config *c)
     free_list(c->filters);
     for (size_t i = 0; i < c->nhandlers; i++) handler_free(&c->handlers[i]);
     free(c->handlers);
+    for (struct rules *r = atomic_load(&c->rules), *next; r; r = next) {
+        next = r->retired;
+        for (size_t i = 0; i < r->n; i++) handler_free(&r->h[i]);
+        free(r->h);
+        free(r);
+    }
     memset(c, 0, sizeof *c);
 }
 
@@ -568,15 +575,72 @@ static int data_matches(const json_t *ev, const struct data_match *m)
     return strcmp(text, m->value) == 0;
 }
 
+void config_publish(struct config *c, int keep_callbacks)
+{
+    struct rules *old = atomic_load(&c->rules);
+    struct rules *r = calloc(1, sizeof *r);
+    r->h = c->handlers;
+    r->n = c->nhandlers;
+    c->handlers = NULL;
+    c->nhandlers = 0;
+    for (size_t i = 0; keep_callbacks && old && i < old->n; i++) {
+        if (old->h[i].kind != HANDLER_CALLBACK) continue;
+        r->h = realloc(r->h, (r->n + 1) * sizeof *r->h);
+        struct handler_def *h = &r->h[r->n++];
+        *h = old->h[i];
+        h->name = strdup(h->name);
+        h->match_type = h->match_type ? strdup(h->match_type) : NULL;
+        h->match_subject = NULL;
+        h->match_data = NULL;
+        h->nmatch_data = 0;
+    }
+    r->retired = old;
+    atomic_store(&c->rules, r);
+}
+
+int config_reload(struct config *c, char *err, size_t errlen)
+{
+    if (!c->file) {
+        snprintf(err, errlen, "no configuration file to reload");
+        return -1;
+    }
+    struct config fresh;
+    config_defaults(&fresh);
+    if (config_load(&fresh, c->file, err, errlen) != 0) {
+        config_free(&fresh);
+        return -1;
+    }
+    c->handlers = fresh.handlers;
+    c->nhandlers = fresh.nhandlers;
+    fresh.handlers = NULL;
+    fresh.nhandlers = 0;
+    config_publish(c, 1);
+    config_free(&fresh);
+    return 0;
+}
+
+/* The live handler set, or the loaded one before anything was published. */
+static const struct handler_def *live(const struct config *c, size_t *n)
+{
+    struct rules *r = atomic_load(&((struct config *)c)->rules);
+    if (r) {
+        *n = r->n;
+        return r->h;
+    }
+    *n = c->nhandlers;
+    return c->handlers;
+}
+
 const char **config_route(const struct config *c, const void *evp)
 {
     const json_t *ev = evp;
     const char **out = NULL;
-    size_t n = 0;
+    size_t n = 0, nh;
+    const struct handler_def *hs = live(c, &nh);
     const char *type = json_string_value(json_object_get(ev, "type"));
     const char *subject = json_string_value(json_object_get(ev, "subject"));
-    for (size_t i = 0; i < c->nhandlers; i++) {
-        const struct handler_def *h = &c->handlers[i];
+    for (size_t i = 0; i < nh; i++) {
+        const struct handler_def *h = &hs[i];
         if (h->match_type && (!type || !glob_match(h->match_type, type))) continue;
         if (h->match_subject && (!subject || !glob_match(h->match_subject, subject))) continue;
         size_t j = 0;
@@ -591,7 +655,9 @@ const char **config_route(const struct config *c, const void *evp)
 
 const struct handler_def *config_handler(const struct config *c, const char *name)
 {
-    for (size_t i = 0; i < c->nhandlers; i++)
-        if (strcmp(c->handlers[i].name, name) == 0) return &c->handlers[i];
+    size_t nh;
+    const struct handler_def *hs = live(c, &nh);
+    for (size_t i = 0; i < nh; i++)
+        if (strcmp(hs[i].name, name) == 0) return &hs[i];
     return NULL;
 }

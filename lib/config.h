@@ -32,6 +32,14 @@ struct handler_def {
     void *arg;
 };
 
+/* The handler set in use. Replaced whole on reload (SIGHUP); a replaced set
+ * is kept until exit, because a run in progress may still point into it. */
+struct rules {
+    struct handler_def *h;
+    size_t n;
+    struct rules *retired;
+};
+
 struct config {
     char *file; /* where it was loaded from, for messages */
     char *mode;
@@ -58,8 +66,9 @@ struct config {
     unsigned max_backoff_ms;
     unsigned concurrency;    /* handler runs at once */
 
-    struct handler_def *handlers;
+    struct handler_def *handlers; /* as loaded; config_publish() makes them live */
     size_t nhandlers;
+    struct rules *_Atomic rules;
 };
 
 void config_defaults(struct config *c);
@@ -69,6 +78,14 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen);
 /* Applies SYNCCF_* environment variables (and the secrets from them). */
 void config_env(struct config *c);
 void config_free(struct config *c);
+
+/* Makes the loaded handlers (c->handlers) the live set; with keep_callbacks
+ * the C API's callbacks of the previous set carry over. */
+void config_publish(struct config *c, int keep_callbacks);
+
+/* Loads c->file again and, if it is valid, makes its handlers live; the
+ * other settings need a restart. -1 with the reason when it is not valid. */
+int config_reload(struct config *c, char *err, size_t errlen);
 
 /* Names of the handlers that match ev (a CloudEvent), in configuration
  * order, NULL-terminated; NULL when none. Free with free(). */

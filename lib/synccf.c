@@ -157,6 +157,7 @@ static int start_core(synccf *s, char *err, size_t errlen)
 {
     struct config *c = &s->cfg;
     if (s->store) return 0;
+    config_publish(c, 0);
     char dir[4096];
     if (c->state_dir) snprintf(dir, sizeof dir, "%s", c->state_dir);
     else store_default_dir(dir, sizeof dir);
@@ -292,6 +293,8 @@ int synccf_tunnel(synccf *s, char *err, size_t errlen)
     s->tunnel = tunnel_start(s->store, &s->cfg, synccf_port(s), err, errlen);
     return s->tunnel ? 0 : 1;
 }
+
+int synccf_reload(synccf *s, char *err, size_t errlen) { return config_reload(&s->cfg, err, errlen); }
 
 unsigned synccf_port(const synccf *s) { return s->server ? server_port(s->server) : 0; }
 const char *synccf_db_path(const synccf *s) { return s->db_path; }

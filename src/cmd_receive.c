@@ -65,6 +65,7 @@ static int serve(struct cli *c, int argc, char **argv, const char *source)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -93,6 +94,11 @@ static int serve(struct cli *c, int argc, char **argv, const char *source)
             sig = sigtimedwait(&set, NULL, &ts);
             if (sig < 0) notify_alive();
         } else if (sigwait(&set, &sig) != 0) {
+            sig = -1;
+        }
+        if (sig == SIGHUP) {
+            if (synccf_reload(s, err, sizeof err) == 0) log_msg(LOG_INFO, "handler rules reloaded", NULL);
+            else log_msg(LOG_ERROR, "reload refused; the rules in use stay", "error", err, NULL);
             sig = -1;
         }
     }

@@ -116,3 +116,29 @@ test('config check: prints the effective configuration without secrets, and name
   const bad = config('mode: worker\nworker_urll: x\n');
   await assert.rejects(cli(tempDir(), '--config', bad, 'config', 'check'), (e) => { assert.equal(e.code, 2); assert.match(e.stderr, /:2: key 'worker_urll': unknown key/); return true; });
 });
+
+test('SIGHUP reloads the handler rules; a bad file is refused and the old rules stay', async () => {
+  const dir = tempDir();
+  const mk = (name) => `handlers:\n  - name: ${name}\n    match: { type: dev.synccf.hook.* }\n    exec: { argv: [/bin/sh, -c, "echo ${name} >> ${dir}/ran"] }\n`;
+  const cfg = join(dir, 'synccf.yaml');
+  writeFileSync(cfg, mk('first'));
+  const d = await startDaemon({ command: 'run', args: ['--config', cfg] });
+  const ran = () => (existsSync(join(dir, 'ran')) ? readFileSync(join(dir, 'ran'), 'utf8').trim().split('\n') : []);
+  try {
+    await req(d.url + '/hooks/generic/a', { body: '{"id":"1"}', headers: J });
+    await until('first ran', () => ran().length === 1);
+    writeFileSync(cfg, mk('second'));
+    d.child.kill('SIGHUP');
+    await until('reloaded', () => /handler rules reloaded/.test(d.log));
+    await req(d.url + '/hooks/generic/a', { body: '{"id":"2"}', headers: J });
+    await until('second ran', () => ran().length === 2);
+    assert.deepEqual(ran(), ['first', 'second']);
+    writeFileSync(cfg, 'handlers: [oops\n');
+    d.child.kill('SIGHUP');
+    await until('refused', () => /reload refused/.test(d.log));
+    await req(d.url + '/hooks/generic/a', { body: '{"id":"3"}', headers: J });
+    await until('still second', () => ran().length === 3);
+    assert.deepEqual(ran(), ['first', 'second', 'second']);
+    assert.equal(d.child.exitCode, null, 'still running');
+  } finally { await d.stop(); }
+});
