@@ -4,12 +4,12 @@ import { spawn, execFile } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
+import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const BIN = process.env.SYNCCF_BIN || join(ROOT, 'build', 'synccf');
+export const BIN = process.env.SYNCCF_BIN ? resolve(ROOT, process.env.SYNCCF_BIN) : join(ROOT, 'build', 'synccf');
 export const VECTORS = join(ROOT, 'tests', 'vectors');
 const run = promisify(execFile);
 
