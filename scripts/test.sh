@@ -33,4 +33,7 @@ if [ -f worker/package.json ]; then
     (cd worker && npm test)
 fi
 
+step "the demo (README's first command)"
+scripts/demo.sh | tail -1 | grep -q "Events flowed" || { echo "the demo did not show events flowing"; exit 1; }
+
 step "all tests passed"

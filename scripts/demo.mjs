@@ -1,0 +1,102 @@
+// The first-five-minutes demo: the Worker running locally in workerd, `synccf
+// run` following it with a task-cache rule on an example Taskfile project,
+// Cloudflare's payloads replayed into the Worker, and the events, the
+// invalidated go-task files and `synccf status` shown as they happen.
+// Ctrl-C stops everything; nothing is left running.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, existsSync, rmSync, readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startWorker } from '../worker/test/helpers.mjs';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = join(ROOT, 'build', 'synccf');
+const FIX = join(ROOT, 'tests', 'vectors', 'inputs');
+const work = mkdtempSync(join(tmpdir(), 'synccf-demo-'));
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const say = (s = '') => process.stdout.write(s + '\n');
+let worker, daemon, stopping = false;
+
+async function cleanup(code) {
+  if (stopping) return;
+  stopping = true;
+  if (daemon && daemon.exitCode === null) { daemon.kill('SIGTERM'); await new Promise((r) => daemon.once('exit', r)); }
+  if (worker) await worker.dispose();
+  rmSync(work, { recursive: true, force: true });
+  process.exit(code);
+}
+process.on('SIGINT', () => { say('\nstopping...'); cleanup(130); });
+process.on('SIGTERM', () => cleanup(143));
+
+// An example Taskfile project with go-task's cache laid out as go-task writes it.
+const project = join(work, 'marketing-site');
+const remoteKey = (url) => {
+  const u = new URL(url), parts = u.pathname.split('/').filter(Boolean), file = parts.pop(), dir = parts.pop();
+  return ['http', u.host, ...(dir ? [dir] : []), file, createHash('sha256').update(url).digest('hex')].join('.');
+};
+mkdirSync(join(project, '.task', 'checksum'), { recursive: true });
+mkdirSync(join(project, '.task', 'remote'), { recursive: true });
+writeFileSync(join(project, 'Taskfile.yml'), 'version: "3"\nincludes:\n  shared: https://marketing-site.pages.dev/taskfiles/Taskfile.yml\ntasks:\n  build:\n    sources: ["src/**"]\n    cmds: ["echo building"]\n');
+for (const t of ['build', 'deploy', 'lint']) writeFileSync(join(project, '.task', 'checksum', t), 'fingerprint');
+for (const url of ['https://marketing-site.pages.dev/taskfiles/Taskfile.yml', 'https://docs.example.com/shared/Taskfile.yml'])
+  for (const ext of ['yaml', 'timestamp', 'checksum']) writeFileSync(join(project, '.task', 'remote', `${remoteKey(url)}.${ext}`), ext);
+const cacheFiles = () => readdirSync(join(project, '.task'), { recursive: true }).map(String).filter((f) => f.includes('/')).sort();
+
+const PULL_TOKEN = 'demo-pull-token';
+worker = await startWorker({ bindings: { PULL_TOKEN, HEARTBEAT_SECONDS: '5' } });
+const cfg = join(work, 'synccf.yaml');
+writeFileSync(cfg, `mode: worker
+worker_url: ${worker.url}
+heartbeat: 5s
+listen: 127.0.0.1:0
+handlers:
+  - name: site-cache
+    match:
+      type: com.cloudflare.pages.deployment.success
+      subject: marketing-site
+    task_cache:
+      dir: ${project}
+      tasks: [build, deploy]
+`);
+const state = join(work, 'state');
+daemon = spawn(BIN, ['--config', cfg, '--state', state, '--log-level', 'error', 'run'], { env: { ...process.env, SYNCCF_PULL_TOKEN: PULL_TOKEN }, stdio: ['ignore', 'inherit', 'inherit'] });
+daemon.on('exit', (c) => { if (!stopping) { say(`synccf exited (${c})`); cleanup(1); } });
+
+say('synccf demo');
+say(`  the Worker, in workerd:        ${worker.url}`);
+say(`  synccf run (mode worker):      following it, store ${state}/state.db`);
+say(`  example Taskfile project:      ${project}`);
+say('  go-task cache before:');
+for (const f of cacheFiles()) say(`    .task/${f}`);
+say();
+say('Cloudflare sends its events to the Worker:');
+const post = async (label, path, file, headers = {}) => {
+  const res = await fetch(worker.url + path, { method: 'POST', body: readFileSync(join(FIX, file)), headers });
+  say(`  ${label.padEnd(44)} -> ${res.status} ${await res.text()}`);
+};
+await post('Pages deployment succeeded (Notifications)', '/hooks/notifications', 'pages-deployment-success.json', { 'content-type': 'application/json' });
+await post('L7 DDoS alert (Notifications)', '/hooks/notifications', 'ddos-l7.json', { 'content-type': 'application/json' });
+await post('Logpush batch, gzip, 4 records', '/hooks/logpush/http_requests', 'http_requests.ndjson.gz');
+await post('the same Pages alert again (a retry)', '/hooks/notifications', 'pages-deployment-success.json', { 'content-type': 'application/json' });
+
+const count = () => { try { return JSON.parse(execFileSync(BIN, ['--state', state, 'status', '--json'], { encoding: 'utf8' })).events.total; } catch { return 0; } };
+for (let i = 0; i < 100 && count() < 6; i++) await sleep(100);
+await sleep(500);
+say();
+say('synccf pulled them from the Worker and ran the handlers:');
+say(execFileSync(BIN, ['--state', state, 'events', 'list'], { encoding: 'utf8' }).trimEnd().replace(/^/gm, '  '));
+say();
+say('go-task cache after (the deployed project\'s remote Taskfile and the build/deploy fingerprints are gone):');
+for (const f of cacheFiles()) say(`    .task/${f}`);
+say();
+say(execFileSync(BIN, ['--state', state, 'events', 'show', 'pages-3b6c1f0e-2a4d-4c5e-8f9a-b0c1d2e3f4a5-success'], { encoding: 'utf8' }).split('handler runs')[1]?.trimEnd().replace(/^/, 'handler runs') ?? '');
+say();
+say('synccf status:');
+say(execFileSync(BIN, ['--state', state, 'status'], { encoding: 'utf8' }).trimEnd().replace(/^/gm, '  '));
+say();
+const ok = count() === 6 && !existsSync(join(project, '.task', 'checksum', 'build'));
+say(ok ? 'Events flowed: Cloudflare → Worker → synccf pull → store (once each) → task-cache invalidation.' : 'Something did not arrive: see the output above.');
+if (process.env.DEMO_WAIT) { say('Running; Ctrl-C to stop.'); await new Promise(() => {}); }
+await cleanup(ok ? 0 : 1);
