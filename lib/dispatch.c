@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #define MAX_WORKERS 64
@@ -35,7 +36,37 @@ struct dispatch {
     pthread_t threads[MAX_WORKERS];
     unsigned nthreads;
     sqlite3_stmt *claim, *next_due, *record;
+    struct store *store;
+    struct {
+        char name[65];
+        struct hist h;
+    } lat[64];
+    size_t nlat;
 };
+
+/* Under d->mu. */
+static struct hist *latency(struct dispatch *d, const char *name)
+{
+    for (size_t i = 0; i < d->nlat; i++)
+        if (strcmp(d->lat[i].name, name) == 0) return &d->lat[i].h;
+    if (d->nlat == 64) return NULL;
+    snprintf(d->lat[d->nlat].name, sizeof d->lat[d->nlat].name, "%s", name);
+    hist_init(&d->lat[d->nlat].h);
+    return &d->lat[d->nlat++].h;
+}
+
+void dispatch_render(struct dispatch *d, struct buf *out)
+{
+    buf_printf(out, "# HELP synccf_handler_duration_seconds How long handler runs take.\n"
+                    "# TYPE synccf_handler_duration_seconds histogram\n");
+    pthread_mutex_lock(&d->mu);
+    for (size_t i = 0; i < d->nlat; i++) {
+        char labels[100];
+        snprintf(labels, sizeof labels, "handler=\"%s\"", d->lat[i].name);
+        hist_render(&d->lat[i].h, "synccf_handler_duration_seconds", labels, out);
+    }
+    pthread_mutex_unlock(&d->mu);
+}
 
 struct claim {
     sqlite3_int64 seq;
@@ -171,6 +202,13 @@ static void *worker(void *arg)
         char *detail = res.detail ? json_dumps(res.detail, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 
         pthread_mutex_lock(&d->mu);
+        struct hist *hl = latency(d, c.handler);
+        if (hl) hist_observe(hl, (double)(now_ms() - t0) / 1000);
+        if (d->store) {
+            char cname[128];
+            snprintf(cname, sizeof cname, "handler.%.64s|%s", c.handler, res.ok ? "ok" : strcmp(state, "gave_up") == 0 ? "gave_up" : "failed");
+            store_count(d->store, cname, 1);
+        }
         sqlite3_bind_text(d->record, 1, state, -1, SQLITE_STATIC);
         sqlite3_bind_int(d->record, 2, attempts);
         sqlite3_bind_int64(d->record, 3, next);
@@ -201,10 +239,12 @@ void dispatch_wake(void *arg)
     pthread_mutex_unlock(&d->mu);
 }
 
-struct dispatch *dispatch_start(const char *db_path, const struct config *cfg, char *err, size_t errlen)
+struct dispatch *dispatch_start(const char *db_path, const struct config *cfg, struct store *st, char *err,
+                                size_t errlen)
 {
     struct dispatch *d = calloc(1, sizeof *d);
     d->cfg = cfg;
+    d->store = st;
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->cv, NULL);
     if (sqlite3_open_v2(db_path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) goto sqlerr;

@@ -5,12 +5,17 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "store.h"
+#include "util.h"
 
 struct dispatch;
 
 /* Starts cfg->concurrency worker threads on their own connection to the
  * store at db_path. cfg must outlive the dispatcher. */
-struct dispatch *dispatch_start(const char *db_path, const struct config *cfg, char *err, size_t errlen);
+struct dispatch *dispatch_start(const char *db_path, const struct config *cfg, struct store *st, char *err,
+                                size_t errlen);
+/* Handler latency histograms, for /metrics. */
+void dispatch_render(struct dispatch *d, struct buf *out);
 /* New runs are in the outbox: look now rather than at the next poll. */
 void dispatch_wake(void *d);
 /* Lets runs in progress finish and be recorded, then stops. */

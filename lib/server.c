@@ -40,7 +40,7 @@
  * instead of a reset connection; beyond it the connection is closed. */
 #define DRAIN_MAX (16u << 20)
 
-enum route { R_NONE, R_EVENTS, R_NOTIFY, R_LOGPUSH, R_GENERIC, R_XPLAT, R_HEALTHZ, R_READYZ };
+enum route { R_NONE, R_EVENTS, R_NOTIFY, R_LOGPUSH, R_GENERIC, R_XPLAT, R_HEALTHZ, R_READYZ, R_METRICS };
 
 struct server {
     struct server_config cfg;
@@ -421,6 +421,7 @@ static void route(struct req *r, const char *method, const char *url)
 
     if (strcmp(url, "/healthz") == 0) r->route = R_HEALTHZ;
     else if (strcmp(url, "/readyz") == 0) r->route = R_READYZ;
+    else if (strcmp(url, "/metrics") == 0 && c->metrics) r->route = R_METRICS;
     else if (strcmp(url, "/v1/events") == 0) r->route = R_EVENTS;
     else if (strcmp(url, "/hooks/notifications") == 0) r->route = R_NOTIFY;
     else if (strcmp(url, "/") == 0) r->route = R_XPLAT;
@@ -439,7 +440,7 @@ static void route(struct req *r, const char *method, const char *url)
         reject(r, 404, "not_found", "no such route");
         return;
     }
-    if (r->route == R_HEALTHZ || r->route == R_READYZ) {
+    if (r->route == R_HEALTHZ || r->route == R_READYZ || r->route == R_METRICS) {
         if (!get) reject(r, 405, "method_not_allowed", "use GET");
         return;
     }
@@ -482,6 +483,16 @@ static void route(struct req *r, const char *method, const char *url)
 static enum MHD_Result answer_get(struct req *r)
 {
     if (r->route == R_HEALTHZ) return send_json(r->conn, 200, json_pack("{s:b}", "ok", 1));
+    if (r->route == R_METRICS) {
+        struct buf out = {.max = 16u << 20};
+        r->srv->cfg.metrics(r->srv->cfg.metrics_arg, &out);
+        struct MHD_Response *resp =
+            MHD_create_response_from_buffer(out.len, out.p ? out.p : (char *)"", out.p ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8");
+        enum MHD_Result ret = MHD_queue_response(r->conn, 200, resp);
+        MHD_destroy_response(resp);
+        return ret;
+    }
     json_t *checks = json_object();
     int ok;
     if (r->srv->cfg.ready) ok = r->srv->cfg.ready(r->srv->cfg.ready_arg, checks);
@@ -514,7 +525,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         /* A refusal is answered at once when there is no body worth
          * draining; otherwise after the body (see DRAIN_MAX). */
         if (r->status && (r->declared == 0 || r->declared > DRAIN_MAX)) return answer_error(r);
-        if (r->route == R_HEALTHZ || r->route == R_READYZ) return answer_get(r);
+        if (r->route == R_HEALTHZ || r->route == R_READYZ || r->route == R_METRICS) return answer_get(r);
         return MHD_YES;
     }
 

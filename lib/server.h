@@ -8,6 +8,7 @@
 #include "config.h"
 #include "filter.h"
 #include "store.h"
+#include "util.h"
 
 struct server_config {
     const char *listen;        /* "HOST:PORT"; port 0 picks a free one */
@@ -27,6 +28,9 @@ struct server_config {
      * NULL checks the store only. */
     int (*ready)(void *arg, json_t *checks);
     void *ready_arg;
+    /* GET /metrics: appends the Prometheus text; NULL = no such route. */
+    void (*metrics)(void *arg, struct buf *out);
+    void *metrics_arg;
 };
 
 void server_config_defaults(struct server_config *c);

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #define MAX_COUNTERS 64
@@ -56,6 +57,7 @@ struct store {
     } notes[8]; /* pending meta, flushed with the next commit */
     atomic_int last_failed;
     atomic_long commits;
+    struct hist commit_hist;
 };
 
 /* Each entry upgrades the schema by one version; PRAGMA user_version holds
@@ -222,6 +224,7 @@ struct store *store_open(const char *path, int readonly, char *err, size_t errle
     s->readonly = readonly;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    hist_init(&s->commit_hist);
 
     if (!readonly) {
         char dir[4096];
@@ -287,6 +290,8 @@ void store_on_runs(struct store *s, void (*fn)(void *arg), void *arg)
     s->on_runs = fn;
     s->on_runs_arg = arg;
 }
+
+struct hist *store_commit_hist(struct store *s) { return &s->commit_hist; }
 
 long store_commits(struct store *s) { return atomic_load(&s->commits); }
 int store_healthy(struct store *s) { return !atomic_load(&s->last_failed); }
@@ -388,14 +393,28 @@ static int commit_group(struct store *s, struct store_batch *list, int *runs)
     }
     pthread_mutex_unlock(&s->mu);
 
+    /* Stored events per (way in, source), counted in the same transaction. */
+    struct per_source {
+        const char *via, *source;
+        int64_t n;
+    } per[32];
+    size_t nper = 0;
+    int64_t t0 = now_ms();
     int ok = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
     for (struct store_batch *b = list; ok && b; b = b->next) {
         b->accepted = b->duplicates = 0;
         for (size_t i = 0; ok && i < b->n; i++) {
             int inserted = 0;
             ok = insert_event(s, &b->ev[i], &inserted, runs) == 0;
-            if (inserted) b->accepted++;
-            else b->duplicates++;
+            if (inserted) {
+                b->accepted++;
+                size_t k = 0;
+                while (k < nper && (strcmp(per[k].via, b->ev[i].via) || strcmp(per[k].source, b->ev[i].source))) k++;
+                if (k == nper && nper < 32) per[nper++] = (struct per_source){b->ev[i].via, b->ev[i].source, 0};
+                if (k < nper) per[k].n++;
+            } else {
+                b->duplicates++;
+            }
         }
         if (ok && b->cursor_name) {
             sqlite3_bind_text(s->cur, 1, b->cursor_name, -1, SQLITE_STATIC);
@@ -410,6 +429,13 @@ static int commit_group(struct store *s, struct store_batch *list, int *runs)
             sqlite3_bind_int64(s->cnt, 2, (sqlite3_int64)b->duplicates);
             ok = step_done(s->cnt) == 0;
         }
+    }
+    for (size_t k = 0; ok && k < nper; k++) {
+        char name[400];
+        snprintf(name, sizeof name, "events.%s|%s", per[k].via, per[k].source);
+        sqlite3_bind_text(s->cnt, 1, name, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(s->cnt, 2, per[k].n);
+        ok = step_done(s->cnt) == 0;
     }
     for (size_t i = 0; ok && i < npending; i++) {
         if (!pending[i].delta) continue;
@@ -431,6 +457,7 @@ static int commit_group(struct store *s, struct store_batch *list, int *runs)
     if (ok) ok = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
     if (ok) {
         atomic_fetch_add(&s->commits, 1);
+        hist_observe(&s->commit_hist, (double)(now_ms() - t0) / 1000);
         return 0;
     }
 

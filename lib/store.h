@@ -59,6 +59,9 @@ void store_note_error(struct store *s, const char *msg);
  * counters; the latest value per key wins. */
 void store_note_meta(struct store *s, const char *key, const char *value);
 
+/* Commit latency (seconds), for /metrics. */
+struct hist *store_commit_hist(struct store *s);
+
 /* Transactions committed since open (group commit makes this smaller than
  * the number of batches). */
 long store_commits(struct store *s);

@@ -4,6 +4,7 @@
  * commit that could wake it) and stops them in reverse. */
 #include "synccf.h"
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "dispatch.h"
 #include "filter.h"
 #include "log.h"
+#include "metrics.h"
 #include "poll.h"
 #include "pull.h"
 #include "queue.h"
@@ -31,11 +33,14 @@ struct synccf {
     struct poll *poll;
     struct queue *queue;
     struct tunnel *tunnel;
+    pthread_mutex_t scrape_mu; /* one scrape at a time on scrape_db */
+    struct store *scrape_db;
 };
 
 synccf *synccf_open(const char *config_file, char *err, size_t errlen)
 {
     synccf *s = calloc(1, sizeof *s);
+    pthread_mutex_init(&s->scrape_mu, NULL);
     config_defaults(&s->cfg);
     if (config_file && config_load(&s->cfg, config_file, err, errlen) != 0) {
         config_free(&s->cfg);
@@ -169,7 +174,7 @@ static int start_core(synccf *s, char *err, size_t errlen)
         }
     s->store = store_open(s->db_path, 0, err, errlen);
     if (!s->store) return 1;
-    s->dispatch = dispatch_start(s->db_path, c, err, errlen);
+    s->dispatch = dispatch_start(s->db_path, c, s->store, err, errlen);
     if (!s->dispatch) return 1;
     store_on_runs(s->store, dispatch_wake, s->dispatch);
     store_start(s->store);
@@ -229,6 +234,20 @@ static int ready(void *arg, json_t *checks)
     return ok;
 }
 
+static void metrics(void *arg, struct buf *out)
+{
+    synccf *s = arg;
+    pthread_mutex_lock(&s->scrape_mu);
+    char err[256];
+    if (!s->scrape_db) s->scrape_db = store_open(s->db_path, 1, err, sizeof err);
+    if (s->scrape_db) metrics_render_store(store_db(s->scrape_db), out);
+    pthread_mutex_unlock(&s->scrape_mu);
+    buf_printf(out, "# HELP synccf_commit_duration_seconds How long each store commit (one group) takes.\n"
+                    "# TYPE synccf_commit_duration_seconds histogram\n");
+    hist_render(store_commit_hist(s->store), "synccf_commit_duration_seconds", "", out);
+    dispatch_render(s->dispatch, out);
+}
+
 static int pull_down(void *arg)
 {
     synccf *s = arg;
@@ -280,6 +299,8 @@ int synccf_start(synccf *s, char *err, size_t errlen)
     sc.routes = c;
     sc.ready = ready;
     sc.ready_arg = s;
+    sc.metrics = metrics;
+    sc.metrics_arg = s;
     int usage = 0;
     s->server = server_start(&sc, s->store, err, errlen, &usage);
     if (!s->server) return usage ? 2 : 1;
@@ -307,6 +328,7 @@ void synccf_close(synccf *s)
     pull_stop(s->pull);
     poll_stop(s->poll);
     queue_stop(s->queue);
+    store_close(s->scrape_db);
     store_close(s->store);       /* commits what the receiver handed over */
     dispatch_stop(s->dispatch);  /* then lets runs in progress finish */
     filter_free(s->filters);

@@ -1,0 +1,73 @@
+// /metrics after a scripted sequence: N accepted, M duplicates, K rejected,
+// a failing handler -- exact counter values, in a strictly parsed
+// Prometheus text exposition.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startDaemon, post, tempDir } from './lib.mjs';
+import { until } from '../../worker/test/helpers.mjs';
+
+// Prometheus text format 0.0.4: HELP/TYPE lines, then samples of known
+// families; label values quoted and escaped; values are floats.
+function parse(text) {
+  const types = {}, samples = [];
+  const sampleRe = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*)\})? (-?(?:[0-9.]+(?:e[+-]?[0-9]+)?|\+Inf|-Inf|NaN))$/;
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    let m;
+    if ((m = /^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) .+$/.exec(line))) continue;
+    if ((m = /^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$/.exec(line))) { types[m[1]] = m[2]; continue; }
+    m = sampleRe.exec(line);
+    assert.ok(m, `not a valid sample line: ${line}`);
+    const name = m[1];
+    const family = Object.keys(types).find((t) => name === t || (types[t] === 'histogram' && [`${t}_bucket`, `${t}_sum`, `${t}_count`].includes(name)));
+    assert.ok(family, `sample before its TYPE: ${line}`);
+    const labels = {};
+    for (const l of (m[3] || '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2];
+    samples.push({ name, labels, value: Number(m[4]) });
+  }
+  return { types, samples };
+}
+const value = (p, name, labels = {}) => p.samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+
+test('exact counters after a scripted sequence', async () => {
+  const dir = tempDir();
+  const cfg = join(dir, 'synccf.yaml');
+  writeFileSync(cfg, 'dispatch: { max_attempts: 2, backoff: 100ms }\nhandlers:\n  - name: broken\n    match: { type: dev.synccf.hook.fail }\n    exec: { argv: [/bin/false] }\n');
+  const d = await startDaemon({ args: ['--config', cfg] });
+  try {
+    const J = { 'content-type': 'application/json' };
+    for (let i = 0; i < 5; i++) assert.equal((await post(d.url + '/hooks/generic/ok', JSON.stringify({ id: `n${i}` }), J)).status, 200); // N = 5
+    for (let i = 0; i < 3; i++) await post(d.url + '/hooks/generic/ok', JSON.stringify({ id: `n${i}` }), J); // M = 3 duplicates
+    await post(d.url + '/hooks/generic/ok', '{bad', J); // K: 1 malformed
+    await post(d.url + '/hooks/generic/ok', '{}', { 'content-type': 'text/plain' }); // 1 unsupported media type
+    await post(d.url + '/nowhere', '{}', J); // 1 not found
+    await post(d.url + '/hooks/generic/fail', '{"id":"f"}', J); // a handler that fails twice, then gives up
+
+    const p = await until('the counters', async () => {
+      const r = await fetch(d.url + '/metrics');
+      assert.equal(r.status, 200);
+      assert.match(r.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
+      const parsed = parse(await r.text());
+      return value(parsed, 'synccf_handler_runs_total', { handler: 'broken', outcome: 'gave_up' }) === 1
+        && value(parsed, 'synccf_rejections_total', { reason: 'not_found' }) === 1 && parsed;
+    }, 15000);
+    assert.equal(value(p, 'synccf_events_stored_total', { via: 'tunnel', source: '/synccf/hooks/ok' }), 5);
+    assert.equal(value(p, 'synccf_events_stored_total', { via: 'tunnel', source: '/synccf/hooks/fail' }), 1);
+    assert.equal(value(p, 'synccf_duplicates_total', { via: 'tunnel' }), 3);
+    assert.equal(value(p, 'synccf_rejections_total', { reason: 'malformed' }), 1);
+    assert.equal(value(p, 'synccf_rejections_total', { reason: 'unsupported_media_type' }), 1);
+    assert.equal(value(p, 'synccf_handler_runs_total', { handler: 'broken', outcome: 'failed' }), 1);
+    assert.equal(value(p, 'synccf_handler_runs_total', { handler: 'broken', outcome: 'gave_up' }), 1);
+    assert.equal(value(p, 'synccf_outbox_pending'), 0);
+    assert.equal(value(p, 'synccf_outbox_gave_up'), 1);
+    assert.equal(p.types.synccf_commit_duration_seconds, 'histogram');
+    assert.ok(value(p, 'synccf_commit_duration_seconds_count') >= 6);
+    assert.equal(value(p, 'synccf_handler_duration_seconds_count', { handler: 'broken' }), 2);
+    const buckets = p.samples.filter((s) => s.name === 'synccf_commit_duration_seconds_bucket').map((s) => s.value);
+    assert.deepEqual(buckets, [...buckets].sort((a, b) => a - b), 'cumulative buckets');
+    assert.ok(value(p, 'synccf_last_event_timestamp_seconds') > Date.now() / 1000 - 60);
+    assert.equal(value(p, 'synccf_build_info', { version: '0.1.0' }), 1);
+  } finally { await d.stop(); }
+});
