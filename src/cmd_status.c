@@ -1,6 +1,9 @@
 /* cmd_status.c -- `synccf status` and `synccf events`: read the store and
  * print for people (tables) or scripts (--json). */
+#include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -203,10 +206,87 @@ int cmd_replay(struct cli *c, int argc, char **argv)
     return EXIT_OK;
 }
 
+/* `events tail`: new events and handler outcomes as they happen, like tail -f.
+ * Reads the store every 300 ms; the daemon keeps writing it meanwhile. */
+static volatile sig_atomic_t tail_stop;
+static void on_tail_signal(int sig) { (void)sig; tail_stop = 1; }
+
+static int events_tail(struct cli *c, int argc, char **argv)
+{
+    long backlog = 10;
+    for (int i = 2; i < argc; i++) {
+        const char *v;
+        if ((v = cli_value(argc, argv, &i, "--lines"))) backlog = strtol(v, NULL, 10);
+        else {
+            fprintf(stderr, "synccf events tail: unknown option '%s'\n", argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    struct store *st = open_ro(c);
+    if (!st) return EXIT_RUNTIME;
+    sqlite3 *db = store_db(st);
+    signal(SIGINT, on_tail_signal);
+    signal(SIGTERM, on_tail_signal);
+    sqlite3_stmt *evs, *runs;
+    sqlite3_prepare_v2(db, "SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT 500", -1, &evs, NULL);
+    sqlite3_prepare_v2(db,
+                       "SELECT e.id, r.handler, r.state, r.attempts, r.last_error, r.updated FROM runs r JOIN events e ON "
+                       "e.seq = r.seq WHERE r.updated > ? AND (r.state != 'pending' OR r.attempts > 0) ORDER BY r.updated",
+                       -1, &runs, NULL);
+    long long last = 0;
+    sqlite3_stmt *q;
+    sqlite3_prepare_v2(db, "SELECT coalesce(max(seq), 0) FROM events", -1, &q, NULL);
+    if (sqlite3_step(q) == SQLITE_ROW) last = sqlite3_column_int64(q, 0) - backlog;
+    sqlite3_finalize(q);
+    char since[TIME_BUF];
+    time_format_ms(now_ms(), since);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    while (!tail_stop) {
+        sqlite3_bind_int64(evs, 1, last);
+        while (sqlite3_step(evs) == SQLITE_ROW) {
+            last = sqlite3_column_int64(evs, 0);
+            const char *body = (const char *)sqlite3_column_text(evs, 1);
+            if (c->json) {
+                printf("{\"kind\":\"event\",\"seq\":%lld,\"event\":%s}\n", last, body);
+                continue;
+            }
+            json_t *e = json_loads(body, 0, NULL);
+            printf("%s  event   %-48s %-42s %s\n", str(e, "synccfreceived"), str(e, "type"), str(e, "id"), str(e, "subject"));
+            json_decref(e);
+        }
+        sqlite3_reset(evs);
+        sqlite3_bind_text(runs, 1, since, -1, SQLITE_TRANSIENT);
+        while (sqlite3_step(runs) == SQLITE_ROW) {
+            const char *f[6];
+            for (int i = 0; i < 6; i++) f[i] = (const char *)sqlite3_column_text(runs, i);
+            snprintf(since, sizeof since, "%s", f[5]);
+            if (c->json) {
+                json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:i,s:s?,s:s}", "kind", "run", "event", f[0], "handler", f[1],
+                                      "state", f[2], "attempts", atoi(f[3]), "error", f[4], "updated", f[5]);
+                char *t = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+                puts(t);
+                free(t);
+                json_decref(o);
+            } else {
+                printf("%s  handler %-20s %-8s attempt %s  %s%s\n", f[5], f[1], f[2], f[3], f[0], f[4] ? "  error: " : "");
+                if (f[4]) printf("      %s\n", f[4]);
+            }
+        }
+        sqlite3_reset(runs);
+        struct timespec ts = {0, 300 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    sqlite3_finalize(evs);
+    sqlite3_finalize(runs);
+    store_close(st);
+    return EXIT_OK;
+}
+
 int cmd_events(struct cli *c, int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "tail") == 0) return events_tail(c, argc, argv);
     if (argc < 2 || strcmp(argv[1], "list") == 0) return events_list(c, argc < 2 ? 1 : argc, argv);
     if (strcmp(argv[1], "show") == 0) return events_show(c, argc, argv);
-    fprintf(stderr, "usage: synccf events list|show\n");
+    fprintf(stderr, "usage: synccf events list|show|tail\n");
     return EXIT_USAGE;
 }

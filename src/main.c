@@ -23,6 +23,7 @@ static const char usage[] =
     "  status [--json]     what the store holds: events by source and type, duplicates, rejections\n"
     "  events list [--type GLOB] [--since TIME] [--limit N] [--json]\n"
     "  events show ID      one stored event and its handler runs\n"
+    "  events tail [--json] follow new events and handler outcomes\n"
     "  replay ID           run an event's handlers again\n"
     "  config check        validate the configuration and print it (secrets redacted)\n"
     "  version             print the version\n"

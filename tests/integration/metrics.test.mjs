@@ -71,3 +71,26 @@ test('exact counters after a scripted sequence', async () => {
     assert.equal(value(p, 'synccf_build_info', { version: '0.1.0' }), 1);
   } finally { await d.stop(); }
 });
+
+test('events tail follows new events and handler outcomes', async () => {
+  const { spawn } = await import('node:child_process');
+  const { BIN } = await import('./lib.mjs');
+  const dir = tempDir();
+  const cfg = join(dir, 'synccf.yaml');
+  writeFileSync(cfg, 'handlers:\n  - name: ok\n    match: { type: dev.synccf.hook.t }\n    exec: { argv: [/bin/true] }\n');
+  const d = await startDaemon({ args: ['--config', cfg] });
+  const tail = spawn(BIN, ['--state', d.state, 'events', 'tail', '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  tail.stdout.on('data', (b) => { out += b; });
+  try {
+    await new Promise((r) => setTimeout(r, 500));
+    await post(d.url + '/hooks/generic/t', '{"id":"tail-1"}', { 'content-type': 'application/json' });
+    const lines = await until('an event and its run', () => {
+      const l = out.trim().split('\n').filter(Boolean).map((x) => JSON.parse(x));
+      return l.some((x) => x.kind === 'event') && l.some((x) => x.kind === 'run' && x.state === 'ok') && l;
+    });
+    const ev = lines.find((x) => x.kind === 'event');
+    assert.equal(ev.event.data.id, 'tail-1');
+    assert.equal(lines.find((x) => x.kind === 'run').handler, 'ok');
+  } finally { tail.kill('SIGINT'); await d.stop(); }
+});
