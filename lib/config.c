@@ -32,6 +32,7 @@ void config_defaults(struct config *c)
     c->threads = 2;
     c->heartbeat_s = 15;
     c->failover_ms = 2 * 60 * 1000;
+    c->status_page = 1;
     c->api_base = strdup("https://api.cloudflare.com");
     c->poll_interval_ms = 5 * 60 * 1000;
     c->poll_overlap_ms = 10 * 60 * 1000;
@@ -477,6 +478,7 @@ static int top_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *
     else if (strcmp(k, "poll_interval") == 0) get_duration(x, v, k, &c->poll_interval_ms);
     else if (strcmp(k, "poll_overlap") == 0) get_duration(x, v, k, &c->poll_overlap_ms);
     else if (strcmp(k, "cloudflared") == 0) get_str(x, v, k, &c->cloudflared);
+    else if (strcmp(k, "status_page") == 0) get_bool(x, v, k, &c->status_page);
     else if (strcmp(k, "notify_webhook_id") == 0) get_str(x, v, k, &c->notify_webhook_id);
     else if (strcmp(k, "failover_after") == 0) get_duration(x, v, k, &c->failover_ms);
     else if (strcmp(k, "poll_max_pages") == 0) get_uint(x, v, k, &c->poll_max_pages, 1, 10000);

@@ -52,6 +52,7 @@ struct config {
     unsigned max_connections, timeout_s, threads;
     unsigned heartbeat_s; /* the Worker's SSE heartbeat period */
     unsigned failover_ms;
+    int status_page;         /* GET / for loopback clients */
     char *cloudflared;       /* binary; NULL = from PATH */
     char *tunnel_token;      /* named tunnel; NULL = quick tunnel */
     char *notify_webhook_id; /* Notifications destination to point at the tunnel */ /* hybrid: the Worker stream down this long, polling takes over */

@@ -40,7 +40,7 @@
  * instead of a reset connection; beyond it the connection is closed. */
 #define DRAIN_MAX (16u << 20)
 
-enum route { R_NONE, R_EVENTS, R_NOTIFY, R_LOGPUSH, R_GENERIC, R_XPLAT, R_HEALTHZ, R_READYZ, R_METRICS };
+enum route { R_NONE, R_EVENTS, R_NOTIFY, R_LOGPUSH, R_GENERIC, R_XPLAT, R_HEALTHZ, R_READYZ, R_METRICS, R_PAGE };
 
 struct server {
     struct server_config cfg;
@@ -422,6 +422,7 @@ static void route(struct req *r, const char *method, const char *url)
     if (strcmp(url, "/healthz") == 0) r->route = R_HEALTHZ;
     else if (strcmp(url, "/readyz") == 0) r->route = R_READYZ;
     else if (strcmp(url, "/metrics") == 0 && c->metrics) r->route = R_METRICS;
+    else if (strcmp(url, "/") == 0 && get && c->page) r->route = R_PAGE;
     else if (strcmp(url, "/v1/events") == 0) r->route = R_EVENTS;
     else if (strcmp(url, "/hooks/notifications") == 0) r->route = R_NOTIFY;
     else if (strcmp(url, "/") == 0) r->route = R_XPLAT;
@@ -442,6 +443,18 @@ static void route(struct req *r, const char *method, const char *url)
     }
     if (r->route == R_HEALTHZ || r->route == R_READYZ || r->route == R_METRICS) {
         if (!get) reject(r, 405, "method_not_allowed", "use GET");
+        return;
+    }
+    if (r->route == R_PAGE) {
+        /* The page shows event data: loopback clients only. */
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+        int lo = sa && ((sa->sa_family == AF_INET &&
+                         (ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr) >> 24) == 127) ||
+                        (sa->sa_family == AF_INET6 &&
+                         (IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr) ||
+                          IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr))));
+        if (!lo) reject(r, 404, "not_found", "the status page is served to loopback clients only");
         return;
     }
     if (!post) {
@@ -483,12 +496,16 @@ static void route(struct req *r, const char *method, const char *url)
 static enum MHD_Result answer_get(struct req *r)
 {
     if (r->route == R_HEALTHZ) return send_json(r->conn, 200, json_pack("{s:b}", "ok", 1));
-    if (r->route == R_METRICS) {
+    if (r->route == R_METRICS || r->route == R_PAGE) {
         struct buf out = {.max = 16u << 20};
-        r->srv->cfg.metrics(r->srv->cfg.metrics_arg, &out);
+        if (r->route == R_PAGE) r->srv->cfg.page(r->srv->cfg.metrics_arg, &out);
+        else r->srv->cfg.metrics(r->srv->cfg.metrics_arg, &out);
         struct MHD_Response *resp =
             MHD_create_response_from_buffer(out.len, out.p ? out.p : (char *)"", out.p ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                r->route == R_PAGE ? "text/html; charset=utf-8" : "text/plain; version=0.0.4; charset=utf-8");
+        if (r->route == R_PAGE)
+            MHD_add_response_header(resp, "Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'");
         enum MHD_Result ret = MHD_queue_response(r->conn, 200, resp);
         MHD_destroy_response(resp);
         return ret;
@@ -525,7 +542,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         /* A refusal is answered at once when there is no body worth
          * draining; otherwise after the body (see DRAIN_MAX). */
         if (r->status && (r->declared == 0 || r->declared > DRAIN_MAX)) return answer_error(r);
-        if (r->route == R_HEALTHZ || r->route == R_READYZ || r->route == R_METRICS) return answer_get(r);
+        if (r->route == R_HEALTHZ || r->route == R_READYZ || r->route == R_METRICS || r->route == R_PAGE) return answer_get(r);
         return MHD_YES;
     }
 

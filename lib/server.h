@@ -31,6 +31,8 @@ struct server_config {
     /* GET /metrics: appends the Prometheus text; NULL = no such route. */
     void (*metrics)(void *arg, struct buf *out);
     void *metrics_arg;
+    /* GET /: the status page, answered to loopback clients only; NULL = off. */
+    void (*page)(void *arg, struct buf *out);
 };
 
 void server_config_defaults(struct server_config *c);

@@ -15,6 +15,7 @@
 #include "filter.h"
 #include "log.h"
 #include "metrics.h"
+#include "page.h"
 #include "poll.h"
 #include "pull.h"
 #include "queue.h"
@@ -125,6 +126,10 @@ int synccf_set(synccf *s, const char *key, const char *value, char *err, size_t 
     else if (strcmp(key, "threads") == 0) num = &c->threads;
     else if (strcmp(key, "concurrency") == 0) num = &c->concurrency;
     else if (strcmp(key, "heartbeat") == 0) num = &c->heartbeat_s;
+    else if (strcmp(key, "status_page") == 0) {
+        c->status_page = strcmp(value, "off") != 0 && strcmp(value, "false") != 0;
+        return 0;
+    }
     else if (strcmp(key, "failover_after") == 0) num = &c->failover_ms; /* milliseconds */
     else {
         snprintf(err, errlen, "unknown setting '%s'", key);
@@ -248,6 +253,16 @@ static void metrics(void *arg, struct buf *out)
     dispatch_render(s->dispatch, out);
 }
 
+static void page(void *arg, struct buf *out)
+{
+    synccf *s = arg;
+    pthread_mutex_lock(&s->scrape_mu);
+    char err[256];
+    if (!s->scrape_db) s->scrape_db = store_open(s->db_path, 1, err, sizeof err);
+    if (s->scrape_db) page_render(store_db(s->scrape_db), out);
+    pthread_mutex_unlock(&s->scrape_mu);
+}
+
 static int pull_down(void *arg)
 {
     synccf *s = arg;
@@ -301,6 +316,7 @@ int synccf_start(synccf *s, char *err, size_t errlen)
     sc.ready_arg = s;
     sc.metrics = metrics;
     sc.metrics_arg = s;
+    sc.page = c->status_page ? page : NULL;
     int usage = 0;
     s->server = server_start(&sc, s->store, err, errlen, &usage);
     if (!s->server) return usage ? 2 : 1;

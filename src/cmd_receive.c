@@ -33,7 +33,7 @@ static int serve(struct cli *c, int argc, char **argv, const char *source)
         {"--api-base", "api_base"},       {"--account-id", "account_id"},
         {"--queue-id", "queue_id"},       {"--interval", "poll_interval"},
         {"--overlap", "poll_overlap"},    {"--mode", "mode"},
-        {"--cloudflared", "cloudflared"},
+        {"--cloudflared", "cloudflared"}, {"--status-page", "status_page"},
     };
     char err[512];
     synccf *s = synccf_open(c->config, err, sizeof err);
