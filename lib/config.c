@@ -177,6 +177,7 @@ struct ctx {
     char *err;
     size_t errlen;
     int failed;
+    int nolines; /* a flag or a variable, not a file: no line numbers */
 };
 
 static int fail(struct ctx *x, yaml_node_t *n, const char *key, const char *fmt, const char *detail)
@@ -185,8 +186,11 @@ static int fail(struct ctx *x, yaml_node_t *n, const char *key, const char *fmt,
     x->failed = 1;
     char msg[256];
     snprintf(msg, sizeof msg, fmt, detail ? detail : "");
-    snprintf(x->err, x->errlen, "%s:%lu: %s%s%s", x->file, n ? (unsigned long)n->start_mark.line + 1 : 0UL,
-             key ? "key '" : "", key ? key : "", key ? "': " : "");
+    if (x->nolines)
+        snprintf(x->err, x->errlen, "%s: %s%s%s", x->file, key ? "key '" : "", key ? key : "", key ? "': " : "");
+    else
+        snprintf(x->err, x->errlen, "%s:%lu: %s%s%s", x->file, n ? (unsigned long)n->start_mark.line + 1 : 0UL,
+                 key ? "key '" : "", key ? key : "", key ? "': " : "");
     size_t l = strlen(x->err);
     snprintf(x->err + l, x->errlen - l, "%s", msg);
     return -1;
@@ -515,6 +519,94 @@ static int top_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *
     return 0;
 }
 
+/* Runs the same walk as a file over a parsed document: every source of
+ * settings (file, flags, environment) is checked by the same code. */
+static int apply_document(struct config *c, yaml_document_t *doc, const char *name, int nolines, char *err,
+                          size_t errlen)
+{
+    struct ctx x = {doc, name, err, errlen, 0, nolines};
+    yaml_node_t *root = yaml_document_get_root_node(doc);
+    if (root) {
+        /* An xplat.yaml holds synccf's settings under sync.cloudflare; its
+         * other sections belong to xplat and are not ours to judge. */
+        yaml_node_t *sync = map_get(&x, root, "sync");
+        if (sync) root = map_get(&x, sync, "cloudflare");
+        if (!root) fail(&x, sync, "sync", "has no cloudflare section%s", NULL);
+        else each_pair(&x, root, "top level", top_pair, c);
+    }
+    return x.failed ? -1 : 0;
+}
+
+int config_set(struct config *c, const char *key, const char *value, const char *origin, char *err, size_t errlen)
+{
+    /* "limits.max_body" + "2M" becomes the document {limits: {max_body: "2M"}}. */
+    char seg[2][64];
+    const char *dot = strchr(key, '.');
+    int depth = dot ? 2 : 1;
+    if (dot) {
+        snprintf(seg[0], sizeof seg[0], "%.*s", (int)(dot - key), key);
+        snprintf(seg[1], sizeof seg[1], "%s", dot + 1);
+    } else {
+        snprintf(seg[0], sizeof seg[0], "%s", key);
+    }
+    yaml_document_t doc;
+    if (!yaml_document_initialize(&doc, NULL, NULL, NULL, 1, 1)) return -1;
+    /* The first node added is the document's root. */
+    int map = yaml_document_add_mapping(&doc, NULL, YAML_BLOCK_MAPPING_STYLE);
+    for (int i = 0; i < depth; i++) {
+        int k = yaml_document_add_scalar(&doc, NULL, (yaml_char_t *)seg[i], (int)strlen(seg[i]), YAML_PLAIN_SCALAR_STYLE);
+        int v = i + 1 < depth ? yaml_document_add_mapping(&doc, NULL, YAML_BLOCK_MAPPING_STYLE)
+                              : yaml_document_add_scalar(&doc, NULL, (yaml_char_t *)value, (int)strlen(value),
+                                                         YAML_PLAIN_SCALAR_STYLE);
+        yaml_document_append_mapping_pair(&doc, map, k, v);
+        map = v;
+    }
+    int rc = apply_document(c, &doc, origin, 1, err, errlen);
+    yaml_document_delete(&doc);
+    return rc;
+}
+
+/* Settings that are lists or handlers are for the file only. */
+static const char *const settable[] = {
+    "mode", "state", "listen", "worker_url", "heartbeat", "failover_after", "status_page", "api_base", "account_id",
+    "queue_id", "cloudflared", "notify_webhook_id", "poll_interval", "poll_overlap", "poll_max_pages", "queue_batch",
+    "queue_visibility", "queue_idle_min", "queue_idle_max", "push_secret", "notify_secret", "hook_token", "pull_token",
+    "api_token", "tunnel_token", "push_secret_file", "notify_secret_file", "hook_token_file", "pull_token_file",
+    "api_token_file", "tunnel_token_file", "limits.max_body", "limits.max_logpush_body", "limits.max_decompressed",
+    "limits.max_line", "limits.max_connections", "limits.timeout", "limits.threads", "dispatch.max_attempts",
+    "dispatch.backoff", "dispatch.max_backoff", "dispatch.concurrency", NULL};
+
+int config_env_all(struct config *c, char *err, size_t errlen)
+{
+    for (const char *const *k = settable; *k; k++) {
+        char name[96] = "SYNCCF_";
+        size_t n = strlen(name);
+        for (const char *p = *k; *p && n < sizeof name - 1; p++) name[n++] = *p == '.' ? '_' : (char)toupper((unsigned char)*p);
+        name[n] = '\0';
+        const char *v = getenv(name);
+        if (v && *v && config_set(c, *k, v, name, err, errlen) != 0) return -1;
+    }
+    return 0;
+}
+
+const char *config_flag_key(const char *flag)
+{
+    /* --limits-max-body -> limits.max_body; --poll-interval -> poll_interval */
+    static __thread char key[96];
+    if (strncmp(flag, "--", 2) != 0) return NULL;
+    for (const char *const *k = settable; *k; k++) {
+        char f[96];
+        size_t n = 0;
+        for (const char *p = *k; *p && n < sizeof f - 1; p++) f[n++] = (*p == '.' || *p == '_') ? '-' : *p;
+        f[n] = '\0';
+        if (strcmp(flag + 2, f) == 0) {
+            snprintf(key, sizeof key, "%s", *k);
+            return key;
+        }
+    }
+    return NULL;
+}
+
 int config_load(struct config *c, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
@@ -533,21 +625,12 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
         fclose(f);
         return -1;
     }
-    struct ctx x = {&doc, path, err, errlen, 0};
-    yaml_node_t *root = yaml_document_get_root_node(&doc);
-    if (root) {
-        /* An xplat.yaml holds synccf's settings under sync.cloudflare; its
-         * other sections belong to xplat and are not ours to judge. */
-        yaml_node_t *sync = map_get(&x, root, "sync");
-        if (sync) root = map_get(&x, sync, "cloudflare");
-        if (!root) fail(&x, sync, "sync", "has no cloudflare section%s", NULL);
-        else each_pair(&x, root, "top level", top_pair, c);
-    }
+    int rc = apply_document(c, &doc, path, 0, err, errlen);
     set_str(&c->file, path);
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
     fclose(f);
-    return x.failed ? -1 : 0;
+    return rc;
 }
 
 /* ---- routing ---------------------------------------------------------------- */

@@ -78,6 +78,14 @@ void config_defaults(struct config *c);
 int config_load(struct config *c, const char *path, char *err, size_t errlen);
 /* Applies SYNCCF_* environment variables (and the secrets from them). */
 void config_env(struct config *c);
+
+/* One setting by its file key ("mode", "limits.max_body"), checked exactly as
+ * the file's would be; origin names it in errors (a flag, a variable). */
+int config_set(struct config *c, const char *key, const char *value, const char *origin, char *err, size_t errlen);
+/* Every scalar setting from SYNCCF_<KEY> (dots as _): SYNCCF_LIMITS_MAX_BODY. */
+int config_env_all(struct config *c, char *err, size_t errlen);
+/* The setting a flag names (--limits-max-body), or NULL. */
+const char *config_flag_key(const char *flag);
 void config_free(struct config *c);
 
 /* Makes the loaded handlers (c->handlers) the live set; with keep_callbacks

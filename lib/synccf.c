@@ -49,6 +49,11 @@ synccf *synccf_open(const char *config_file, char *err, size_t errlen)
         return NULL;
     }
     config_env(&s->cfg);
+    if (config_env_all(&s->cfg, err, errlen) != 0) {
+        config_free(&s->cfg);
+        free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -131,10 +136,7 @@ int synccf_set(synccf *s, const char *key, const char *value, char *err, size_t 
         return 0;
     }
     else if (strcmp(key, "failover_after") == 0) num = &c->failover_ms; /* milliseconds */
-    else {
-        snprintf(err, errlen, "unknown setting '%s'", key);
-        return -1;
-    }
+    else return config_set(c, key, value, key, err, errlen);
     if (size && parse_size(value, size) != 0) {
         snprintf(err, errlen, "%s: bad size '%s' (e.g. 512k, 8M, 1G)", key, value);
         return -1;

@@ -33,6 +33,11 @@ int cmd_config(struct cli *c, int argc, char **argv)
         return EXIT_USAGE;
     }
     config_env(&cfg);
+    if (config_env_all(&cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "synccf: %s\n", err);
+        config_free(&cfg);
+        return EXIT_USAGE;
+    }
     if (c->state_explicit || !cfg.state_dir) {
         free(cfg.state_dir);
         cfg.state_dir = strdup(c->state_dir);

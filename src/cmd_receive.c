@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/config.h"
 #include "../lib/log.h"
 #include "cli.h"
 #include "notify.h"
@@ -47,12 +48,20 @@ static int serve(struct cli *c, int argc, char **argv, const char *source)
         size_t k = 0;
         for (; k < sizeof flags / sizeof *flags; k++)
             if ((v = cli_value(argc, argv, &i, flags[k][0]))) break;
+        const char *key = v ? flags[k][1] : NULL;
+        if (!v) {
+            /* Every other setting of the file, as --section-key VALUE. */
+            char name[128];
+            snprintf(name, sizeof name, "%.*s", (int)strcspn(argv[i], "="), argv[i]);
+            key = config_flag_key(name);
+            if (key) v = cli_value(argc, argv, &i, name);
+        }
         if (!v) {
             fprintf(stderr, "synccf %s: unknown option '%s'\n", argv[0], argv[i]);
             synccf_close(s);
             return EXIT_USAGE;
         }
-        if (synccf_set(s, flags[k][1], v, err, sizeof err) != 0) {
+        if (synccf_set(s, key, v, err, sizeof err) != 0) {
             fprintf(stderr, "synccf %s: %s\n", argv[0], err);
             synccf_close(s);
             return EXIT_USAGE;

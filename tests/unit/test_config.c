@@ -205,6 +205,36 @@ static void test_process_compose_example(void **st)
     fclose(f);
 }
 
+/* flag > environment > file > default, through one set of checks. */
+static void test_precedence(void **st)
+{
+    (void)st;
+    write_cfg("dispatch: { max_attempts: 5, backoff: 2s }\nlimits: { threads: 3 }\n");
+    struct config c;
+    char err[512] = "";
+    config_defaults(&c);
+    assert_int_equal(c.max_attempts, 8); /* default */
+    assert_int_equal(config_load(&c, path, err, sizeof err), 0);
+    assert_int_equal(c.max_attempts, 5); /* file */
+    setenv("SYNCCF_DISPATCH_MAX_ATTEMPTS", "7", 1);
+    assert_int_equal(config_env_all(&c, err, sizeof err), 0);
+    assert_int_equal(c.max_attempts, 7); /* environment */
+    assert_int_equal(config_set(&c, config_flag_key("--dispatch-max-attempts"), "9", "--dispatch-max-attempts", err, sizeof err), 0);
+    assert_int_equal(c.max_attempts, 9); /* flag */
+    assert_int_equal(c.backoff_ms, 2000);
+    assert_int_equal(c.threads, 3);
+    assert_string_equal(config_flag_key("--limits-max-body"), "limits.max_body");
+    assert_string_equal(config_flag_key("--poll-interval"), "poll_interval");
+    assert_null(config_flag_key("--handlers"));
+    setenv("SYNCCF_DISPATCH_MAX_ATTEMPTS", "lots", 1);
+    assert_int_equal(config_env_all(&c, err, sizeof err), -1);
+    assert_string_equal(err, "SYNCCF_DISPATCH_MAX_ATTEMPTS: key 'max_attempts': expected a whole number in 1..1000");
+    unsetenv("SYNCCF_DISPATCH_MAX_ATTEMPTS");
+    assert_int_equal(config_set(&c, "limits.timeout", "soon", "--limits-timeout", err, sizeof err), -1);
+    assert_non_null(strstr(err, "--limits-timeout: key 'timeout'"));
+    config_free(&c);
+}
+
 static void test_parsers(void **st)
 {
     (void)st;
@@ -232,6 +262,7 @@ int main(void)
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_example_file),
         cmocka_unit_test(test_process_compose_example),
+        cmocka_unit_test(test_precedence),
         cmocka_unit_test(test_parsers),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
