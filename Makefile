@@ -5,7 +5,7 @@
 #                     unit tests (plain and ASan+UBSan), integration, Worker tests
 #   make run          the daemon on the embedded defaults
 #   make fuzz         the libFuzzer targets, 30 s each (FUZZ_SECONDS=N)
-#   make bench        the benchmarks in bench/, with their peers
+#   make bench        every benchmark in bench/, with its peers (bench/results/README.md)
 #   make SAN=1 ...    the same targets built with AddressSanitizer + UBSan in build-asan/
 
 PKGS     := libmicrohttpd jansson sqlite3 libcurl libcrypto zlib yaml-0.1
@@ -70,7 +70,7 @@ fuzz:
 	@tests/fuzz/run.sh $(or $(FUZZ_SECONDS),30)
 
 bench:
-	@bench/ingest.sh
+	@bench/run.sh
 
 demo:
 	@scripts/demo.sh
