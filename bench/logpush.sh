@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 MB=${MB:-100}
 make -s all >/dev/null
 WORK=$(mktemp -d /tmp/synccf-logpush.XXXXXX)
-trap 'kill $PID 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
+PID=""
+trap '[ -n "$PID" ] && kill $PID 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 node -e '
 const { createGzip } = require("node:zlib"); const fs = require("node:fs");
 const out = fs.createWriteStream(process.argv[1]); const gz = createGzip({ level: 6 }); gz.pipe(out);
@@ -20,8 +21,9 @@ const target = Number(process.argv[2]) * 1e6; let n = 0, bytes = 0;
   if (bytes < target) gz.once("drain", write); else gz.end(); })();
 out.on("finish", () => fs.writeFileSync(process.argv[1] + ".meta", JSON.stringify({ records: n, bytes })));
 ' "$WORK/batch.gz" "$MB"
-RECORDS=$(node -e 'console.log(require(process.argv[1]).records)' "$WORK/batch.gz.meta")
-BYTES=$(node -e 'console.log(require(process.argv[1]).bytes)' "$WORK/batch.gz.meta")
+meta() { node -e 'console.log(JSON.parse(require("node:fs").readFileSync(process.argv[1], "utf8"))[process.argv[2]])' "$WORK/batch.gz.meta" "$1"; }
+RECORDS=$(meta records)
+BYTES=$(meta bytes)
 GZ=$(stat -c %s "$WORK/batch.gz")
 
 t0=$(date +%s.%N); gzip -dc "$WORK/batch.gz" > /dev/null; t1=$(date +%s.%N)

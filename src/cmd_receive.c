@@ -1,6 +1,7 @@
 /* cmd_receive.c -- `synccf receive`: the receiver, the store and the
  * handler dispatcher in one process, until SIGTERM/SIGINT, then drain. */
 #include <signal.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,9 @@ int cmd_tunnel(struct cli *c, int argc, char **argv) { return serve(c, argc, arg
 
 static int serve(struct cli *c, int argc, char **argv, const char *source)
 {
+    /* The daemon holds secrets: keep them out of core dumps (and away from
+     * same-user ptrace). */
+    prctl(PR_SET_DUMPABLE, 0);
     static const char *const flags[][2] = {
         {"--listen", "listen"},           {"--filter", "filter"},
         {"--max-body", "max_body"},       {"--max-logpush-body", "max_logpush_body"},
