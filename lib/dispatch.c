@@ -146,6 +146,20 @@ static void run_one(const struct handler_def *h, const char *body, struct handle
     json_decref(ev);
 }
 
+/* Under d->mu: waits up to ms for a wakeup. */
+static void wait_locked(struct dispatch *d, long ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&d->cv, &d->mu, &ts);
+}
+
 static void *worker(void *arg)
 {
     struct dispatch *d = arg;
@@ -161,15 +175,7 @@ static void *worker(void *arg)
                 d->wakeups = 0;
                 continue;
             }
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += wait_ms / 1000;
-            ts.tv_nsec += (wait_ms % 1000) * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&d->cv, &d->mu, &ts);
+            wait_locked(d, wait_ms);
             continue;
         }
         d->busy[slot] = c.key;
@@ -216,9 +222,19 @@ static void *worker(void *arg)
         sqlite3_bind_text(d->record, 5, detail, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(d->record, 6, c.seq);
         sqlite3_bind_int(d->record, 7, c.idx);
-        if (sqlite3_step(d->record) != SQLITE_DONE)
-            log_msg(LOG_ERROR, "cannot record a handler outcome; it will run again", "handler", c.handler, "error",
-                    sqlite3_errmsg(d->db), NULL);
+        /* A full disk or a lock held elsewhere: keep the outcome and retry
+         * every second rather than leave the run due, which would run an
+         * ok handler again at once, in a loop. Only a stop gives up (the
+         * run is then still pending and runs again after the restart). */
+        for (int tries = 0; sqlite3_step(d->record) != SQLITE_DONE; tries++) {
+            if (tries == 0 || d->stop)
+                log_msg(LOG_ERROR, d->stop ? "cannot record a handler outcome; it will run again"
+                                           : "cannot record a handler outcome; retrying every second",
+                        "handler", c.handler, "error", sqlite3_errmsg(d->db), NULL);
+            sqlite3_reset(d->record);
+            if (d->stop) break;
+            wait_locked(d, 1000);
+        }
         sqlite3_reset(d->record);
         d->busy[slot] = NULL;
         pthread_cond_broadcast(&d->cv);

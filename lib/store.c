@@ -56,6 +56,8 @@ struct store {
         char *value;
     } notes[8]; /* pending meta, flushed with the next commit */
     atomic_int last_failed;
+    long failed_run;       /* consecutive failed commits (writer thread only) */
+    int64_t failed_logged; /* when the last "commit failed" line was written */
     atomic_long commits;
     struct hist commit_hist;
 };
@@ -456,15 +458,35 @@ static int commit_group(struct store *s, struct store_batch *list, int *runs)
     for (int i = 0; i < 8; i++) free(notev[i]); /* a newer state will follow if this one was lost */
     if (ok) ok = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
     if (ok) {
+        if (s->failed_run) {
+            char n[24];
+            snprintf(n, sizeof n, "%ld", s->failed_run);
+            log_msg(LOG_INFO, "store recovered", "failed_commits", n, NULL);
+            s->failed_run = 0;
+        }
         atomic_fetch_add(&s->commits, 1);
         hist_observe(&s->commit_hist, (double)(now_ms() - t0) / 1000);
         return 0;
     }
 
-    char msg[200];
-    snprintf(msg, sizeof msg, "store commit failed: %s", sqlite3_errmsg(s->db));
-    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    log_msg(LOG_ERROR, "commit failed", "error", sqlite3_errmsg(s->db), NULL);
+    /* Read the reason before ROLLBACK replaces it. A full disk or a lock
+     * held elsewhere fails every commit until it clears: log the first
+     * failure, then at most one line every 10 s, and the recovery. */
+    char why[160], msg[200], n[24];
+    int sys = sqlite3_system_errno(s->db);
+    if (sys)
+        snprintf(why, sizeof why, "%s (%s)", sqlite3_errmsg(s->db), strerror(sys));
+    else
+        snprintf(why, sizeof why, "%s", sqlite3_errmsg(s->db));
+    snprintf(msg, sizeof msg, "store commit failed: %s", why);
+    if (sqlite3_get_autocommit(s->db) == 0) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    s->failed_run++;
+    if (s->failed_run == 1 || now_ms() - s->failed_logged >= 10000) {
+        snprintf(n, sizeof n, "%ld", s->failed_run);
+        log_msg(LOG_ERROR, "commit failed, answering 503 until it succeeds", "error", why, "failed_commits", n,
+                "db", s->path, NULL);
+        s->failed_logged = now_ms();
+    }
     for (size_t i = 0; i < npending; i++) store_count(s, pending[i].name, pending[i].delta);
     store_note_error(s, msg);
     return -1;

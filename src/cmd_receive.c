@@ -81,6 +81,9 @@ static int serve(struct cli *c, int argc, char **argv, const char *source)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* Past a file-size limit (ulimit -f) a write should fail like a full
+     * disk (the commit fails, the sender gets 503), not kill the daemon. */
+    signal(SIGXFSZ, SIG_IGN);
 
     int rc = !source                       ? synccf_start(s, err, sizeof err)
              : strcmp(source, "run") == 0 ? synccf_run(s, err, sizeof err)

@@ -39,7 +39,6 @@ export async function startDaemon({ state = tempDir(), env = {}, args = [], list
     exited: new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal }))),
     async stop(signal = 'SIGTERM') { child.kill(signal); return d.exited; },
   };
-  child.stderr.on('data', (d2) => { log += d2; });
   return d;
 }
 
