@@ -24,6 +24,7 @@
 #include "log.h"
 #include "query.h"
 #include "source.h"
+#include "sse.h"
 #include "util.h"
 
 #define PAGE 500
@@ -41,10 +42,7 @@ struct pull {
     long long cursor;
     struct store_batch batch;
     long long batch_last;
-    struct buf line;
-    long long ev_id;
-    char ev_type[32];
-    struct buf ev_data;
+    struct sse sse;
     int got_data;   /* this connection delivered something */
     int commit_failed;
     int64_t last_event_ms;
@@ -148,34 +146,13 @@ static int catch_up(struct pull *p)
 
 /* ---- Server-Sent Events ------------------------------------------------- */
 
-static void sse_dispatch(struct pull *p)
+/* One event off the stream; nonzero stops the transfer (the store refused). */
+static int on_event(void *arg, long long id, const char *type, const char *data, size_t len)
 {
-    if (p->ev_data.len && (!p->ev_type[0] || strcmp(p->ev_type, "cloudevent") == 0) && p->ev_id > p->cursor &&
-        p->ev_id > p->batch_last)
-        take_event(p, p->ev_id, p->ev_data.p, p->ev_data.len);
-    p->ev_type[0] = '\0';
-    p->ev_data.len = 0;
-}
-
-static void sse_line(struct pull *p, char *l, size_t n)
-{
-    if (n && l[n - 1] == '\r') l[--n] = '\0';
-    if (n == 0) {
-        sse_dispatch(p);
-        return;
-    }
-    if (l[0] == ':') return; /* comment: the heartbeat */
-    char *colon = memchr(l, ':', n);
-    size_t fl = colon ? (size_t)(colon - l) : n;
-    const char *v = colon ? colon + 1 : "";
-    if (*v == ' ') v++;
-    size_t vl = n - (size_t)(v - l);
-    if (fl == 2 && strncmp(l, "id", 2) == 0) p->ev_id = strtoll(v, NULL, 10);
-    else if (fl == 5 && strncmp(l, "event", 5) == 0) snprintf(p->ev_type, sizeof p->ev_type, "%.*s", (int)vl, v);
-    else if (fl == 4 && strncmp(l, "data", 4) == 0) {
-        if (p->ev_data.len) buf_append(&p->ev_data, "\n", 1);
-        buf_append(&p->ev_data, v, vl);
-    }
+    struct pull *p = arg;
+    if ((!type[0] || strcmp(type, "cloudevent") == 0) && id > p->cursor && id > p->batch_last)
+        take_event(p, id, data, len);
+    return p->batch.n >= BATCH_MAX && flush(p) != 0;
 }
 
 static size_t on_stream(char *data, size_t size, size_t nmemb, void *arg)
@@ -184,23 +161,15 @@ static size_t on_stream(char *data, size_t size, size_t nmemb, void *arg)
     size_t len = size * nmemb;
     p->got_data = 1;
     atomic_store(&p->connected, 1);
-    for (size_t i = 0; i < len; i++) {
-        if (data[i] == '\n') {
-            sse_line(p, p->line.p ? p->line.p : (char *)"", p->line.len);
-            p->line.len = 0;
-            if (p->line.p) p->line.p[0] = '\0';
-        } else if (buf_append(&p->line, data + i, 1) != 0) {
-            snprintf(p->src.last_error, sizeof p->src.last_error, "stream line longer than %u bytes", SSE_LINE_MAX);
-            return 0;
-        }
-        if (p->batch.n >= BATCH_MAX && flush(p) != 0) return 0;
-    }
+    int rc = sse_feed(&p->sse, data, len);
+    if (rc == SSE_TOO_LONG)
+        snprintf(p->src.last_error, sizeof p->src.last_error, "stream line or event longer than %u bytes", SSE_LINE_MAX);
     /* Whatever this chunk completed is committed before reading more. */
-    if (flush(p) != 0) {
+    if (rc == SSE_STOPPED || flush(p) != 0) {
         p->commit_failed = 1;
         return 0;
     }
-    return len;
+    return rc == SSE_OK ? len : 0;
 }
 
 static int on_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
@@ -232,9 +201,7 @@ static void stream(struct pull *p)
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)(3 * p->heartbeat_s));
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    p->line.len = 0;
-    p->ev_data.len = 0;
-    p->ev_type[0] = '\0';
+    sse_reset(&p->sse);
     snprintf(p->src.state, sizeof p->src.state, "connected");
     note(p);
     log_msg(LOG_INFO, "pull stream connected", "url", p->url, NULL);
@@ -290,8 +257,7 @@ struct pull *pull_start(const char *url, const char *token, unsigned heartbeat_s
     p->heartbeat_s = heartbeat_s ? heartbeat_s : 15;
     p->store = st;
     p->routes = routes;
-    p->line.max = SSE_LINE_MAX;
-    p->ev_data.max = SSE_LINE_MAX;
+    sse_init(&p->sse, SSE_LINE_MAX, on_event, p);
     if (asprintf(&p->cursor_name, "pull:%s", p->url) < 0) p->cursor_name = NULL;
     /* The cursor is where the last committed batch ended. */
     struct store *ro = store_open(db_path, 1, err, errlen);
@@ -312,8 +278,7 @@ void pull_stop(struct pull *p)
     if (!p) return;
     source_stop(&p->src);
     store_batch_clear(&p->batch);
-    buf_free(&p->line);
-    buf_free(&p->ev_data);
+    sse_free(&p->sse);
     free(p->url);
     free(p->token);
     free(p->cursor_name);

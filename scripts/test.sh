@@ -25,8 +25,8 @@ node --test --test-concurrency=1 tests/integration/
 step "integration tests (build-asan/synccf)"
 SYNCCF_BIN=build-asan/synccf node --test --test-concurrency=1 tests/integration/
 
-step "fuzz targets, ${FUZZ_SECONDS:-10}s each (tests/fuzz/run.sh)"
-tests/fuzz/run.sh "${FUZZ_SECONDS:-10}"
+step "fuzz targets, ${FUZZ_SECONDS:-30}s each (tests/fuzz/run.sh)"
+tests/fuzz/run.sh "${FUZZ_SECONDS:-30}"
 
 if [ -f worker/package.json ]; then
     step "Worker tests (Miniflare / workerd)"

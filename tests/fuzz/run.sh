@@ -10,8 +10,8 @@ mkdir -p "$OUT"
 PKGS="jansson zlib libcrypto sqlite3 yaml-0.1"
 CFLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iinclude $(pkg-config --cflags $PKGS)"
 LIBS="$(pkg-config --libs $PKGS) -lpthread -lm"
-LIBSRC="lib/event.c lib/normalize.c lib/logpush.c lib/webhook.c lib/util.c lib/log.c lib/config.c lib/handler.c"
-for t in normalize logpush webhook sources config; do
+LIBSRC="lib/sse.c lib/event.c lib/normalize.c lib/logpush.c lib/webhook.c lib/util.c lib/log.c lib/config.c lib/handler.c"
+for t in normalize logpush webhook sources config sse; do
     clang $CFLAGS -o "$OUT/fuzz_$t" "tests/fuzz/fuzz_$t.c" $LIBSRC $LIBS
     corpus="$OUT/corpus_$t"
     mkdir -p "$corpus"
@@ -20,6 +20,7 @@ for t in normalize logpush webhook sources config; do
         logpush) for f in tests/vectors/inputs/*.ndjson* tests/vectors/inputs/*.gz; do { printf '\377'; cat "$f"; } > "$corpus/$(basename "$f")"; done ;;
         sources) cp tests/vectors/inputs/audit-*.json tests/vectors/inputs/queue-pull-response.json "$corpus/" ;;
         config) cp examples/synccf.yaml "$corpus/"; printf 'sync:\n  cloudflare:\n    mode: hybrid\n' > "$corpus/xplat.yaml" ;;
+        sse) printf '\003: hello\n\nid: 1\nevent: cloudevent\ndata: {"specversion":"1.0"}\n\nid: 2\r\ndata: a\r\ndata: b\r\n\r\n' > "$corpus/seed" ;;
         webhook) printf 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\000msg_p5jXN8AQM9LWM0D4loKWxJek\0001614265330\000v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=\000{"test": 2432232314}' > "$corpus/seed" ;;
     esac
     echo "== fuzz_$t for ${SECONDS_EACH}s"

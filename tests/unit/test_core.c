@@ -1,4 +1,5 @@
-/* test_core.c -- time reading, Standard Webhooks, the Logpush reader, filters:
+/* test_core.c -- time reading, Standard Webhooks, the Logpush reader, the SSE
+ * reader, filters:
  * table-driven cases, including hostile ones. */
 #include <jansson.h>
 #include <string.h>
@@ -6,6 +7,7 @@
 
 #include "../../lib/filter.h"
 #include "../../lib/logpush.h"
+#include "../../lib/sse.h"
 #include "../../lib/util.h"
 #include "../../lib/webhook.h"
 #include "testutil.h"
@@ -260,6 +262,54 @@ static void test_filters(void **st)
     filter_free(f);
 }
 
+/* Collects events as "id|type|data;" into a string. */
+static int sse_collect(void *arg, long long id, const char *type, const char *data, size_t len)
+{
+    char *out = arg;
+    size_t n = strlen(out);
+    snprintf(out + n, 1024 - n, "%lld|%s|%.*s;", id, type, (int)len, data);
+    return strstr(data, "STOP") != NULL;
+}
+
+static void test_sse_reader(void **st)
+{
+    (void)st;
+    static const struct {
+        const char *in, *out;
+        int rc;
+    } cases[] = {
+        {"id: 1\nevent: cloudevent\ndata: {\"a\":1}\n\n", "1|cloudevent|{\"a\":1};", SSE_OK},
+        {"data:x\r\n\r\ndata:y\r\rdata: z\n\n", "-1||x;-1||y;-1||z;", SSE_OK},
+        {": heartbeat\n\n: another\n\n", "", SSE_OK},                  /* comments only */
+        {"id: 7\n\ndata: a\ndata: b\n\n", "7||a\nb;", SSE_OK},           /* id persists, data lines join */
+        {"id: 5\ndata: a\n\nid: x5\ndata: b\n\nid: -3\ndata: c\n\n", "5||a;5||b;5||c;", SSE_OK},
+        {"id: 99999999999999999999\ndata: a\n\n", "-1||a;", SSE_OK},   /* does not fit: ignored */
+        {"data\n\ndata:\n\n", "", SSE_OK},                             /* empty data is no event */
+        {"event: a-very-long-event-type-name-cut-here\ndata: d\n\n", "-1|a-very-long-event-type-name-cut|d;", SSE_OK},
+        {"data: partial", "", SSE_OK},                                     /* no blank line yet */
+        {"retry: 10\nfoo: bar\ndata: q\n\n", "-1||q;", SSE_OK},           /* unknown fields ignored */
+        {"data: STOP\n\ndata: after\n\n", "-1||STOP;", SSE_STOPPED},
+        {"data: 01234567890123456789012345678901234567890123456789\n\n", "", SSE_TOO_LONG}, /* line > 48 */
+        {"data: 012345678901234567890123456789\ndata: 012345678901234567890123456789\n\ndata: next\n\n", "", SSE_TOO_LONG}, /* data > 48 */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        /* Whole, then one byte at a time: the same events either way. */
+        for (int split = 0; split < 2; split++) {
+            char out[1024] = "";
+            struct sse s;
+            sse_init(&s, 48, sse_collect, out);
+            size_t n = strlen(cases[i].in);
+            int rc = SSE_OK;
+            if (!split) rc = sse_feed(&s, cases[i].in, n);
+            else
+                for (size_t k = 0; k < n && rc == SSE_OK; k++) rc = sse_feed(&s, cases[i].in + k, 1);
+            if (rc != cases[i].rc || strcmp(out, cases[i].out) != 0)
+                fail_msg("case %zu split %d: rc %d out \"%s\"", i, split, rc, out);
+            sse_free(&s);
+        }
+    }
+}
+
 static void test_ct_and_glob(void **st)
 {
     (void)st;
@@ -278,6 +328,7 @@ int main(void)
         cmocka_unit_test(test_time_strings), cmocka_unit_test(test_time_numbers),
         cmocka_unit_test(test_webhook),      cmocka_unit_test(test_logpush_reader),
         cmocka_unit_test(test_filters),      cmocka_unit_test(test_ct_and_glob),
+        cmocka_unit_test(test_sse_reader),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
