@@ -87,6 +87,10 @@ static const char *const migrations[] = {
     "  next_at INTEGER NOT NULL DEFAULT 0, last_error TEXT, detail TEXT, updated TEXT,"
     "  PRIMARY KEY(seq, idx)) WITHOUT ROWID;"
     "CREATE INDEX runs_open ON runs(state, subject_key, seq, idx);",
+    /* 3: the dispatcher takes the oldest due runs first. Without an index in
+     * that order SQLite sorted every pending run on each claim, so draining
+     * a backlog of n runs cost O(n^2 log n): 64 runs/s at 5,000 pending. */
+    "CREATE INDEX runs_due ON runs(state, seq, idx);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))
 

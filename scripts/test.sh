@@ -25,6 +25,10 @@ node --test --test-concurrency=1 tests/integration/
 step "integration tests (build-asan/synccf)"
 SYNCCF_BIN=build-asan/synccf node --test --test-concurrency=1 tests/integration/
 
+step "crash harness: ${CRASH_CYCLES:-200} SIGKILL/restart cycles (build/synccf), 24 more under sanitizers"
+node tests/crash/harness.mjs --cycles "${CRASH_CYCLES:-200}"
+SYNCCF_BIN=build-asan/synccf node tests/crash/harness.mjs --cycles 24
+
 step "fuzz targets, ${FUZZ_SECONDS:-30}s each (tests/fuzz/run.sh)"
 tests/fuzz/run.sh "${FUZZ_SECONDS:-30}"
 

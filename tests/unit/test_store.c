@@ -90,7 +90,7 @@ static void test_dedupe_and_perms(void **st)
     assert_int_equal(count_rows(s, "SELECT value FROM counters WHERE name='duplicates.worker'"), 1);
     assert_int_equal(count_rows(s, "SELECT value FROM counters WHERE name='rejected.bad_signature'"), 3);
     assert_int_equal(count_rows(s, "SELECT value FROM cursors WHERE name='pull:default'"), 42);
-    assert_int_equal(count_rows(s, "PRAGMA user_version"), 2);
+    assert_int_equal(count_rows(s, "PRAGMA user_version"), 3);
     json_t *status = query_status(store_db(s), db);
     assert_int_equal(json_integer_value(json_object_get(json_object_get(status, "events"), "total")), 2);
     json_decref(status);
@@ -180,12 +180,45 @@ static void test_refuses_foreign_files(void **st)
     assert_non_null(strstr(err, "newer"));
 }
 
+/* A version-2 file (before the runs_due index) is upgraded in place: its
+ * events and runs kept, the index added. */
+static void test_migration_2_to_3(void **st)
+{
+    (void)st;
+    char err[256];
+    struct store *s = store_open(db, 0, err, sizeof err);
+    assert_non_null(s);
+    store_start(s);
+    struct store_batch b = {0};
+    struct store_event e;
+    make_event(&e, "old", "tunnel");
+    store_batch_add(&b, &e);
+    assert_int_equal(store_commit(s, &b), 0);
+    store_batch_clear(&b);
+    sqlite3 *raw = store_db(s);
+    assert_int_equal(sqlite3_exec(raw,
+                                  "INSERT INTO runs(seq, idx, handler, subject_key) SELECT seq, 0, 'h', 'k' FROM events;"
+                                  "DROP INDEX runs_due; PRAGMA user_version=2;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    store_close(s);
+
+    s = store_open(db, 0, err, sizeof err);
+    assert_non_null(s);
+    assert_int_equal(count_rows(s, "PRAGMA user_version"), 3);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM sqlite_master WHERE name='runs_due'"), 1);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM events WHERE id='old'"), 1);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM runs WHERE state='pending'"), 1);
+    store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_dedupe_and_perms, setup),
         cmocka_unit_test_setup(test_group_commit, setup),
         cmocka_unit_test_setup(test_refuses_foreign_files, setup),
+        cmocka_unit_test_setup(test_migration_2_to_3, setup),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     setup(NULL);
