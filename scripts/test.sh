@@ -1,7 +1,8 @@
 #!/bin/sh
 # The whole test suite, as CI runs it: installs what is missing, builds
 # plain and sanitized, runs unit tests, integration tests against the real
-# daemon on loopback (both builds), and the Worker's tests in workerd.
+# daemon on loopback (both builds), the crash harness, the fuzz targets,
+# the Worker's tests in workerd and the demo.
 set -eu
 cd "$(dirname "$0")/.."
 
