@@ -40,6 +40,16 @@
  * instead of a reset connection; beyond it the connection is closed. */
 #define DRAIN_MAX (16u << 20)
 
+/* The JSON routes hold a body whole before it can be checked (a push's
+ * signature covers its body), so each of max_connections unauthenticated
+ * clients could make the server hold max_body: 512 MiB by default. A request
+ * may buffer BODY_FREE bytes of its own; beyond that it draws on a budget
+ * shared by the whole server (BODY_BUDGET, or room for two bodies of the
+ * largest size allowed), and one that finds the budget spent is answered 503
+ * with Retry-After, which the Worker retries, instead of growing memory. */
+#define BODY_FREE (64u << 10)
+#define BODY_BUDGET (32u << 20)
+
 enum route { R_NONE, R_EVENTS, R_NOTIFY, R_LOGPUSH, R_GENERIC, R_XPLAT, R_HEALTHZ, R_READYZ, R_METRICS, R_PAGE };
 
 struct server {
@@ -50,6 +60,8 @@ struct server {
     int have_push_key;
     unsigned port;
     atomic_int active; /* requests between their first byte and completion */
+    atomic_size_t body_charged; /* buffered body bytes beyond BODY_FREE, all requests */
+    size_t body_budget;
 };
 
 struct req {
@@ -68,6 +80,7 @@ struct req {
     char msg[200];
 
     struct buf body; /* JSON routes */
+    size_t charged;  /* this body's share of srv->body_charged */
 
     /* Logpush */
     struct lp_reader lp;
@@ -166,6 +179,14 @@ static enum MHD_Result answer_result(struct req *r)
         json_object_set_new(b, "filtered", json_integer((json_int_t)r->filtered));
     }
     return send_json(r->conn, 200, b);
+}
+
+/* Frees a JSON route's body and returns its share of the budget. */
+static void body_release(struct req *r)
+{
+    buf_free(&r->body);
+    atomic_fetch_sub(&r->srv->body_charged, r->charged);
+    r->charged = 0;
 }
 
 /* ---- handing events to the store -------------------------------------- */
@@ -386,6 +407,7 @@ static enum MHD_Result json_final(struct req *r)
         err = "no such route";
     }
     json_decref(body);
+    body_release(r); /* parsed: the events hold what is needed */
     if (err) {
         char m[200];
         snprintf(m, sizeof m, "%s", err);
@@ -398,6 +420,49 @@ static enum MHD_Result json_final(struct req *r)
     }
     finish_async(r, b);
     return MHD_YES;
+}
+
+/* ---- buffering JSON bodies ------------------------------------------------ */
+
+static size_t beyond_free(size_t cap) { return cap > BODY_FREE ? cap - BODY_FREE : 0; }
+
+/* Appends to a JSON route's body, growing it here rather than in buf_append
+ * so that the growth is charged to the server's budget before it happens.
+ * Refuses (413, or 503 when the budget is spent) without appending. */
+static void body_append(struct req *r, const char *data, size_t n)
+{
+    struct buf *b = &r->body;
+    if (n > b->max - b->len) {
+        reject(r, 413, "too_large", "body larger than the configured limit");
+        body_release(r); /* the rest is only drained */
+        return;
+    }
+    size_t need = b->len + n + 1;
+    if (need > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < need) cap *= 2;
+        if (cap > b->max + 1) cap = b->max + 1;
+        size_t charge = beyond_free(cap) - beyond_free(b->cap);
+        if (charge) {
+            size_t before = atomic_fetch_add(&r->srv->body_charged, charge);
+            if (before + charge > r->srv->body_budget) {
+                atomic_fetch_sub(&r->srv->body_charged, charge);
+                reject(r, 503, "busy", "too many request bodies being received at once; retry later");
+                body_release(r);
+                return;
+            }
+            r->charged += charge;
+        }
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            reject(r, 500, "internal", "out of memory");
+            body_release(r);
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    buf_append(b, data, n); /* fits: cannot fail */
 }
 
 /* ---- routing -------------------------------------------------------------- */
@@ -559,8 +624,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 r->body.len += n; /* only counted: the reader keeps no copy */
                 logpush_feed(r, upload_data, n);
             }
-        } else if (buf_append(&r->body, upload_data, n) != 0) {
-            reject(r, 413, "too_large", "body larger than the configured limit");
+        } else {
+            body_append(r, upload_data, n);
         }
         return MHD_YES;
     }
@@ -586,7 +651,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (r->route == R_LOGPUSH) lp_free(&r->lp);
     store_batch_clear(&r->chunk[0]);
     store_batch_clear(&r->chunk[1]);
-    buf_free(&r->body);
+    body_release(r);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);
     free(r);
@@ -654,6 +719,7 @@ struct server *server_start(const struct server_config *c, struct store *st, cha
     struct server *s = calloc(1, sizeof *s);
     s->cfg = *c;
     s->store = st;
+    s->body_budget = c->max_body < BODY_BUDGET / 2 ? BODY_BUDGET : 2 * (c->max_body + 1);
     if (c->push_secret) {
         if (webhook_key_parse(c->push_secret, &s->push_key) != 0) {
             snprintf(err, errlen, "the push secret must be whsec_ followed by base64");
