@@ -35,9 +35,9 @@ test('poll: pages, overlap without duplicates, new entries on the next run', asy
 });
 
 test('poll: 429 waits for Retry-After, 5xx backs off, malformed JSON is an error, then it recovers', async () => {
+  const r429 = JSON.parse(readFileSync(join(VECTORS, 'inputs', 'audit-error-429.json'), 'utf8').toString());
   const cf = await startFakeCloudflare();
   cf.audit = auditEntries(10, 60000);
-  const r429 = JSON.parse(readFileSync(join(VECTORS, '..', '..', '..', 'shared', 'fixtures', 'cloudflare', 'audit', 'error-429.json'), 'utf8').toString());
   cf.script = [{ status: 429, headers: { 'retry-after': '2' }, body: r429 }, { status: 502 }, 'malformed'];
   const p = await startSource('poll', { env: env(cf), args: ['--interval', '1s'] });
   try {
