@@ -183,7 +183,7 @@ static void *worker(void *arg)
         pthread_mutex_unlock(&d->mu);
 
         struct handler_result res = {0};
-        int64_t t0 = now_ms();
+        double t0 = mono_s();
         if (h) run_one(h, c.body, &res);
         else {
             res.permanent = 1;
@@ -197,7 +197,7 @@ static void *worker(void *arg)
         const char *id = ev ? json_string_value(json_object_get(ev, "id")) : "?";
         char att[16], ms[24];
         snprintf(att, sizeof att, "%d", attempts);
-        snprintf(ms, sizeof ms, "%lld", (long long)(now_ms() - t0));
+        snprintf(ms, sizeof ms, "%.0f", (mono_s() - t0) * 1000);
         if (res.ok)
             log_msg(LOG_INFO, "handler ok", "event", id, "handler", c.handler, "attempt", att, "ms", ms, NULL);
         else
@@ -209,7 +209,7 @@ static void *worker(void *arg)
 
         pthread_mutex_lock(&d->mu);
         struct hist *hl = latency(d, c.handler);
-        if (hl) hist_observe(hl, (double)(now_ms() - t0) / 1000);
+        if (hl) hist_observe(hl, mono_s() - t0);
         if (d->store) {
             char cname[128];
             snprintf(cname, sizeof cname, "handler.%.64s|%s", c.handler, res.ok ? "ok" : strcmp(state, "gave_up") == 0 ? "gave_up" : "failed");

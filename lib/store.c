@@ -9,7 +9,13 @@
  * batches that are waiting when the writer becomes free are committed in one
  * transaction (group commit); requests keep arriving while an fsync runs, so
  * the groups grow with the load and the cost of an fsync is shared. Nobody is
- * answered before the transaction holding their events has committed. */
+ * answered before the transaction holding their events has committed.
+ *
+ * Checkpoints: SQLite's automatic checkpoint runs inside the commit that
+ * crosses 1,000 WAL pages, on the writer thread, and fsyncs the database file
+ * while every request of the next group waits. Here the writer only notes the
+ * WAL's size and a checkpointer thread with its own connection copies pages
+ * back (PASSIVE: it never blocks the writer, which keeps appending). */
 #include "store.h"
 
 #include <errno.h>
@@ -28,6 +34,9 @@
 #include "util.h"
 
 #define MAX_COUNTERS 64
+#define CHECKPOINT_PAGES 1000        /* SQLite's own default threshold */
+#define WAL_SIZE_LIMIT (64ll << 20) /* what a reset WAL file is cut back to */
+#define WAL_CAP_PAGES 16000           /* ~64 MiB: past this, catch up (RESTART) */
 
 struct counter {
     char name[48];
@@ -60,6 +69,14 @@ struct store {
     int64_t failed_logged; /* when the last "commit failed" line was written */
     atomic_long commits;
     struct hist commit_hist;
+
+    /* The checkpointer (see the top of the file). */
+    sqlite3 *ckdb;
+    pthread_t ckthread;
+    int ck_started, ck_wanted, ck_stopping;
+    int wal_pages; /* the WAL's size after the last commit */
+    pthread_mutex_t ckmu;
+    pthread_cond_t ckcv;
 };
 
 /* Each entry upgrades the schema by one version; PRAGMA user_version holds
@@ -230,6 +247,8 @@ struct store *store_open(const char *path, int readonly, char *err, size_t errle
     s->readonly = readonly;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    pthread_mutex_init(&s->ckmu, NULL);
+    pthread_cond_init(&s->ckcv, NULL);
     hist_init(&s->commit_hist);
 
     if (!readonly) {
@@ -405,7 +424,7 @@ static int commit_group(struct store *s, struct store_batch *list, int *runs)
         int64_t n;
     } per[32];
     size_t nper = 0;
-    int64_t t0 = now_ms();
+    double t0 = mono_s();
     int ok = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
     for (struct store_batch *b = list; ok && b; b = b->next) {
         b->accepted = b->duplicates = 0;
@@ -469,7 +488,7 @@ static int commit_group(struct store *s, struct store_batch *list, int *runs)
             s->failed_run = 0;
         }
         atomic_fetch_add(&s->commits, 1);
-        hist_observe(&s->commit_hist, (double)(now_ms() - t0) / 1000);
+        hist_observe(&s->commit_hist, mono_s() - t0);
         return 0;
     }
 
@@ -537,9 +556,73 @@ static void *writer(void *arg)
     return NULL;
 }
 
+/* Called by SQLite on the writer thread after each commit. Replaces the
+ * automatic checkpoint (installing a WAL hook turns it off). */
+static int on_wal(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    (void)db;
+    (void)name;
+    struct store *s = arg;
+    if (pages >= CHECKPOINT_PAGES) {
+        pthread_mutex_lock(&s->ckmu);
+        s->ck_wanted = 1;
+        s->wal_pages = pages;
+        pthread_cond_signal(&s->ckcv);
+        pthread_mutex_unlock(&s->ckmu);
+    }
+    return SQLITE_OK;
+}
+
+static void *checkpointer(void *arg)
+{
+    struct store *s = arg;
+    pthread_mutex_lock(&s->ckmu);
+    while (!s->ck_stopping) {
+        if (!s->ck_wanted) {
+            pthread_cond_wait(&s->ckcv, &s->ckmu);
+            continue;
+        }
+        s->ck_wanted = 0;
+        /* Under sustained load a passive checkpoint never catches up with
+         * the writer, and the WAL can only start over once it has: it would
+         * grow for as long as the load lasts. Past WAL_CAP_PAGES the
+         * checkpoint holds the writer back (RESTART) until it has caught up,
+         * which is what SQLite's own checkpoint does every 1,000 pages. */
+        int mode = s->wal_pages >= WAL_CAP_PAGES ? SQLITE_CHECKPOINT_RESTART : SQLITE_CHECKPOINT_PASSIVE;
+        pthread_mutex_unlock(&s->ckmu);
+        /* A failure (disk full, a lock held elsewhere) loses nothing: the
+         * pages stay in the WAL and the next commit asks again. */
+        int wal = 0, done = 0;
+        sqlite3_wal_checkpoint_v2(s->ckdb, NULL, mode, &wal, &done);
+        pthread_mutex_lock(&s->ckmu);
+    }
+    pthread_mutex_unlock(&s->ckmu);
+    return NULL;
+}
+
+/* Opens the checkpointer's connection and starts it; without one SQLite's
+ * automatic checkpoint stays in place. */
+static void checkpointer_start(struct store *s)
+{
+    char lim[64];
+    snprintf(lim, sizeof lim, "PRAGMA journal_size_limit=%lld", WAL_SIZE_LIMIT);
+    sqlite3_exec(s->db, lim, NULL, NULL, NULL);
+    if (sqlite3_open_v2(s->path, &s->ckdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+        sqlite3_busy_timeout(s->ckdb, 2000) != SQLITE_OK ||
+        sqlite3_exec(s->ckdb, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK ||
+        pthread_create(&s->ckthread, NULL, checkpointer, s) != 0) {
+        sqlite3_close(s->ckdb);
+        s->ckdb = NULL;
+        return;
+    }
+    s->ck_started = 1;
+    sqlite3_wal_hook(s->db, on_wal, s);
+}
+
 int store_start(struct store *s)
 {
     if (s->readonly || s->started) return -1;
+    checkpointer_start(s); /* first: it sets up s->db, which is the writer's from then on */
     if (pthread_create(&s->thread, NULL, writer, s) != 0) return -1;
     s->started = 1;
     return 0;
@@ -594,6 +677,14 @@ void store_close(struct store *s)
         pthread_mutex_unlock(&s->mu);
         pthread_join(s->thread, NULL);
     }
+    if (s->ck_started) {
+        pthread_mutex_lock(&s->ckmu);
+        s->ck_stopping = 1;
+        pthread_cond_signal(&s->ckcv);
+        pthread_mutex_unlock(&s->ckmu);
+        pthread_join(s->ckthread, NULL);
+        sqlite3_close(s->ckdb);
+    }
     sqlite3_finalize(s->ins);
     sqlite3_finalize(s->cnt);
     sqlite3_finalize(s->cur);
@@ -603,6 +694,8 @@ void store_close(struct store *s)
     for (int i = 0; i < 8; i++) free(s->notes[i].value);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->ckmu);
+    pthread_cond_destroy(&s->ckcv);
     free(s->path);
     free(s);
 }

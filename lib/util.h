@@ -10,6 +10,8 @@
  * (UTC, ".mmm" only when not zero). TIME_BUF fits the longest form. */
 #define TIME_BUF 32
 int64_t now_ms(void);
+/* Seconds on the monotonic clock, for measuring durations. */
+double mono_s(void);
 void time_format_ms(int64_t ms, char out[TIME_BUF]);
 /* Strict RFC 3339 reader; returns 0 and sets *ms, or -1. */
 int time_parse_rfc3339(const char *s, int64_t *ms);

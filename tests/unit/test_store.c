@@ -150,6 +150,51 @@ static void test_group_commit(void **st)
     store_close(s);
 }
 
+/* The writer leaves checkpoints to its own thread (store.c): pages written
+ * to the WAL must still reach the database file while the store is open, or
+ * the WAL would grow without end. */
+static void test_checkpoints(void **st)
+{
+    (void)st;
+    char err[256];
+    struct store *s = store_open(db, 0, err, sizeof err);
+    assert_non_null(s);
+    store_start(s);
+    struct stat sb;
+    assert_int_equal(stat(db, &sb), 0);
+    off_t before = sb.st_size;
+    char pad[2048];
+    memset(pad, 'p', sizeof pad - 1);
+    pad[sizeof pad - 1] = '\0';
+    struct norm_opts o = {"tunnel", 1763633000000};
+    for (int g = 0; g < 20; g++) { /* 4,000 events of ~2 KiB: ~2,000 pages */
+        struct store_batch b = {0};
+        for (int i = 0; i < 200; i++) {
+            char id[32];
+            snprintf(id, sizeof id, "ck%d-%d", g, i);
+            json_t *data = json_pack("{s:s}", "pad", pad);
+            json_t *ev = event_build(id, "/test", "com.example.test", NULL, -1, NULL, &o, data);
+            struct store_event e;
+            assert_int_equal(store_event_from_json(ev, &e), 0);
+            json_decref(ev);
+            json_decref(data);
+            store_batch_add(&b, &e);
+        }
+        assert_int_equal(store_commit(s, &b), 0);
+        assert_int_equal(b.accepted, 200);
+        store_batch_clear(&b);
+    }
+    /* The checkpointer copies at least the first 1,000 pages back. */
+    for (int i = 0; i < 100; i++) {
+        assert_int_equal(stat(db, &sb), 0);
+        if (sb.st_size - before >= 1000 * 4096) break;
+        usleep(50 * 1000);
+    }
+    assert_true(sb.st_size - before >= 1000 * 4096);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM events"), 4000);
+    store_close(s);
+}
+
 static void test_refuses_foreign_files(void **st)
 {
     (void)st;
@@ -217,6 +262,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_dedupe_and_perms, setup),
         cmocka_unit_test_setup(test_group_commit, setup),
+        cmocka_unit_test_setup(test_checkpoints, setup),
         cmocka_unit_test_setup(test_refuses_foreign_files, setup),
         cmocka_unit_test_setup(test_migration_2_to_3, setup),
     };
