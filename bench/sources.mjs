@@ -16,9 +16,14 @@ import { startFakeCloudflare, auditEntries } from '../tests/integration/fakecf.m
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'build', 'synccf');
 const N = Number(process.argv[2] || 100000);
+// Events in the store; 0 until the daemon has created it.
 const count = (state) => {
-  const out = execFileSync(BIN, ['--state', state, 'status', '--json'], { encoding: 'utf8' });
-  return JSON.parse(out).events.total;
+  try {
+    const out = execFileSync(BIN, ['--state', state, 'status', '--json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    return JSON.parse(out).events.total;
+  } catch {
+    return 0;
+  }
 };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -52,6 +57,7 @@ async function pollCost() {
   const p = spawn(BIN, ['--state', state, '--log-level', 'warn', 'poll', '--interval', '1s', '--overlap', '10s'], { env, stdio: 'ignore' });
   while (count(state) < 1440) await sleep(100);
   const dayRequests = cf.requests.length;
+  if (dayRequests < 1) throw new Error(`poll: ${count(state)} events stored but no API request seen`);
   // Steady state: 10 new entries between runs, ten runs.
   const before = cf.requests.length;
   for (let run = 0; run < 10; run++) {
