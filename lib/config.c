@@ -14,6 +14,7 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "normalize.h"
 #include "util.h"
 
 #define LOWER_NAME "abcdefghijklmnopqrstuvwxyz0123456789_-"
@@ -91,6 +92,7 @@ void config_free(struct config *c)
     free(c->tunnel_token);
     free(c->notify_webhook_id);
     free_list(c->filters);
+    free_list(c->pages_projects);
     for (size_t i = 0; i < c->nhandlers; i++) handler_free(&c->handlers[i]);
     free(c->handlers);
     for (struct rules *r = atomic_load(&c->rules), *next; r; r = next) {
@@ -495,6 +497,11 @@ static int top_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *
         if (!get_duration(x, v, k, &ms)) c->heartbeat_s = ms < 1000 ? 1 : ms / 1000;
     }
     else if (strcmp(k, "logpush_filters") == 0) get_list(x, v, k, &c->filters);
+    else if (strcmp(k, "pages_projects") == 0) {
+        if (get_list(x, v, k, &c->pages_projects)) return 0;
+        for (char **p = c->pages_projects; *p; p++)
+            if (!norm_valid_pages_project(*p)) return fail(x, v, k, "'%s' is not a Pages project name ([a-z0-9-], at most 58)", *p), 0;
+    }
     else if (strcmp(k, "limits") == 0) each_pair(x, v, k, limits_pair, c);
     else if (strcmp(k, "dispatch") == 0) each_pair(x, v, k, dispatch_pair, c);
     else if (strcmp(k, "handlers") == 0) {
@@ -578,6 +585,19 @@ static const char *const settable[] = {
 
 int config_env_all(struct config *c, char *err, size_t errlen)
 {
+    const char *pages = getenv("SYNCCF_PAGES_PROJECTS");
+    if (pages && *pages) {
+        free_list(c->pages_projects);
+        c->pages_projects = NULL;
+        char *copy = strdup(pages), *save = NULL;
+        for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+            if (config_add_pages_project(c, t, err, errlen) != 0) {
+                free(copy);
+                return -1;
+            }
+        }
+        free(copy);
+    }
     for (const char *const *k = settable; *k; k++) {
         char name[96] = "SYNCCF_";
         size_t n = strlen(name);
@@ -586,6 +606,20 @@ int config_env_all(struct config *c, char *err, size_t errlen)
         const char *v = getenv(name);
         if (v && *v && config_set(c, *k, v, name, err, errlen) != 0) return -1;
     }
+    return 0;
+}
+
+int config_add_pages_project(struct config *c, const char *name, char *err, size_t errlen)
+{
+    if (!norm_valid_pages_project(name)) {
+        snprintf(err, errlen, "pages project: '%s' is not a Pages project name ([a-z0-9-], at most 58)", name);
+        return -1;
+    }
+    size_t k = 0;
+    while (c->pages_projects && c->pages_projects[k]) k++;
+    c->pages_projects = realloc(c->pages_projects, (k + 2) * sizeof *c->pages_projects);
+    c->pages_projects[k] = strdup(name);
+    c->pages_projects[k + 1] = NULL;
     return 0;
 }
 

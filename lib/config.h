@@ -51,15 +51,16 @@ struct config {
     size_t max_body, max_logpush_body, max_decompressed, max_line;
     unsigned max_connections, timeout_s, threads;
     unsigned heartbeat_s; /* the Worker's SSE heartbeat period */
-    unsigned failover_ms;
+    unsigned failover_ms;    /* hybrid: the Worker stream down this long, polling takes over */
     int status_page;         /* GET / for loopback clients */
     char *cloudflared;       /* binary; NULL = from PATH */
     char *tunnel_token;      /* named tunnel; NULL = quick tunnel */
-    char *notify_webhook_id; /* Notifications destination to point at the tunnel */ /* hybrid: the Worker stream down this long, polling takes over */
+    char *notify_webhook_id; /* Notifications destination to point at the tunnel */
 
     /* Cloudflare's API: the poller and the queue consumer. */
     char *api_base, *api_token, *account_id, *queue_id;
     unsigned poll_interval_ms, poll_overlap_ms, poll_max_pages;
+    char **pages_projects; /* the poller also reads these projects' deployments; NULL-terminated */
     unsigned queue_batch, queue_visibility_ms, queue_idle_min_ms, queue_idle_max_ms;
 
     unsigned max_attempts;   /* a handler run is given up after this many failures */
@@ -84,6 +85,8 @@ void config_env(struct config *c);
 int config_set(struct config *c, const char *key, const char *value, const char *origin, char *err, size_t errlen);
 /* Every scalar setting from SYNCCF_<KEY> (dots as _): SYNCCF_LIMITS_MAX_BODY. */
 int config_env_all(struct config *c, char *err, size_t errlen);
+/* Appends a Pages project whose deployments the poller reads (checked). */
+int config_add_pages_project(struct config *c, const char *name, char *err, size_t errlen);
 /* The setting a flag names (--limits-max-body), or NULL. */
 const char *config_flag_key(const char *flag);
 void config_free(struct config *c);

@@ -117,6 +117,61 @@ json_t *norm_notification(json_t *body, const struct norm_opts *o)
                        account, o, body);
 }
 
+int norm_valid_pages_project(const char *s) { return str_of_class(s, strlen(s), LOWER_DIGITS "-", 58); }
+
+/* A deployment's state, as the notification's EVENT_DEPLOYMENT_<X> would
+ * say it: the deploy stage's success is SUCCESS, a failed stage FAILED, any
+ * stage still queued or running STARTED. */
+static const char *deployment_state(json_t *dep)
+{
+    json_t *st = json_object_get(dep, "latest_stage");
+    const char *name = json_is_object(st) ? str_or_empty(st, "name") : "";
+    const char *status = json_is_object(st) ? str_or_empty(st, "status") : "";
+    json_t *skipped = json_object_get(dep, "is_skipped");
+    if (json_is_true(skipped) || strcmp(status, "canceled") == 0 || strcmp(status, "skipped") == 0) return NULL;
+    if (strcmp(status, "failure") == 0) return "FAILED";
+    if (strcmp(status, "success") == 0 && strcmp(name, "deploy") == 0) return "SUCCESS";
+    if (strcmp(status, "success") == 0 || strcmp(status, "active") == 0 || strcmp(status, "idle") == 0)
+        return "STARTED";
+    return NULL;
+}
+
+int norm_pages_deployment(json_t *dep, const char *account, const struct norm_opts *o, json_t **ev)
+{
+    *ev = NULL;
+    const char *id = json_is_object(dep) ? short_str(dep, "id") : NULL;
+    if (!id) return -1;
+    const char *state = deployment_state(dep);
+    if (!state) return 0;
+    /* The notification's ts: when the state was reached. */
+    json_t *st = json_object_get(dep, "latest_stage");
+    json_t *when = strcmp(state, "STARTED") == 0 ? json_object_get(dep, "created_on")
+                                                 : json_object_get(st, "ended_on");
+    int64_t ms = time_of(when);
+    if (ms < 0) ms = time_of(json_object_get(dep, "modified_on"));
+    if (ms < 0) ms = time_of(json_object_get(dep, "created_on"));
+    if (ms < 0) return -1;
+    const char *project = str_or_empty(dep, "project_name");
+    const char *shortid = str_or_empty(dep, "short_id");
+    char env[80], event[64], text[200];
+    char seg[65];
+    sanitize_segment(str_or_empty(dep, "environment"), seg);
+    for (char *p = seg; *p; p++) *p = (char)toupper((unsigned char)*p);
+    snprintf(env, sizeof env, "ENVIRONMENT_%s", seg[0] ? seg : "UNSPECIFIED");
+    snprintf(event, sizeof event, "EVENT_DEPLOYMENT_%s", state);
+    snprintf(text, sizeof text, "Deployment %.16s for project %.58s %s", shortid[0] ? shortid : id, project,
+             strcmp(state, "SUCCESS") == 0 ? "succeeded" : strcmp(state, "FAILED") == 0 ? "failed" : "started");
+    json_t *data = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "project_id", str_or_empty(dep, "project_id"), "project_name",
+                             project, "deployment_id", id, "environment", env, "event", event, "url",
+                             str_or_empty(dep, "url"));
+    json_t *body = json_pack("{s:s?,s:s,s:s,s:s,s:o,s:I}", "account_id", account, "alert_type", "pages_event_alert", "name",
+                             "Pages deployments (polled)", "text", text, "data", data, "ts", (json_int_t)(ms / 1000));
+    if (!body) return -1;
+    *ev = norm_notification(body, o);
+    json_decref(body);
+    return *ev ? 1 : -1;
+}
+
 json_t *norm_generic(const char *name, const char *raw, size_t rawlen, json_t *body,
                      const struct norm_opts *o)
 {

@@ -36,6 +36,18 @@ json_t *norm_audit(json_t *entry, int v2, const struct norm_opts *o);
  * queue message's id (stable across redeliveries). NULL if it is not one. */
 json_t *norm_evsub(json_t *body, const char *msg_id, const struct norm_opts *o);
 
+/* One deployment from the Pages API's deployments list
+ * (GET .../pages/projects/{name}/deployments). It is turned into the
+ * Notifications webhook Cloudflare sends for that deployment's state
+ * (pages_event_alert) and normalized as one, so that a polled deployment and
+ * its notification are the same event. Returns 1 with *ev set, 0 for a
+ * deployment with no notification counterpart (skipped or canceled), -1 when
+ * it is not a deployment object. */
+int norm_pages_deployment(json_t *dep, const char *account, const struct norm_opts *o, json_t **ev);
+
+/* Pages project names as the API accepts them: [a-z0-9-], at most 58. */
+int norm_valid_pages_project(const char *s);
+
 /* The URL-borne names, checked before they become part of a type. */
 int norm_valid_dataset(const char *s);
 int norm_valid_hook_name(const char *s);

@@ -8,7 +8,14 @@
  * are not missed. v2 (logs/audit, cursor pagination) is used; where it is
  * refused (404) the v1 API (audit_logs, page numbers) is used instead.
  * Rate limits (429 + Retry-After), server errors (backoff) and token errors
- * (reported, retried only at the next interval) are honoured. */
+ * (reported, retried only at the next interval) are honoured.
+ *
+ * With pages_projects configured, each run also reads those projects' Pages
+ * deployments (newest first), and each deployment's state becomes the event
+ * its Notifications webhook would have produced: the same id, so a
+ * deployment seen both ways is stored once. A project's cursor is the
+ * creation time of its newest deployment, held back to the oldest one still
+ * building so that its outcome is read on a later run. */
 #include "poll.h"
 
 #include <curl/curl.h>
@@ -27,6 +34,14 @@
 #define ATTEMPTS 5               /* per page, for 429 and 5xx */
 #define FIRST_LOOKBACK_MS (24LL * 3600 * 1000)
 #define MAX_LOOKBACK_MS (30LL * 24 * 3600 * 1000) /* what the API keeps */
+#define PAGES_PER_PAGE 25
+#define BUILDING_MAX_MS (24LL * 3600 * 1000) /* a build older than this no longer holds a cursor back */
+
+struct pages_project {
+    const char *name;
+    char cursor_name[200];
+    int64_t hwm; /* creation time of the newest deployment committed, or of the oldest still building */
+};
 
 struct poll {
     struct source src;
@@ -39,6 +54,8 @@ struct poll {
     int (*active)(void *);
     void *active_arg;
     atomic_int healthy;
+    struct pages_project *pages;
+    size_t npages;
 };
 
 static void note(struct poll *p)
@@ -57,8 +74,9 @@ static void esc(const char *in, char *out, size_t n)
     curl_free(e);
 }
 
-/* One API call with the retries this run allows; CF_OK or the final outcome. */
-static enum cf_outcome call(struct poll *p, const char *url, json_t **env)
+/* One API call with the retries this run allows; CF_OK or the final outcome.
+ * what names the API in log lines ("audit log", "Pages API"). */
+static enum cf_outcome call(struct poll *p, const char *what, const char *url, json_t **env)
 {
     for (int attempt = 1;; attempt++) {
         struct http_resp r;
@@ -73,8 +91,9 @@ static enum cf_outcome call(struct poll *p, const char *url, json_t **env)
         if (o == CF_OK || o == CF_NOT_FOUND) return o;
         snprintf(p->src.last_error, sizeof p->src.last_error, "%s", msg);
         if (o == CF_AUTH || o == CF_BAD || attempt >= ATTEMPTS || source_stopping(&p->src)) {
-            log_msg(o == CF_AUTH ? LOG_ERROR : LOG_WARN, o == CF_AUTH ? "audit log token refused" : "audit log request failed",
-                    "error", msg, NULL);
+            char line[64];
+            snprintf(line, sizeof line, "%s %s", what, o == CF_AUTH ? "token refused" : "request failed");
+            log_msg(o == CF_AUTH ? LOG_ERROR : LOG_WARN, line, "error", msg, NULL);
             return o;
         }
         long wait = o == CF_RATE_LIMIT ? (retry_after >= 0 ? retry_after * 1000 : 60000)
@@ -143,7 +162,7 @@ static int run_once(struct poll *p)
             snprintf(url, sizeof url, "%s/client/v4/accounts/%s/audit_logs?since=%s&before=%s&page=%u&per_page=100&direction=asc",
                      c->api_base, c->account_id, es, eb, page);
         }
-        enum cf_outcome o = call(p, url, &env);
+        enum cf_outcome o = call(p, "audit log", url, &env);
         if (o == CF_NOT_FOUND && !p->v1 && page == 1) {
             log_msg(LOG_INFO, "audit logs v2 refused; using v1", NULL);
             p->v1 = 1;
@@ -181,6 +200,102 @@ static int run_once(struct poll *p)
     return 0;
 }
 
+/* Reads one project's deployments created since its cursor (less the
+ * overlap), all pages first, then commits their events with the new cursor:
+ * committing the newest page first would move the cursor past older
+ * deployments not yet stored. */
+static int pages_once(struct poll *p, struct pages_project *pp)
+{
+    const struct config *c = p->cfg;
+    int64_t now = now_ms();
+    int64_t from = pp->hwm ? pp->hwm - c->poll_overlap_ms : now - FIRST_LOOKBACK_MS;
+    if (from < now - MAX_LOOKBACK_MS) from = now - MAX_LOOKBACK_MS;
+    json_t *deps = json_array();
+    int rc = 0;
+    for (unsigned page = 1; page <= c->poll_max_pages && !source_stopping(&p->src); page++) {
+        char url[4096];
+        json_t *env = NULL;
+        snprintf(url, sizeof url, "%s/client/v4/accounts/%s/pages/projects/%s/deployments?page=%u&per_page=%d",
+                 c->api_base, c->account_id, pp->name, page, PAGES_PER_PAGE);
+        enum cf_outcome o = call(p, "Pages API", url, &env);
+        if (o != CF_OK) {
+            snprintf(p->src.state, sizeof p->src.state, o == CF_AUTH ? "auth_error" : "error");
+            if (o == CF_NOT_FOUND)
+                snprintf(p->src.last_error, sizeof p->src.last_error, "Pages project %s not found (404)", pp->name);
+            rc = -1;
+            break;
+        }
+        json_t *result = json_object_get(env, "result");
+        if (!json_is_array(result)) {
+            snprintf(p->src.last_error, sizeof p->src.last_error, "the Pages API answer has no result list");
+            snprintf(p->src.state, sizeof p->src.state, "error");
+            json_decref(env);
+            rc = -1;
+            break;
+        }
+        /* Newest first: stop at the first deployment older than the window. */
+        int older = 0;
+        size_t i;
+        json_t *d;
+        json_array_foreach(result, i, d) {
+            int64_t t;
+            const char *created = json_string_value(json_object_get(d, "created_on"));
+            if (created && time_parse_rfc3339(created, &t) == 0 && t < from) {
+                older = 1;
+                break;
+            }
+            json_array_append(deps, d);
+        }
+        size_t n = json_array_size(result);
+        json_decref(env);
+        if (older || n < PAGES_PER_PAGE) break;
+    }
+    if (rc != 0 || source_stopping(&p->src)) {
+        json_decref(deps);
+        return rc;
+    }
+
+    struct store_batch b = {0};
+    struct norm_opts o = {"poll", now_ms()};
+    int64_t newest = pp->hwm, building = 0;
+    size_t i;
+    json_t *d;
+    json_array_foreach(deps, i, d) {
+        json_t *ev;
+        int k = norm_pages_deployment(d, c->account_id, &o, &ev);
+        if (k < 0) {
+            store_count(p->src.store, "rejected.bad_pages_deployment", 1);
+            continue;
+        }
+        int64_t t;
+        const char *created = json_string_value(json_object_get(d, "created_on"));
+        if (created && time_parse_rfc3339(created, &t) == 0 && t <= now + 60000) {
+            if (t > newest) newest = t;
+            const char *type = ev ? json_string_value(json_object_get(ev, "type")) : NULL;
+            int started = type && strcmp(type, "com.cloudflare.pages.deployment.started") == 0;
+            if (started && t > now - BUILDING_MAX_MS && (!building || t < building)) building = t;
+        }
+        if (k > 0) ingest_add(&b, ev, p->cfg);
+    }
+    json_decref(deps);
+    int64_t hwm = building && building < newest ? building : newest;
+    if (hwm) { /* nothing seen yet: no cursor, the next run looks back a day again */
+        char hv[TIME_BUF];
+        time_format_ms(hwm, hv);
+        b.cursor_name = pp->cursor_name;
+        b.cursor_value = strdup(hv);
+    }
+    rc = store_commit(p->src.store, &b);
+    if (rc == 0) {
+        pp->hwm = hwm;
+        p->new_events += (long)b.accepted;
+    } else {
+        snprintf(p->src.last_error, sizeof p->src.last_error, "the store could not commit");
+    }
+    store_batch_clear(&b);
+    return rc;
+}
+
 static void *run(void *arg)
 {
     struct poll *p = arg;
@@ -199,6 +314,8 @@ static void *run(void *arg)
             log_msg(LOG_WARN, "poller taking over: the Worker stream is unreachable", NULL);
         p->src.last_error[0] = '\0';
         int ok = run_once(p) == 0;
+        for (size_t i = 0; i < p->npages && !source_stopping(&p->src); i++)
+            if (pages_once(p, &p->pages[i]) != 0) ok = 0;
         if (ok) {
             snprintf(p->src.state, sizeof p->src.state, "ok");
             time_format_ms(now_ms(), p->src.last_success);
@@ -224,12 +341,24 @@ struct poll *poll_start(struct store *st, const struct config *cfg, const char *
     p->cfg = cfg;
     p->seed = (unsigned)now_ms();
     snprintf(p->cursor_name, sizeof p->cursor_name, "poll:audit:%s", cfg->account_id);
+    while (cfg->pages_projects && cfg->pages_projects[p->npages]) p->npages++;
+    p->pages = calloc(p->npages ? p->npages : 1, sizeof *p->pages);
+    for (size_t i = 0; i < p->npages; i++) {
+        p->pages[i].name = cfg->pages_projects[i];
+        snprintf(p->pages[i].cursor_name, sizeof p->pages[i].cursor_name, "poll:pages:%s:%s", cfg->account_id,
+                 cfg->pages_projects[i]);
+    }
     struct store *ro = store_open(db_path, 1, err, errlen);
     if (ro) {
-        char *c = query_cursor(store_db(ro), p->cursor_name);
         int64_t ms;
+        char *c = query_cursor(store_db(ro), p->cursor_name);
         if (c && time_parse_rfc3339(c, &ms) == 0) p->hwm = ms;
         free(c);
+        for (size_t i = 0; i < p->npages; i++) {
+            c = query_cursor(store_db(ro), p->pages[i].cursor_name);
+            if (c && time_parse_rfc3339(c, &ms) == 0) p->pages[i].hwm = ms;
+            free(c);
+        }
         store_close(ro);
     }
     atomic_store(&p->healthy, 1);
@@ -252,5 +381,6 @@ void poll_stop(struct poll *p)
 {
     if (!p) return;
     source_stop(&p->src);
+    free(p->pages);
     free(p);
 }

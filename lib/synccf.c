@@ -114,6 +114,7 @@ int synccf_set(synccf *s, const char *key, const char *value, char *err, size_t 
         c->worker_url = strdup(value);
         return 0;
     }
+    if (strcmp(key, "pages_project") == 0) return config_add_pages_project(c, value, err, errlen);
     if (strcmp(key, "filter") == 0) {
         size_t k = 0;
         while (c->filters && c->filters[k]) k++;

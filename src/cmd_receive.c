@@ -39,6 +39,7 @@ static int serve(struct cli *c, int argc, char **argv, const char *source)
         {"--queue-id", "queue_id"},       {"--interval", "poll_interval"},
         {"--overlap", "poll_overlap"},    {"--mode", "mode"},
         {"--cloudflared", "cloudflared"}, {"--status-page", "status_page"},
+        {"--pages-project", "pages_project"},
     };
     char err[512];
     synccf *s = synccf_open(c->config, err, sizeof err);

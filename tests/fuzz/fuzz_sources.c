@@ -1,6 +1,7 @@
 /* fuzz_sources.c -- libFuzzer target: what Cloudflare's API returns to the
- * poller and the queue consumer: audit-log pages (v2 and v1 entries) and
- * queue messages (Event Subscription bodies and CloudEvents). */
+ * poller and the queue consumer: audit-log pages (v2 and v1 entries), Pages
+ * deployments lists, and queue messages (Event Subscription bodies and
+ * CloudEvents). */
 #include <jansson.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -21,6 +22,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (ev) free(event_dump(ev));
             json_decref(ev);
         }
+        json_t *ev = NULL;
+        if (norm_pages_deployment(e, "9035f53656c247e895c5a6939ae8a0e0", &o, &ev) > 0) free(event_dump(ev));
+        json_decref(ev);
     }
     json_array_foreach(json_object_get(json_object_get(j, "result"), "messages"), i, e) {
         json_t *body = json_object_get(e, "body");

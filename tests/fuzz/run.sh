@@ -18,7 +18,7 @@ for t in normalize logpush webhook sources config sse; do
     case $t in
         normalize) for f in tests/vectors/inputs/*.json; do { printf '\000'; cat "$f"; } > "$corpus/n-$(basename "$f")"; { printf '\001'; cat "$f"; } > "$corpus/g-$(basename "$f")"; done ;;
         logpush) for f in tests/vectors/inputs/*.ndjson* tests/vectors/inputs/*.gz; do { printf '\377'; cat "$f"; } > "$corpus/$(basename "$f")"; done ;;
-        sources) cp tests/vectors/inputs/audit-*.json tests/vectors/inputs/queue-pull-response.json "$corpus/" ;;
+        sources) cp tests/vectors/inputs/audit-*.json tests/vectors/inputs/pages-deployments.json tests/vectors/inputs/queue-pull-response.json "$corpus/" ;;
         config) cp examples/synccf.yaml "$corpus/"; printf 'sync:\n  cloudflare:\n    mode: hybrid\n' > "$corpus/xplat.yaml" ;;
         sse) printf '\003: hello\n\nid: 1\nevent: cloudevent\ndata: {"specversion":"1.0"}\n\nid: 2\r\ndata: a\r\ndata: b\r\n\r\n' > "$corpus/seed" ;;
         webhook) printf 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\000msg_p5jXN8AQM9LWM0D4loKWxJek\0001614265330\000v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=\000{"test": 2432232314}' > "$corpus/seed" ;;

@@ -1,6 +1,7 @@
 // A local stand-in for Cloudflare's API, serving the documented v4 envelopes
-// (shapes from ../shared/fixtures/cloudflare): Audit Logs v2 (cursor pages)
-// and v1 (page numbers), and a Queue's HTTP pull consumer with leases,
+// (shapes from Cloudflare's documented formats, tests/vectors/inputs): Audit
+// Logs v2 (cursor pages) and v1 (page numbers), Pages deployments lists
+// (newest first, page numbers), and a Queue's HTTP pull consumer with leases,
 // visibility timeouts and redelivery. Failures are scripted per test.
 import { createServer } from 'node:http';
 import { randomBytes } from 'node:crypto';
@@ -12,6 +13,7 @@ export async function startFakeCloudflare({ token = 'cf-token', account = '9035f
   const api = {
     token, account,
     audit: [],        // v2 entries, any order; served oldest first (direction=asc)
+    pages: {},        // project name -> deployments, any order; served newest first
     v2: true,         // false: v2 answers 404 (the v1 fallback)
     script: [],       // responses to force, in order: { status, body?, headers? } or 'malformed'
     requests: [],     // what was asked, for assertions
@@ -56,6 +58,15 @@ export async function startFakeCloudflare({ token = 'cf-token', account = '9035f
             interface: 'API', metadata: {}, newValue: '', oldValue: '', owner: { id: api.account }, resource: { id: e.resource.id, type: e.resource.type }, when: e.action.time }));
         const slice = all.slice((page - 1) * per, page * per);
         return send(res, 200, ok(slice, { result_info: { page, per_page: per, count: slice.length, total_count: all.length } }));
+      }
+      const pm = /^\/client\/v4\/accounts\/[^/]+\/pages\/projects\/([^/]+)\/deployments$/.exec(p);
+      if (req.method === 'GET' && pm) {
+        const list = api.pages[pm[1]];
+        if (!list) return send(res, 404, fail(8000007, 'Project not found. The specified project name does not match any of your existing projects.'));
+        const per = Number(url.searchParams.get('per_page') || 25), page = Number(url.searchParams.get('page') || 1);
+        const all = [...list].sort((a, b) => Date.parse(b.created_on) - Date.parse(a.created_on));
+        const slice = all.slice((page - 1) * per, page * per);
+        return send(res, 200, ok(slice, { result_info: { page, per_page: per, count: slice.length, total_count: all.length, total_pages: Math.ceil(all.length / per) } }));
       }
       const dm = /^\/client\/v4\/accounts\/[^/]+\/alerting\/v3\/destinations\/webhooks\/([^/]+)$/.exec(p);
       if (req.method === 'PUT' && dm) {

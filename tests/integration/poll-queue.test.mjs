@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startSource, storedEvents, status, tempDir, VECTORS } from './lib.mjs';
+import { startDaemon, startSource, storedEvents, status, tempDir, post, VECTORS } from './lib.mjs';
 import { startFakeCloudflare, auditEntries } from './fakecf.mjs';
 import { until } from '../../worker/test/helpers.mjs';
 
@@ -75,6 +75,77 @@ test('poll: falls back to the v1 API where v2 is refused', async () => {
     assert.ok(cf.requests.some((r) => r.path.endsWith('/audit_logs') && r.query.page === '2'), 'v1 page 2 was read');
     const st = await until('v1 noted', async () => { const s = await status(p.state); return s.sources?.poll?.api === 'v1' && s; });
     assert.equal(st.sources.poll.api, 'v1');
+  } finally { await p.stop(); await cf.close(); }
+});
+
+// Pages deployments in the API's shape (tests/vectors/inputs/pages-deployments.json).
+function deployment(project, n, createdMs, { stage = 'deploy', status = 'success', id } = {}) {
+  const created = new Date(createdMs).toISOString();
+  return {
+    id: id ?? `${project.slice(0, 4)}${String(n).padStart(4, '0')}-0000-4000-8000-000000000000`, short_id: `${project.slice(0, 4)}${String(n).padStart(4, '0')}`,
+    project_id: `${project}-id`, project_name: project, environment: n % 2 ? 'preview' : 'production', url: `https://${n}.${project}.pages.dev`,
+    created_on: created, modified_on: created, aliases: null,
+    latest_stage: { name: stage, started_on: created, ended_on: status === 'active' ? null : new Date(createdMs + 60000).toISOString(), status },
+    stages: [], deployment_trigger: { type: 'ad_hoc', metadata: {} }, is_skipped: false,
+  };
+}
+
+test('poll: Pages deployments become the events their notifications make; a build is read again until it ends', async () => {
+  const cf = await startFakeCloudflare();
+  const now = Date.now();
+  const fixture = JSON.parse(readFileSync(join(VECTORS, 'inputs', 'pages-deployments.json'), 'utf8')).result.at(-1);
+  cf.pages['marketing-site'] = [
+    ...Array.from({ length: 30 }, (_, i) => deployment('marketing-site', i, now - 3600000 + i * 60000)),
+    { ...fixture, created_on: new Date(now - 7200000).toISOString() },
+    deployment('marketing-site', 90, now - 3 * 86400000), // before the first run's 24 h window
+    deployment('marketing-site', 91, now - 1200000, { stage: 'build', status: 'active' }),
+    deployment('marketing-site', 92, now - 60000), // newer than the build, finished
+  ];
+  cf.pages.docs = [deployment('docs', 1, now - 600000), deployment('docs', 2, now - 300000, { stage: 'build', status: 'failure' })];
+  const state = tempDir();
+  let p = await startSource('poll', { state, env: env(cf, { SYNCCF_PAGES_PROJECTS: 'marketing-site' }), args: ['--interval', '1s', '--overlap', '1s', '--pages-project', 'docs'] });
+  try {
+    const pages = async () => (await storedEvents(p.state)).filter((e) => e.source === '/cloudflare/pages');
+    await until('35 deployment events', async () => (await pages()).length === 35, 15000);
+    const evs = await pages();
+    const byId = Object.fromEntries(evs.map((e) => [e.id, e]));
+    const building = cf.pages['marketing-site'].at(-2);
+    assert.equal(byId[`pages-${building.id}-started`]?.type, 'com.cloudflare.pages.deployment.started');
+    assert.equal(byId['pages-docs0002-0000-4000-8000-000000000000-failed']?.subject, 'docs');
+    assert.ok(!Object.keys(byId).some((id) => id.includes('0090')), 'a deployment older than the first window is not read');
+    const ok = byId[`pages-${fixture.id}-success`];
+    assert.deepEqual([ok?.type, ok?.subject, ok?.data.data.event, ok?.data.data.environment], ['com.cloudflare.pages.deployment.success', 'marketing-site', 'EVENT_DEPLOYMENT_SUCCESS', 'ENVIRONMENT_PRODUCTION']);
+    assert.equal(evs.filter((e) => e.type === 'com.cloudflare.pages.deployment.success').length, 33);
+    const lists = cf.requests.filter((r) => r.path.endsWith('/marketing-site/deployments'));
+    assert.deepEqual(lists.slice(0, 2).map((r) => r.query.page), ['1', '2'], 'page 2 read: 33 in the window, 25 a page');
+
+    // The build ends: its outcome is read on a later run, once. A cursor at
+    // the newest deployment (with an overlap of 1 s) would never see it: the
+    // cursor is held back to the build while it runs.
+    building.latest_stage = { ...building.latest_stage, name: 'deploy', status: 'success', ended_on: new Date().toISOString() };
+    await until('the finished build', async () => (await pages()).some((e) => e.id === `pages-${building.id}-success`), 10000);
+    const st = await status(p.state);
+    const cursor = st.cursors[`poll:pages:${cf.account}:marketing-site`];
+    assert.ok(cursor && Date.parse(cursor.value ?? cursor) > Date.parse(building.created_on), `cursor ${JSON.stringify(cursor)} moves on once the build is over`);
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.equal((await pages()).length, 36, 'later runs add nothing');
+  } finally { await p.stop(); }
+
+  // The same deployment notified by Cloudflare is a duplicate of the polled one.
+  const secret = 'pages-notify-secret';
+  const d = await startDaemon({ state, env: { SYNCCF_NOTIFY_SECRET: secret } });
+  try {
+    const body = readFileSync(join(VECTORS, 'inputs', 'pages-deployment-success.json'), 'utf8');
+    const r = await post(d.url + '/hooks/notifications', body, { 'content-type': 'application/json', 'cf-webhook-auth': secret });
+    assert.deepEqual([r.status, r.json], [200, { accepted: 0, duplicates: 1 }]);
+  } finally { await d.stop(); }
+
+  // A project the account does not have: a clear error, the other sources go on.
+  cf.pages = {};
+  p = await startSource('poll', { state: tempDir(), env: env(cf), args: ['--interval', '1s', '--pages-project', 'no-such-project'] });
+  try {
+    const st = await until('the error in status', async () => { const s = await status(p.state); return s.sources?.poll?.last_error?.includes('no-such-project') && s; }, 10000);
+    assert.equal(st.sources.poll.state, 'error');
   } finally { await p.stop(); await cf.close(); }
 });
 

@@ -38,6 +38,7 @@ static void test_full_file(void **st)
              "push_secret: ${TEST_PUSH_SECRET}\n"
              "notify_secret_file: %s\n"
              "logpush_filters: [\"http_requests.EdgeResponseStatus=5*\"]\n"
+             "pages_projects: [marketing-site, docs]\n"
              "limits: { max_body: 2M, timeout: 10s, threads: 3 }\n"
              "dispatch: { max_attempts: 3, backoff: 250ms, max_backoff: 1m, concurrency: 2 }\n"
              "handlers:\n"
@@ -61,6 +62,8 @@ static void test_full_file(void **st)
     assert_string_equal(c.push_secret, "whsec_c2VjcmV0");
     assert_string_equal(c.notify_secret, "from-a-file");
     assert_string_equal(c.filters[0], "http_requests.EdgeResponseStatus=5*");
+    assert_string_equal(c.pages_projects[1], "docs");
+    assert_null(c.pages_projects[2]);
     assert_int_equal(c.max_body, 2u << 20);
     assert_int_equal(c.timeout_s, 10);
     assert_int_equal(c.threads, 3);
@@ -136,6 +139,8 @@ static void test_bad_files(void **st)
         {"handlers:\n  - name: x\n    exec: { argv: [a] }\n  - name: x\n    exec: { argv: [b] }\n", ":4: key 'x': handler name used twice"},
         {"handlers:\n  - name: x\n    match: { color: red }\n    exec: { argv: [a] }\n", ":3: key 'color': unknown key"},
         {"sync:\n  other: 1\n", ":2: key 'sync': has no cloudflare section"},
+        {"pages_projects: [ok, ../etc]\n", ":1: key 'pages_projects': '../etc' is not a Pages project name"},
+        {"pages_projects: marketing-site\n", ":1: key 'pages_projects': expected a list"},
         {"mode: [a\n", ":2: "},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {

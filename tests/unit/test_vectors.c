@@ -86,6 +86,15 @@ static void run_vector(void **state)
                 if (x) json_array_append_new(c.events, x);
                 json_decref(b);
             }
+        } else if (strcmp(kind, "pages") == 0) {
+            size_t i;
+            json_t *d;
+            json_array_foreach(json_object_get(body, "result"), i, d) {
+                json_t *x;
+                int k = norm_pages_deployment(d, json_string_value(json_object_get(v, "account")), &c.o, &x);
+                if (k > 0) json_array_append_new(c.events, x);
+                if (k < 0) c.rejected++;
+            }
         } else if (strcmp(kind, "xplat") == 0) {
             assert_true(norm_xplat(body, &c.o, c.events, &bad, &err) >= 0);
             c.rejected = (int)bad;
