@@ -84,27 +84,50 @@ static void update_destination(struct tunnel *t)
     }
 }
 
+/* cloudflared's environment: only what it needs to reach Cloudflare (proxy
+ * and CA settings, locale, home for its own files), never synccf's secrets.
+ * A named tunnel's token goes in TUNNEL_TOKEN, which cloudflared reads as
+ * --token: on the command line any local user could read it in ps. */
+static const char *const passed_env[] = {"PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TMPDIR", "HTTPS_PROXY", "https_proxy",
+                                         "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy",
+                                         "SSL_CERT_FILE", "SSL_CERT_DIR", NULL};
+#define ENV_MAX 20
+
 static pid_t spawn(struct tunnel *t, int *out_fd)
 {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) return -1;
-    char token_arg[600] = "";
     const char *argv[8];
     int n = 0;
     argv[n++] = t->bin;
     argv[n++] = "tunnel";
     if (t->cfg->tunnel_token) {
-        /* Named tunnel: the token selects it; its hostname is in Cloudflare. */
+        /* Named tunnel: the token selects it; its hostname and the service
+         * it forwards to are configured in Cloudflare. */
+        argv[n++] = "--no-autoupdate";
         argv[n++] = "run";
-        argv[n++] = "--token";
-        snprintf(token_arg, sizeof token_arg, "%s", t->cfg->tunnel_token);
-        argv[n++] = token_arg;
     } else {
         argv[n++] = "--url";
         argv[n++] = t->local;
+        argv[n++] = "--no-autoupdate";
     }
-    argv[n++] = "--no-autoupdate";
     argv[n] = NULL;
+    /* Built before fork: the child of a threaded process may not allocate. */
+    char *envp[ENV_MAX + 1];
+    int ne = 0;
+    for (const char *const *k = passed_env; *k && ne < ENV_MAX - 1; k++) {
+        const char *v = getenv(*k);
+        if (!v) continue;
+        size_t len = strlen(*k) + strlen(v) + 2;
+        envp[ne] = malloc(len);
+        if (envp[ne]) snprintf(envp[ne++], len, "%s=%s", *k, v);
+    }
+    if (t->cfg->tunnel_token) {
+        size_t len = strlen(t->cfg->tunnel_token) + sizeof "TUNNEL_TOKEN=";
+        envp[ne] = malloc(len);
+        if (envp[ne]) snprintf(envp[ne++], len, "TUNNEL_TOKEN=%s", t->cfg->tunnel_token);
+    }
+    envp[ne] = NULL;
     pid_t pid = fork();
     if (pid == 0) {
         setpgid(0, 0);
@@ -116,8 +139,12 @@ static pid_t spawn(struct tunnel *t, int *out_fd)
         dup2(fds[1], 2);
         int devnull = open("/dev/null", O_RDONLY);
         if (devnull >= 0) dup2(devnull, 0);
-        execv(t->bin, (char *const *)argv);
+        execve(t->bin, (char *const *)argv, envp);
         _exit(127);
+    }
+    for (int i = 0; i < ne; i++) {
+        explicit_bzero(envp[i], strlen(envp[i]));
+        free(envp[i]);
     }
     close(fds[1]);
     if (pid < 0) {
@@ -184,8 +211,12 @@ static void *run(void *arg)
                         fflush(stdout);
                         update_destination(t);
                         note(t);
-                    } else if (t->cfg->tunnel_token && strstr(line, "Registered tunnel connection")) {
+                    } else if (t->cfg->tunnel_token && strstr(line, "Registered tunnel connection") &&
+                               strcmp(t->src.state, "connected") != 0) {
                         snprintf(t->src.state, sizeof t->src.state, "connected");
+                        time_format_ms(now_ms(), t->src.last_success);
+                        log_msg(LOG_INFO, "named tunnel connected: its hostname and service are set in Cloudflare", "service",
+                                t->local, NULL);
                         note(t);
                     }
                 }

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { readFileSync, writeFileSync, existsSync, chmodSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BIN, tempDir } from './lib.mjs';
@@ -13,6 +13,15 @@ import { startFakeCloudflare } from './fakecf.mjs';
 import { until } from '../../worker/test/helpers.mjs';
 
 const STANDIN = join(dirname(fileURLToPath(import.meta.url)), 'standin', 'cloudflared');
+
+// synccf gives cloudflared only a few variables of its environment, so the
+// stand-in's settings travel in a wrapper script.
+function standin(dir, exitAfter = '') {
+  const path = join(dir, 'cloudflared');
+  writeFileSync(path, `#!/bin/sh\nSTANDIN_DIR='${dir}' STANDIN_EXIT_AFTER='${exitAfter}' exec '${STANDIN}' "$@"\n`);
+  chmodSync(path, 0o755);
+  return path;
+}
 
 function startTunnel(args, env) {
   const child = spawn(BIN, ['--state', tempDir(), 'tunnel', '--listen', '127.0.0.1:0', ...args], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -30,8 +39,8 @@ test('quick tunnel: URL announced, destination updated, restarted after a crash,
   const cf = await startFakeCloudflare();
   const cfg = join(dir, 'synccf.yaml');
   writeFileSync(cfg, 'notify_webhook_id: dest-1\n');
-  const t = startTunnel(['--config', cfg, '--cloudflared', STANDIN], {
-    STANDIN_DIR: dir, STANDIN_EXIT_AFTER: '1', SYNCCF_NOTIFY_SECRET: 'ns',
+  const t = startTunnel(['--config', cfg, '--cloudflared', standin(dir, '1')], {
+    SYNCCF_NOTIFY_SECRET: 'ns',
     CLOUDFLARE_API_TOKEN: cf.token, CLOUDFLARE_ACCOUNT_ID: cf.account, CLOUDFLARE_API_BASE_URL: cf.url,
   });
   try {
@@ -52,6 +61,45 @@ test('quick tunnel: URL announced, destination updated, restarted after a crash,
     assert.equal(await t.exited, 0);
     await until('cloudflared stopped', () => !alive(pid));
   } finally { t.child.kill('SIGKILL'); await cf.close(); }
+});
+
+test('named tunnel: the token in cloudflared\'s environment only, no other secret; connected; restarted after a crash', async () => {
+  const dir = tempDir();
+  const state = tempDir();
+  const token = 'eyJhIjoiNWFiNGU5Z-standin-tunnel-token';
+  const secrets = { SYNCCF_PUSH_SECRET: 'whsec_c2VjcmV0c2VjcmV0', SYNCCF_NOTIFY_SECRET: 'notify-secret-x', SYNCCF_HOOK_TOKEN: 'hook-token-x', CLOUDFLARE_API_TOKEN: 'api-token-x' };
+  const child = spawn(BIN, ['--state', state, 'tunnel', '--listen', '127.0.0.1:0', '--cloudflared', standin(dir, '1')], {
+    env: { PATH: process.env.PATH, HOME: dir, HTTPS_PROXY: 'http://proxy.example:3128', SYNCCF_TUNNEL_TOKEN: token, SYNCCF_STRAY: 'stray', ...secrets },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let err = '';
+  child.stderr.on('data', (d) => { err += d; });
+  const exited = new Promise((r) => child.on('exit', (code) => r(code)));
+  try {
+    await until('connected', () => /named tunnel connected/.test(err), 10000);
+    const starts = () => readFileSync(join(dir, 'starts'), 'utf8').trim().split('\n');
+    assert.match(starts()[0], /^\d+ tunnel --no-autoupdate run$/, 'no token on the command line');
+    const env1 = readFileSync(join(dir, 'env-1'), 'utf8');
+    assert.match(env1, new RegExp(`^TUNNEL_TOKEN=${token}$`, 'm'));
+    assert.match(env1, /^HTTPS_PROXY=http:\/\/proxy\.example:3128$/m, 'proxy settings pass through');
+    for (const [k, v] of Object.entries(secrets)) {
+      assert.ok(!env1.includes(k) && !env1.includes(v), `${k} kept from cloudflared`);
+    }
+    assert.ok(!env1.includes('SYNCCF_STRAY'), 'nothing else of synccf\'s environment');
+    assert.ok(!err.includes(token), 'the token is never logged');
+    // It crashes after a second: restarted, connected again.
+    await until('the restart', () => starts().length === 2, 10000);
+    assert.match(err, /cloudflared exited; restarting/);
+    await until('connected again', () => (err.match(/named tunnel connected/g) || []).length === 2, 10000);
+    const pid = Number(starts()[1].split(' ')[0]);
+    assert.ok(alive(pid));
+    const st = JSON.parse(spawnSync(BIN, ['--state', state, 'status', '--json'], { encoding: 'utf8' }).stdout);
+    assert.equal(st.sources.tunnel.state, 'connected');
+    assert.ok(!JSON.stringify(st).includes(token));
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    await until('cloudflared stopped', () => !alive(pid));
+  } finally { child.kill('SIGKILL'); }
 });
 
 test('a missing cloudflared is a clear error saying how to install it', () => {
