@@ -15,8 +15,8 @@
  * poll() loop so neither side can deadlock the other; only the last
  * HANDLER_OUTPUT_TAIL bytes of output are kept. exec_run is called from
  * several dispatcher threads at once, so it uses no globals, and the child
- * makes only async-signal-safe calls between vfork and exec, on memory it
- * shares with the daemon and does not write. */
+ * makes only async-signal-safe calls between vfork and exec: it shares the
+ * daemon's memory until then and changes nothing the daemon uses. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
