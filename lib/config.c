@@ -615,12 +615,19 @@ int config_add_pages_project(struct config *c, const char *name, char *err, size
         snprintf(err, errlen, "pages project: '%s' is not a Pages project name ([a-z0-9-], at most 58)", name);
         return -1;
     }
-    size_t k = 0;
-    while (c->pages_projects && c->pages_projects[k]) k++;
-    c->pages_projects = realloc(c->pages_projects, (k + 2) * sizeof *c->pages_projects);
-    c->pages_projects[k] = strdup(name);
-    c->pages_projects[k + 1] = NULL;
+    config_list_add(&c->pages_projects, name);
     return 0;
+}
+
+void config_list_add(char ***list, const char *value)
+{
+    size_t k = 0;
+    while (*list && (*list)[k]) k++;
+    char **l = realloc(*list, (k + 2) * sizeof *l);
+    if (!l) return;
+    l[k] = strdup(value);
+    l[k + 1] = NULL;
+    *list = l;
 }
 
 const char *config_flag_key(const char *flag)

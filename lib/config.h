@@ -85,6 +85,8 @@ void config_env(struct config *c);
 int config_set(struct config *c, const char *key, const char *value, const char *origin, char *err, size_t errlen);
 /* Every scalar setting from SYNCCF_<KEY> (dots as _): SYNCCF_LIMITS_MAX_BODY. */
 int config_env_all(struct config *c, char *err, size_t errlen);
+/* Appends a copy of value to a NULL-terminated list (NULL: an empty one). */
+void config_list_add(char ***list, const char *value);
 /* Appends a Pages project whose deployments the poller reads (checked). */
 int config_add_pages_project(struct config *c, const char *name, char *err, size_t errlen);
 /* The setting a flag names (--limits-max-body), or NULL. */

@@ -104,6 +104,17 @@ static enum cf_outcome call(struct poll *p, const char *what, const char *url, j
     }
 }
 
+/* Commits a batch (events and, if set, a cursor) and clears it; counts what
+ * was new. */
+static int commit(struct poll *p, struct store_batch *b)
+{
+    int rc = store_commit(p->src.store, b);
+    if (rc == 0) p->new_events += (long)b->accepted;
+    else snprintf(p->src.last_error, sizeof p->src.last_error, "the store could not commit");
+    store_batch_clear(b);
+    return rc;
+}
+
 /* Commits a page's entries with the new high-water mark. */
 static int commit_page(struct poll *p, json_t *entries, int v2)
 {
@@ -127,14 +138,8 @@ static int commit_page(struct poll *p, json_t *entries, int v2)
     time_format_ms(hwm, hv);
     b.cursor_name = p->cursor_name;
     b.cursor_value = strdup(hv);
-    int rc = store_commit(p->src.store, &b);
-    if (rc == 0) {
-        p->hwm = hwm;
-        p->new_events += (long)b.accepted;
-    } else {
-        snprintf(p->src.last_error, sizeof p->src.last_error, "the store could not commit");
-    }
-    store_batch_clear(&b);
+    int rc = commit(p, &b);
+    if (rc == 0) p->hwm = hwm;
     return rc;
 }
 
@@ -285,14 +290,8 @@ static int pages_once(struct poll *p, struct pages_project *pp)
         b.cursor_name = pp->cursor_name;
         b.cursor_value = strdup(hv);
     }
-    rc = store_commit(p->src.store, &b);
-    if (rc == 0) {
-        pp->hwm = hwm;
-        p->new_events += (long)b.accepted;
-    } else {
-        snprintf(p->src.last_error, sizeof p->src.last_error, "the store could not commit");
-    }
-    store_batch_clear(&b);
+    rc = commit(p, &b);
+    if (rc == 0) pp->hwm = hwm;
     return rc;
 }
 

@@ -116,11 +116,7 @@ int synccf_set(synccf *s, const char *key, const char *value, char *err, size_t 
     }
     if (strcmp(key, "pages_project") == 0) return config_add_pages_project(c, value, err, errlen);
     if (strcmp(key, "filter") == 0) {
-        size_t k = 0;
-        while (c->filters && c->filters[k]) k++;
-        c->filters = realloc(c->filters, (k + 2) * sizeof *c->filters);
-        c->filters[k] = strdup(value);
-        c->filters[k + 1] = NULL;
+        config_list_add(&c->filters, value);
         return 0;
     }
     if (strcmp(key, "max_body") == 0) size = &c->max_body;
