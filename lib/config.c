@@ -34,6 +34,7 @@ void config_defaults(struct config *c)
     c->heartbeat_s = 15;
     c->failover_ms = 2 * 60 * 1000;
     c->status_page = 1;
+    c->poll_audit = 1;
     c->api_base = strdup("https://api.cloudflare.com");
     c->poll_interval_ms = 5 * 60 * 1000;
     c->poll_overlap_ms = 10 * 60 * 1000;
@@ -485,6 +486,7 @@ static int top_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *
     else if (strcmp(k, "poll_overlap") == 0) get_duration(x, v, k, &c->poll_overlap_ms);
     else if (strcmp(k, "cloudflared") == 0) get_str(x, v, k, &c->cloudflared);
     else if (strcmp(k, "status_page") == 0) get_bool(x, v, k, &c->status_page);
+    else if (strcmp(k, "poll_audit") == 0) get_bool(x, v, k, &c->poll_audit);
     else if (strcmp(k, "notify_webhook_id") == 0) get_str(x, v, k, &c->notify_webhook_id);
     else if (strcmp(k, "failover_after") == 0) get_duration(x, v, k, &c->failover_ms);
     else if (strcmp(k, "poll_max_pages") == 0) get_uint(x, v, k, &c->poll_max_pages, 1, 10000);
@@ -576,7 +578,7 @@ int config_set(struct config *c, const char *key, const char *value, const char 
 /* Settings that are lists or handlers are for the file only. */
 static const char *const settable[] = {
     "mode", "state", "listen", "worker_url", "heartbeat", "failover_after", "status_page", "api_base", "account_id",
-    "queue_id", "cloudflared", "notify_webhook_id", "poll_interval", "poll_overlap", "poll_max_pages", "queue_batch",
+    "queue_id", "cloudflared", "notify_webhook_id", "poll_interval", "poll_overlap", "poll_max_pages", "poll_audit", "queue_batch",
     "queue_visibility", "queue_idle_min", "queue_idle_max", "push_secret", "notify_secret", "hook_token", "pull_token",
     "api_token", "tunnel_token", "push_secret_file", "notify_secret_file", "hook_token_file", "pull_token_file",
     "api_token_file", "tunnel_token_file", "limits.max_body", "limits.max_logpush_body", "limits.max_decompressed",

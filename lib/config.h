@@ -61,6 +61,7 @@ struct config {
     char *api_base, *api_token, *account_id, *queue_id;
     unsigned poll_interval_ms, poll_overlap_ms, poll_max_pages;
     char **pages_projects; /* the poller also reads these projects' deployments; NULL-terminated */
+    int poll_audit;        /* the poller reads the audit log (off: Pages deployments only) */
     unsigned queue_batch, queue_visibility_ms, queue_idle_min_ms, queue_idle_max_ms;
 
     unsigned max_attempts;   /* a handler run is given up after this many failures */

@@ -312,7 +312,7 @@ static void *run(void *arg)
         if (p->active && strcmp(p->src.state, "standby") == 0)
             log_msg(LOG_WARN, "poller taking over: the Worker stream is unreachable", NULL);
         p->src.last_error[0] = '\0';
-        int ok = run_once(p) == 0;
+        int ok = !p->cfg->poll_audit || run_once(p) == 0;
         for (size_t i = 0; i < p->npages && !source_stopping(&p->src); i++)
             if (pages_once(p, &p->pages[i]) != 0) ok = 0;
         if (ok) {
@@ -332,6 +332,10 @@ static void *run(void *arg)
 
 struct poll *poll_start(struct store *st, const struct config *cfg, const char *db_path, char *err, size_t errlen)
 {
+    if (!cfg->poll_audit && !(cfg->pages_projects && cfg->pages_projects[0])) {
+        snprintf(err, errlen, "poll_audit is off and no pages_projects are set: nothing to poll");
+        return NULL;
+    }
     if (!cfg->account_id || !cfg->api_token) {
         snprintf(err, errlen, "poll needs CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN (or account_id and api_token)");
         return NULL;

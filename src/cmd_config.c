@@ -70,6 +70,7 @@ int cmd_config(struct cli *c, int argc, char **argv)
         secret(cfg.pull_token), "api_token", secret(cfg.api_token), "account_id", str(cfg.account_id), "api_base",
         str(cfg.api_base), "queue_id", str(cfg.queue_id), "logpush_filters", list(cfg.filters));
     json_object_set_new(out, "pages_projects", list(cfg.pages_projects));
+    json_object_set_new(out, "poll_audit", json_boolean(cfg.poll_audit));
     json_object_set_new(out, "limits", json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "max_body", (json_int_t)cfg.max_body,
                                                  "max_logpush_body", (json_int_t)cfg.max_logpush_body, "max_decompressed",
                                                  (json_int_t)cfg.max_decompressed, "max_line", (json_int_t)cfg.max_line,

@@ -140,12 +140,15 @@ test('poll: Pages deployments become the events their notifications make; a buil
     assert.deepEqual([r.status, r.json], [200, { accepted: 0, duplicates: 1 }]);
   } finally { await d.stop(); }
 
-  // A project the account does not have: a clear error, the other sources go on.
+  // Pages only (poll_audit off), for a project the account does not have:
+  // a clear error, and the audit log is not asked.
   cf.pages = {};
-  p = await startSource('poll', { state: tempDir(), env: env(cf), args: ['--interval', '1s', '--pages-project', 'no-such-project'] });
+  const auditBefore = auditRequests(cf).length;
+  p = await startSource('poll', { state: tempDir(), env: env(cf, { SYNCCF_POLL_AUDIT: 'false' }), args: ['--interval', '1s', '--pages-project', 'no-such-project'] });
   try {
     const st = await until('the error in status', async () => { const s = await status(p.state); return s.sources?.poll?.last_error?.includes('no-such-project') && s; }, 10000);
     assert.equal(st.sources.poll.state, 'error');
+    assert.equal(auditRequests(cf).length, auditBefore, 'poll_audit off: no audit log request');
   } finally { await p.stop(); await cf.close(); }
 });
 

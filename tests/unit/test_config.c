@@ -141,6 +141,7 @@ static void test_bad_files(void **st)
         {"sync:\n  other: 1\n", ":2: key 'sync': has no cloudflare section"},
         {"pages_projects: [ok, ../etc]\n", ":1: key 'pages_projects': '../etc' is not a Pages project name"},
         {"pages_projects: marketing-site\n", ":1: key 'pages_projects': expected a list"},
+        {"poll_audit: sometimes\n", ":1: key 'poll_audit': expected true or false"},
         {"mode: [a\n", ":2: "},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
