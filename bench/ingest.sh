@@ -31,7 +31,7 @@ cpu_ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' /p
 # Runs wrk; prints "rps p50_ms p99_ms non2xx errors requests".
 load() { # url mode rate
     local line
-    line=$(MODE=$2 SECRET=$3 RATE=$4 CONNS=$CONNS wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --timeout 5s \
+    line=$(MODE=$2 SECRET=$3 RATE=$4 CONNS=$CONNS THREADS=$THREADS wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --timeout 5s \
         -s bench/wrk/post.lua "$1" | grep '^RESULT')
     eval "${line#RESULT }"
     awk -v r="$requests" -v d="$duration_us" -v p50="$p50_us" -v p99="$p99_us" -v n="$non2xx" -v e="$errors" \
@@ -139,5 +139,5 @@ SREQ=$(( $(echo "$S" | cut -d'|' -f1 | cut -d' ' -f7) + $(echo "$S" | cut -d'|' 
     done
     echo
     echo "synccf answered $SREQ requests 2xx and its store holds $STORED events: every acknowledgement is a committed row."
-    echo "Paced: wrk's per-connection delay aims at a quarter of nginx's maximum (half of the 0.5 x nginx aim)."
+    echo "Paced: each wrk thread sends on a fixed schedule (bench/wrk/post.lua) at a quarter of nginx's maximum (half of the 0.5 x nginx aim); 'achieved' is what was sent and answered."
 } | tee "$OUT/ingest.md"
