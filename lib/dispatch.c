@@ -149,14 +149,7 @@ static void run_one(const struct handler_def *h, const char *body, struct handle
 /* Under d->mu: waits up to ms for a wakeup. */
 static void wait_locked(struct dispatch *d, long ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = deadline_ms(ms);
     pthread_cond_timedwait(&d->cv, &d->mu, &ts);
 }
 

@@ -101,19 +101,6 @@ struct req {
 static const char *const json_types[] = {"application/json", "application/cloudevents+json",
                                          "application/cloudevents-batch+json"};
 
-void server_config_defaults(struct server_config *c)
-{
-    memset(c, 0, sizeof *c);
-    c->listen = "127.0.0.1:9091";
-    c->max_body = 1u << 20;
-    c->max_logpush_body = 256u << 20;
-    c->max_decompressed = 1024u << 20;
-    c->max_line = 1u << 20;
-    c->max_connections = 512;
-    c->timeout_s = 30;
-    c->threads = 2;
-}
-
 /* ---- answers ---------------------------------------------------------- */
 
 static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status, json_t *body)

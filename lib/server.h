@@ -35,7 +35,6 @@ struct server_config {
     void (*page)(void *arg, struct buf *out);
 };
 
-void server_config_defaults(struct server_config *c);
 
 struct server;
 /* Checks the configuration (a non-loopback address needs every route

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "util.h"
+
 void source_init(struct source *s, const char *kind, struct store *st)
 {
     memset(s, 0, sizeof *s);
@@ -42,14 +44,7 @@ int source_stopping(struct source *s)
 
 void source_nap(struct source *s, long ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = deadline_ms(ms);
     pthread_mutex_lock(&s->mu);
     if (!s->stop) pthread_cond_timedwait(&s->cv, &s->mu, &ts);
     pthread_mutex_unlock(&s->mu);

@@ -523,14 +523,11 @@ static void *writer(void *arg)
         /* Counters alone are flushed at most once a second, with a deadline
          * fixed before waiting so that a stream of rejections cannot keep
          * postponing it. */
-        struct timespec deadline;
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_sec += 1;
+        struct timespec deadline = deadline_ms(1000);
         while (!s->head && !s->stopping) {
             if (pthread_cond_timedwait(&s->cv, &s->mu, &deadline) == ETIMEDOUT) {
                 if (s->ncounters || s->error_dirty || s->notes[0].value) break;
-                clock_gettime(CLOCK_REALTIME, &deadline);
-                deadline.tv_sec += 1;
+                deadline = deadline_ms(1000);
             }
         }
         struct store_batch *list = s->head;

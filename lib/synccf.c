@@ -296,8 +296,7 @@ int synccf_start(synccf *s, char *err, size_t errlen)
     int rc = start_core(s, err, errlen);
     if (rc) return rc;
 
-    struct server_config sc;
-    server_config_defaults(&sc);
+    struct server_config sc = {0}; /* every limit comes from the config, which owns the defaults */
     sc.listen = c->listen;
     sc.push_secret = c->push_secret;
     sc.notify_secret = c->notify_secret;

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <jansson.h>
 
 /* Milliseconds since the epoch, and the RFC 3339 form the event model uses
@@ -12,6 +13,9 @@
 int64_t now_ms(void);
 /* Seconds on the monotonic clock, for measuring durations. */
 double mono_s(void);
+/* The CLOCK_REALTIME instant ms milliseconds from now, as
+ * pthread_cond_timedwait wants its deadline. */
+struct timespec deadline_ms(long ms);
 void time_format_ms(int64_t ms, char out[TIME_BUF]);
 /* Strict RFC 3339 reader; returns 0 and sets *ms, or -1. */
 int time_parse_rfc3339(const char *s, int64_t *ms);

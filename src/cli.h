@@ -20,6 +20,10 @@ struct cli {
 
 /* Takes the common options out of argv (compacting it); -1 on a bad one. */
 int cli_common(struct cli *c, int *argc, char **argv);
+/* The defaults, then the --config file if one was given; on an error it is
+ * printed, cfg is freed and -1 returned. */
+struct config;
+int cli_config(const struct cli *c, struct config *cfg);
 /* Value of "--name VALUE" or "--name=VALUE" at argv[*i]; advances *i. */
 const char *cli_value(int argc, char **argv, int *i, const char *name);
 

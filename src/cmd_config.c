@@ -26,12 +26,7 @@ int cmd_config(struct cli *c, int argc, char **argv)
     }
     struct config cfg;
     char err[512];
-    config_defaults(&cfg);
-    if (c->config && config_load(&cfg, c->config, err, sizeof err) != 0) {
-        fprintf(stderr, "synccf: %s\n", err);
-        config_free(&cfg);
-        return EXIT_USAGE;
-    }
+    if (cli_config(c, &cfg) != 0) return EXIT_USAGE;
     config_env(&cfg);
     if (config_env_all(&cfg, err, sizeof err) != 0) {
         fprintf(stderr, "synccf: %s\n", err);

@@ -175,12 +175,7 @@ int cmd_replay(struct cli *c, int argc, char **argv)
     }
     struct config cfg;
     char err[512];
-    config_defaults(&cfg);
-    if (c->config && config_load(&cfg, c->config, err, sizeof err) != 0) {
-        fprintf(stderr, "synccf: %s\n", err);
-        config_free(&cfg);
-        return EXIT_USAGE;
-    }
+    if (cli_config(c, &cfg) != 0) return EXIT_USAGE;
     struct store *st = store_open(c->db_path, 0, err, sizeof err);
     if (!st) {
         fprintf(stderr, "synccf: cannot open %s: %s\n", c->db_path, err);

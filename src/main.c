@@ -41,6 +41,18 @@ const char *cli_value(int argc, char **argv, int *i, const char *name)
     return argv[++*i];
 }
 
+int cli_config(const struct cli *c, struct config *cfg)
+{
+    char err[512];
+    config_defaults(cfg);
+    if (c->config && config_load(cfg, c->config, err, sizeof err) != 0) {
+        fprintf(stderr, "synccf: %s\n", err);
+        config_free(cfg);
+        return -1;
+    }
+    return 0;
+}
+
 int cli_common(struct cli *c, int *argc, char **argv)
 {
     const char *state = NULL, *fmt = "logfmt", *level = "info";
@@ -70,13 +82,7 @@ int cli_common(struct cli *c, int *argc, char **argv)
     if (c->config && !state) {
         /* The file may name the state directory. */
         struct config cfg;
-        char err[512];
-        config_defaults(&cfg);
-        if (config_load(&cfg, c->config, err, sizeof err) != 0) {
-            fprintf(stderr, "synccf: %s\n", err);
-            config_free(&cfg);
-            return -1;
-        }
+        if (cli_config(c, &cfg) != 0) return -1;
         if (cfg.state_dir) snprintf(c->state_dir, sizeof c->state_dir, "%s", cfg.state_dir);
         config_free(&cfg);
     }
