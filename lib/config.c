@@ -346,6 +346,7 @@ static int limits_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_
     else if (strcmp(k, "max_decompressed") == 0) get_size(x, v, k, &c->max_decompressed);
     else if (strcmp(k, "max_line") == 0) get_size(x, v, k, &c->max_line);
     else if (strcmp(k, "max_connections") == 0) get_uint(x, v, k, &c->max_connections, 1, 100000);
+    else if (strcmp(k, "max_connections_per_ip") == 0) get_uint(x, v, k, &c->max_connections_per_ip, 0, 100000);
     else if (strcmp(k, "threads") == 0) get_uint(x, v, k, &c->threads, 1, 64);
     else if (strcmp(k, "timeout") == 0) {
         unsigned ms = 0;
@@ -582,7 +583,7 @@ static const char *const settable[] = {
     "queue_visibility", "queue_idle_min", "queue_idle_max", "push_secret", "notify_secret", "hook_token", "pull_token",
     "api_token", "tunnel_token", "push_secret_file", "notify_secret_file", "hook_token_file", "pull_token_file",
     "api_token_file", "tunnel_token_file", "limits.max_body", "limits.max_logpush_body", "limits.max_decompressed",
-    "limits.max_line", "limits.max_connections", "limits.timeout", "limits.threads", "dispatch.max_attempts",
+    "limits.max_line", "limits.max_connections", "limits.max_connections_per_ip", "limits.timeout", "limits.threads", "dispatch.max_attempts",
     "dispatch.backoff", "dispatch.max_backoff", "dispatch.concurrency", NULL};
 
 int config_env_all(struct config *c, char *err, size_t errlen)

@@ -50,6 +50,7 @@ struct config {
     char **filters; /* Logpush record filters, NULL-terminated */
     size_t max_body, max_logpush_body, max_decompressed, max_line;
     unsigned max_connections, timeout_s, threads;
+    unsigned max_connections_per_ip; /* 0: automatic (docs/wire.md#limits) */
     unsigned heartbeat_s; /* the Worker's SSE heartbeat period */
     unsigned failover_ms;    /* hybrid: the Worker stream down this long, polling takes over */
     int status_page;         /* GET / for loopback clients */

@@ -719,13 +719,25 @@ struct server *server_start(const struct server_config *c, struct store *st, cha
     for (int i = 0; i < nopen; i++)
         log_msg(LOG_WARN, "route open without authentication (loopback only)", "route", open_routes[i], NULL);
 
+    /* One client must not hold every connection (slow-loris). On a public
+     * address each peer gets an eighth of them by default. On loopback every
+     * client shares one address -- cloudflared's connections, a local
+     * proxy's -- so a per-address limit would only cap the legitimate ones. */
+    unsigned per_ip = c->max_connections_per_ip;
+    if (!per_ip && !loopback) per_ip = c->max_connections / 8 ? c->max_connections / 8 : 1;
+    if (per_ip) {
+        char n[16];
+        snprintf(n, sizeof n, "%u", per_ip);
+        log_msg(LOG_INFO, "connections per client address limited", "max", n, NULL);
+    }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
     if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
     s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
                               c->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, c->timeout_s,
                               MHD_OPTION_THREAD_POOL_SIZE, c->threads, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                              (size_t)(16 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+                              (size_t)(16 * 1024), MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
+                              MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
     if (!s->mhd) {
         snprintf(err, errlen, "cannot listen on %s (address in use, or not permitted)", c->listen);
         free(s);

@@ -20,6 +20,7 @@ struct server_config {
     size_t max_decompressed;   /* Logpush bodies decompressed */
     size_t max_line;           /* one Logpush record */
     unsigned max_connections;
+    unsigned max_connections_per_ip; /* 0: max_connections/8 off loopback, none on it */
     unsigned timeout_s;        /* idle connection timeout */
     unsigned threads;
     const struct filter *filters;

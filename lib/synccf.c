@@ -124,6 +124,7 @@ int synccf_set(synccf *s, const char *key, const char *value, char *err, size_t 
     else if (strcmp(key, "max_decompressed") == 0) size = &c->max_decompressed;
     else if (strcmp(key, "max_line") == 0) size = &c->max_line;
     else if (strcmp(key, "max_connections") == 0) num = &c->max_connections;
+    else if (strcmp(key, "max_connections_per_ip") == 0) num = &c->max_connections_per_ip;
     else if (strcmp(key, "timeout") == 0) num = &c->timeout_s;
     else if (strcmp(key, "threads") == 0) num = &c->threads;
     else if (strcmp(key, "concurrency") == 0) num = &c->concurrency;
@@ -306,6 +307,7 @@ int synccf_start(synccf *s, char *err, size_t errlen)
     sc.max_decompressed = c->max_decompressed;
     sc.max_line = c->max_line;
     sc.max_connections = c->max_connections;
+    sc.max_connections_per_ip = c->max_connections_per_ip;
     sc.timeout_s = c->timeout_s;
     sc.threads = c->threads;
     sc.filters = s->filters;

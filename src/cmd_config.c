@@ -66,10 +66,11 @@ int cmd_config(struct cli *c, int argc, char **argv)
         str(cfg.api_base), "queue_id", str(cfg.queue_id), "logpush_filters", list(cfg.filters));
     json_object_set_new(out, "pages_projects", list(cfg.pages_projects));
     json_object_set_new(out, "poll_audit", json_boolean(cfg.poll_audit));
-    json_object_set_new(out, "limits", json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "max_body", (json_int_t)cfg.max_body,
+    json_object_set_new(out, "limits", json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "max_body", (json_int_t)cfg.max_body,
                                                  "max_logpush_body", (json_int_t)cfg.max_logpush_body, "max_decompressed",
                                                  (json_int_t)cfg.max_decompressed, "max_line", (json_int_t)cfg.max_line,
-                                                 "max_connections", (json_int_t)cfg.max_connections, "timeout_s",
+                                                 "max_connections", (json_int_t)cfg.max_connections,
+                                                 "max_connections_per_ip", (json_int_t)cfg.max_connections_per_ip, "timeout_s",
                                                  (json_int_t)cfg.timeout_s, "threads", (json_int_t)cfg.threads));
     json_object_set_new(out, "dispatch", json_pack("{s:I,s:I,s:I,s:I}", "max_attempts", (json_int_t)cfg.max_attempts,
                                                    "backoff_ms", (json_int_t)cfg.backoff_ms, "max_backoff_ms",

@@ -33,6 +33,7 @@ static int serve(struct cli *c, int argc, char **argv, const char *source)
         {"--max-body", "max_body"},       {"--max-logpush-body", "max_logpush_body"},
         {"--max-decompressed", "max_decompressed"}, {"--max-line", "max_line"},
         {"--max-connections", "max_connections"},   {"--timeout", "timeout"},
+        {"--max-connections-per-ip", "max_connections_per_ip"},
         {"--threads", "threads"},         {"--concurrency", "concurrency"},
         {"--worker-url", "worker_url"},   {"--heartbeat", "heartbeat"},
         {"--api-base", "api_base"},       {"--account-id", "account_id"},

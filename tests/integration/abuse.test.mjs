@@ -423,3 +423,52 @@ test('under attack the legitimate client is served, memory and descriptors stay 
     if (!stopped) await d.stop();
   }
 });
+
+// Slow connections from one address, held open. On a public address that
+// address gets an eighth of the connections (here 8 of 64): the rest are
+// closed at once, another address still gets its own, and a legitimate client
+// is served. On loopback every client shares an address, so there is no such
+// limit there (cloudflared's connections must not be capped).
+function holdFrom(port, localAddress, n) {
+  return Promise.all(Array.from({ length: n }, () => new Promise((resolve) => {
+    const s = net.connect({ port, host: '127.0.0.1', localAddress });
+    const h = { socket: s, closed: false };
+    s.on('error', () => {});
+    s.on('close', () => { h.closed = true; });
+    s.on('connect', () => { s.write('POST /v1/events HTTP/1.1\r\nHost: x\r\n'); resolve(h); });
+  })));
+}
+
+test('on a public address one client address cannot take every connection', { timeout: 60000 }, async (t) => {
+  const env = { SYNCCF_PUSH_SECRET: secret, SYNCCF_NOTIFY_SECRET: NOTIFY, SYNCCF_HOOK_TOKEN: TOKEN };
+  const held = [];
+  const pub = await startDaemon({ env, listen: '0.0.0.0:0', args: ['--max-connections', '64'] });
+  const lo = await startDaemon({ env, args: ['--max-connections', '64'] });
+  try {
+    assert.match(pub.log, /msg="connections per client address limited" max=8/);
+    assert.doesNotMatch(lo.log, /per client address/);
+
+    const a = await holdFrom(pub.port, '127.0.0.2', 20);
+    const b = await holdFrom(pub.port, '127.0.0.3', 8);
+    const l = await holdFrom(lo.port, '127.0.0.2', 20);
+    held.push(...a, ...b, ...l);
+    await sleep(1000);
+    const open = (hs) => hs.filter((h) => !h.closed).length;
+    t.diagnostic(`public: 127.0.0.2 holds ${open(a)} of 20, 127.0.0.3 ${open(b)} of 8; loopback: 127.0.0.2 holds ${open(l)} of 20`);
+    assert.equal(open(a), 8, 'one address holds 8 connections, the other 12 are closed');
+    assert.equal(open(b), 8, 'another address gets its own 8');
+    assert.equal(open(l), 20, 'no per-address limit on a loopback listener');
+
+    for (const d of [pub, lo]) {
+      const body = JSON.stringify([{ specversion: '1.0', id: `per-ip-${d.port}`, source: '/abuse', type: 'dev.synccf.abuse',
+        time: new Date().toISOString(), data: {} }]);
+      const r = await post(`${d.url}/v1/events`, body, { 'content-type': 'application/cloudevents-batch+json', ...sign(secret, body) });
+      assert.equal(r.status, 200, 'the legitimate client from 127.0.0.1 is served');
+      assert.equal((await storedEvents(d.state)).length, 1);
+    }
+  } finally {
+    for (const h of held) h.socket.destroy();
+    await pub.stop();
+    await lo.stop();
+  }
+});

@@ -39,7 +39,7 @@ static void test_full_file(void **st)
              "notify_secret_file: %s\n"
              "logpush_filters: [\"http_requests.EdgeResponseStatus=5*\"]\n"
              "pages_projects: [marketing-site, docs]\n"
-             "limits: { max_body: 2M, timeout: 10s, threads: 3 }\n"
+             "limits: { max_body: 2M, timeout: 10s, threads: 3, max_connections_per_ip: 16 }\n"
              "dispatch: { max_attempts: 3, backoff: 250ms, max_backoff: 1m, concurrency: 2 }\n"
              "handlers:\n"
              "  - name: site\n"
@@ -67,6 +67,7 @@ static void test_full_file(void **st)
     assert_int_equal(c.max_body, 2u << 20);
     assert_int_equal(c.timeout_s, 10);
     assert_int_equal(c.threads, 3);
+    assert_int_equal(c.max_connections_per_ip, 16);
     assert_int_equal(c.max_attempts, 3);
     assert_int_equal(c.backoff_ms, 250);
     assert_int_equal(c.max_backoff_ms, 60000);
@@ -126,6 +127,7 @@ static void test_bad_files(void **st)
         {"mode: sideways\n", ":1: key 'mode': expected worker, queue, tunnel, poll or hybrid"},
         {"limits:\n  max_body: lots\n", ":2: key 'max_body': expected a size"},
         {"limits:\n  threads: 0\n", ":2: key 'threads': expected a whole number in 1..64"},
+        {"limits:\n  max_connections_per_ip: -1\n", ":2: key 'max_connections_per_ip': expected a whole number in 0..100000"},
         {"dispatch:\n  backoff: soon\n", ":2: key 'backoff': expected a duration"},
         {"push_secret: ${SYNCCF_TEST_UNSET_VAR}\n", ":1: key 'push_secret': environment variable SYNCCF_TEST_UNSET_VAR is not set"},
         {"hook_token_file: /nonexistent/file\n", ":1: key 'hook_token_file': cannot read /nonexistent/file"},
