@@ -245,8 +245,9 @@ static int get_file(struct ctx *x, yaml_node_t *n, const char *key, char **dst)
 static int get_bool(struct ctx *x, yaml_node_t *n, const char *key, int *dst)
 {
     const char *v = scalar(n);
-    if (v && (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0)) *dst = 1;
-    else if (v && (strcmp(v, "false") == 0 || strcmp(v, "no") == 0)) *dst = 0;
+    /* YAML 1.1's spellings, which libyaml leaves to the reader. */
+    if (v && (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "on") == 0)) *dst = 1;
+    else if (v && (strcmp(v, "false") == 0 || strcmp(v, "no") == 0 || strcmp(v, "off") == 0)) *dst = 0;
     else return fail(x, n, key, "expected true or false%s", NULL);
     return 0;
 }
@@ -639,6 +640,10 @@ const char *config_flag_key(const char *flag)
     static __thread char key[96];
     if (strncmp(flag, "--", 2) != 0) return NULL;
     for (const char *const *k = settable; *k; k++) {
+        /* No secret on the command line, where ps shows it to every user:
+         * the environment, the file, or a *_file path. */
+        size_t kl = strlen(*k);
+        if ((kl > 7 && strcmp(*k + kl - 7, "_secret") == 0) || (kl > 6 && strcmp(*k + kl - 6, "_token") == 0)) continue;
         char f[96];
         size_t n = 0;
         for (const char *p = *k; *p && n < sizeof f - 1; p++) f[n++] = (*p == '.' || *p == '_') ? '-' : *p;

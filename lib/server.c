@@ -101,6 +101,17 @@ struct req {
 static const char *const json_types[] = {"application/json", "application/cloudevents+json",
                                          "application/cloudevents-batch+json"};
 
+/* 127.0.0.0/8, ::1, or 127.0.0.0/8 mapped into IPv6 (::ffff:127.x.y.z). */
+static int is_loopback(const struct sockaddr *sa)
+{
+    if (!sa) return 0;
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family != AF_INET6) return 0;
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+}
+
 /* ---- answers ---------------------------------------------------------- */
 
 static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status, json_t *body)
@@ -500,13 +511,7 @@ static void route(struct req *r, const char *method, const char *url)
     if (r->route == R_PAGE) {
         /* The page shows event data: loopback clients only. */
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-        int lo = sa && ((sa->sa_family == AF_INET &&
-                         (ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr) >> 24) == 127) ||
-                        (sa->sa_family == AF_INET6 &&
-                         (IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr) ||
-                          IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr))));
-        if (!lo) reject(r, 404, "not_found", "the status page is served to loopback clients only");
+        if (!is_loopback(ci ? ci->client_addr : NULL)) reject(r, 404, "not_found", "the status page is served to loopback clients only");
         return;
     }
     if (!post) {
@@ -670,15 +675,9 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
     memcpy(ss, ai->ai_addr, ai->ai_addrlen);
     *len = ai->ai_addrlen;
     freeaddrinfo(ai);
-    if (ss->ss_family == AF_INET) {
-        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-        sin->sin_port = htons((uint16_t)port);
-        *loopback = (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
-    } else {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-        sin6->sin6_port = htons((uint16_t)port);
-        *loopback = IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr);
-    }
+    if (ss->ss_family == AF_INET) ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+    else ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+    *loopback = is_loopback((const struct sockaddr *)ss);
     return 0;
 }
 

@@ -59,92 +59,33 @@ synccf *synccf_open(const char *config_file, char *err, size_t errlen)
 
 int synccf_set(synccf *s, const char *key, const char *value, char *err, size_t errlen)
 {
-    struct config *c = &s->cfg;
-    char *end;
-    unsigned long n = strtoul(value, &end, 10);
-    int num_ok = *value && !*end && *value != '-' && n > 0 && n <= 1000000;
-    size_t *size = NULL;
-    unsigned *num = NULL;
-    if (strcmp(key, "state") == 0) {
-        free(c->state_dir);
-        c->state_dir = strdup(value);
-        return 0;
-    }
-    if (strcmp(key, "listen") == 0) {
-        free(c->listen);
-        c->listen = strdup(value);
-        return 0;
-    }
+    /* The keys are the flags' names; each is a setting of the file, where it
+     * may sit in a section. Everything goes through config_set so that a
+     * value is checked once, in one way, whether it comes from a flag, the
+     * environment or the file. The lists take one value per call. */
     static const struct {
-        const char *key;
-        size_t off;
-    } strs[] = {{"api_base", offsetof(struct config, api_base)},
-                {"account_id", offsetof(struct config, account_id)},
-                {"queue_id", offsetof(struct config, queue_id)},
-                {"cloudflared", offsetof(struct config, cloudflared)}};
-    for (size_t i = 0; i < sizeof strs / sizeof *strs; i++)
-        if (strcmp(key, strs[i].key) == 0) {
-            char **dst = (char **)((char *)c + strs[i].off);
-            free(*dst);
-            *dst = strdup(value);
-            return 0;
-        }
-    if (strcmp(key, "poll_interval") == 0 || strcmp(key, "poll_overlap") == 0) {
-        unsigned long long ms;
-        if (parse_duration_ms(value, &ms) != 0 || ms > 0xffffffffULL) {
-            snprintf(err, errlen, "%s: bad duration '%s' (e.g. 30s, 5m)", key, value);
-            return -1;
-        }
-        *(key[5] == 'i' ? &c->poll_interval_ms : &c->poll_overlap_ms) = (unsigned)ms;
-        return 0;
-    }
-    if (strcmp(key, "mode") == 0) {
-        static const char *const modes[] = {"worker", "queue", "tunnel", "poll", "hybrid"};
-        for (size_t i = 0; i < 5; i++)
-            if (strcmp(value, modes[i]) == 0) {
-                free(c->mode);
-                c->mode = strdup(value);
-                return 0;
-            }
-        snprintf(err, errlen, "mode: expected worker, queue, tunnel, poll or hybrid, not '%s'", value);
-        return -1;
-    }
-    if (strcmp(key, "worker_url") == 0) {
-        free(c->worker_url);
-        c->worker_url = strdup(value);
-        return 0;
-    }
+        const char *key, *path;
+    } paths[] = {
+        {"max_body", "limits.max_body"},
+        {"max_logpush_body", "limits.max_logpush_body"},
+        {"max_decompressed", "limits.max_decompressed"},
+        {"max_line", "limits.max_line"},
+        {"max_connections", "limits.max_connections"},
+        {"max_connections_per_ip", "limits.max_connections_per_ip"},
+        {"timeout", "limits.timeout"},
+        {"threads", "limits.threads"},
+        {"concurrency", "dispatch.concurrency"},
+    };
+    struct config *c = &s->cfg;
     if (strcmp(key, "pages_project") == 0) return config_add_pages_project(c, value, err, errlen);
     if (strcmp(key, "filter") == 0) {
         config_list_add(&c->filters, value);
         return 0;
     }
-    if (strcmp(key, "max_body") == 0) size = &c->max_body;
-    else if (strcmp(key, "max_logpush_body") == 0) size = &c->max_logpush_body;
-    else if (strcmp(key, "max_decompressed") == 0) size = &c->max_decompressed;
-    else if (strcmp(key, "max_line") == 0) size = &c->max_line;
-    else if (strcmp(key, "max_connections") == 0) num = &c->max_connections;
-    else if (strcmp(key, "max_connections_per_ip") == 0) num = &c->max_connections_per_ip;
-    else if (strcmp(key, "timeout") == 0) num = &c->timeout_s;
-    else if (strcmp(key, "threads") == 0) num = &c->threads;
-    else if (strcmp(key, "concurrency") == 0) num = &c->concurrency;
-    else if (strcmp(key, "heartbeat") == 0) num = &c->heartbeat_s;
-    else if (strcmp(key, "status_page") == 0) {
-        c->status_page = strcmp(value, "off") != 0 && strcmp(value, "false") != 0;
-        return 0;
-    }
-    else if (strcmp(key, "failover_after") == 0) num = &c->failover_ms; /* milliseconds */
-    else return config_set(c, key, value, key, err, errlen);
-    if (size && parse_size(value, size) != 0) {
-        snprintf(err, errlen, "%s: bad size '%s' (e.g. 512k, 8M, 1G)", key, value);
-        return -1;
-    }
-    if (num && !num_ok) {
-        snprintf(err, errlen, "%s: bad number '%s'", key, value);
-        return -1;
-    }
-    if (num) *num = (unsigned)n;
-    return 0;
+    const char *path = key;
+    for (size_t i = 0; i < sizeof paths / sizeof *paths; i++)
+        if (strcmp(key, paths[i].key) == 0) path = paths[i].path;
+    return config_set(c, path, value, key, err, errlen);
 }
 
 int synccf_on_event(synccf *s, const char *name, const char *type_glob, synccf_handler_fn fn, void *arg)

@@ -64,6 +64,11 @@ int cmd_config(struct cli *c, int argc, char **argv)
         "notify_secret", secret(cfg.notify_secret), "hook_token", secret(cfg.hook_token), "pull_token",
         secret(cfg.pull_token), "api_token", secret(cfg.api_token), "account_id", str(cfg.account_id), "api_base",
         str(cfg.api_base), "queue_id", str(cfg.queue_id), "logpush_filters", list(cfg.filters));
+    json_object_set_new(out, "heartbeat_s", json_integer(cfg.heartbeat_s));
+    json_object_set_new(out, "status_page", json_boolean(cfg.status_page));
+    json_object_set_new(out, "cloudflared", str(cfg.cloudflared));
+    json_object_set_new(out, "tunnel_token", secret(cfg.tunnel_token));
+    json_object_set_new(out, "notify_webhook_id", str(cfg.notify_webhook_id));
     json_object_set_new(out, "pages_projects", list(cfg.pages_projects));
     json_object_set_new(out, "poll_audit", json_boolean(cfg.poll_audit));
     json_object_set_new(out, "limits", json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "max_body", (json_int_t)cfg.max_body,
@@ -75,9 +80,13 @@ int cmd_config(struct cli *c, int argc, char **argv)
     json_object_set_new(out, "dispatch", json_pack("{s:I,s:I,s:I,s:I}", "max_attempts", (json_int_t)cfg.max_attempts,
                                                    "backoff_ms", (json_int_t)cfg.backoff_ms, "max_backoff_ms",
                                                    (json_int_t)cfg.max_backoff_ms, "concurrency", (json_int_t)cfg.concurrency));
-    json_object_set_new(out, "poll", json_pack("{s:I,s:I,s:I}", "interval_ms", (json_int_t)cfg.poll_interval_ms,
-                                               "overlap_ms", (json_int_t)cfg.poll_overlap_ms, "failover_after_ms",
-                                               (json_int_t)cfg.failover_ms));
+    json_object_set_new(out, "poll", json_pack("{s:I,s:I,s:I,s:I}", "interval_ms", (json_int_t)cfg.poll_interval_ms,
+                                               "overlap_ms", (json_int_t)cfg.poll_overlap_ms, "max_pages",
+                                               (json_int_t)cfg.poll_max_pages, "failover_after_ms", (json_int_t)cfg.failover_ms));
+    json_object_set_new(out, "queue", json_pack("{s:I,s:I,s:I,s:I}", "batch", (json_int_t)cfg.queue_batch, "visibility_ms",
+                                                (json_int_t)cfg.queue_visibility_ms, "idle_min_ms",
+                                                (json_int_t)cfg.queue_idle_min_ms, "idle_max_ms",
+                                                (json_int_t)cfg.queue_idle_max_ms));
     json_object_set_new(out, "handlers", h);
     char *s = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     printf("configuration ok\n%s\n", s);

@@ -8,6 +8,7 @@
 
 #include <yaml.h>
 
+#include "../../include/synccf.h"
 #include "../../lib/config.h"
 #include "testutil.h"
 
@@ -234,6 +235,12 @@ static void test_precedence(void **st)
     assert_string_equal(config_flag_key("--limits-max-body"), "limits.max_body");
     assert_string_equal(config_flag_key("--poll-interval"), "poll_interval");
     assert_null(config_flag_key("--handlers"));
+    /* Secrets never as flags (ps shows argv); their *_file paths are fine. */
+    assert_null(config_flag_key("--push-secret"));
+    assert_null(config_flag_key("--api-token"));
+    assert_string_equal(config_flag_key("--push-secret-file"), "push_secret_file");
+    assert_int_equal(config_set(&c, "status_page", "off", "--status-page", err, sizeof err), 0);
+    assert_int_equal(c.status_page, 0);
     setenv("SYNCCF_DISPATCH_MAX_ATTEMPTS", "lots", 1);
     assert_int_equal(config_env_all(&c, err, sizeof err), -1);
     assert_string_equal(err, "SYNCCF_DISPATCH_MAX_ATTEMPTS: key 'max_attempts': expected a whole number in 1..1000");
@@ -241,6 +248,26 @@ static void test_precedence(void **st)
     assert_int_equal(config_set(&c, "limits.timeout", "soon", "--limits-timeout", err, sizeof err), -1);
     assert_non_null(strstr(err, "--limits-timeout: key 'timeout'"));
     config_free(&c);
+}
+
+/* synccf_set (the flags' path) checks values as the file does. */
+static void test_synccf_set(void **st)
+{
+    (void)st;
+    char err[512] = "";
+    synccf *s = synccf_open(NULL, err, sizeof err);
+    assert_non_null(s);
+    assert_int_equal(synccf_set(s, "failover_after", "2m", err, sizeof err), 0);
+    assert_int_equal(synccf_set(s, "max_connections_per_ip", "0", err, sizeof err), 0);
+    assert_int_equal(synccf_set(s, "status_page", "no", err, sizeof err), 0);
+    assert_int_equal(synccf_set(s, "timeout", "30", err, sizeof err), 0);
+    assert_int_equal(synccf_set(s, "threads", "100", err, sizeof err), -1);
+    assert_non_null(strstr(err, "expected a whole number in 1..64"));
+    assert_int_equal(synccf_set(s, "max_body", "lots", err, sizeof err), -1);
+    assert_non_null(strstr(err, "expected a size"));
+    assert_int_equal(synccf_set(s, "mode", "sideways", err, sizeof err), -1);
+    assert_int_equal(synccf_set(s, "pages_project", "Not A Project", err, sizeof err), -1);
+    synccf_close(s);
 }
 
 static void test_parsers(void **st)
@@ -271,6 +298,7 @@ int main(void)
         cmocka_unit_test(test_example_file),
         cmocka_unit_test(test_process_compose_example),
         cmocka_unit_test(test_precedence),
+        cmocka_unit_test(test_synccf_set),
         cmocka_unit_test(test_parsers),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
