@@ -5,7 +5,7 @@
 
 import { checkBearer, checkNotify } from './auth.js';
 import {
-  normNotification, normGeneric, normLogpush, parseWithSources, validDataset, validHookName,
+  normNotification, normGeneric, normLogpush, parseJson, validDataset, validHookName,
 } from './normalize.js';
 
 export { EventLog } from './log.js';
@@ -52,8 +52,7 @@ async function jsonBody(request, env) {
   requireJsonType(request);
   const raw = await readBody(request, num(env.MAX_BODY, 1 << 20));
   try {
-    const { value, sources } = parseWithSources(new TextDecoder('utf-8', { fatal: true }).decode(raw));
-    return { raw, body: value, sources };
+    return { raw, body: parseJson(new TextDecoder('utf-8', { fatal: true }).decode(raw)) };
   } catch (e) {
     throw new HttpError(400, 'malformed', `malformed JSON: ${e.message}`);
   }
@@ -64,7 +63,7 @@ async function store(env, events) {
   let accepted = 0, duplicates = 0;
   // Big Logpush batches go in slices: each append is one transaction.
   for (let i = 0; i < events.length; i += 500) {
-    const r = await stub.append(events.slice(i, i + 500));
+    const r = await stub.append(events.slice(i, i + 500).map((e) => ({ id: e.id, body: JSON.stringify(e) })));
     accepted += r.accepted;
     duplicates += r.duplicates;
   }
@@ -95,9 +94,9 @@ async function logpush(request, env, dataset) {
 
 async function generic(request, env, name) {
   if (!validHookName(name)) throw new HttpError(404, 'not_found', 'no such route');
-  const { raw, body, sources } = await jsonBody(request, env);
+  const { raw, body } = await jsonBody(request, env);
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'malformed', 'a hook body must be a JSON object');
-  return json(200, await store(env, [await normGeneric(name, raw, body, opts(), sources)]));
+  return json(200, await store(env, [await normGeneric(name, raw, body, opts())]));
 }
 
 function needPull(request, env) {
@@ -134,7 +133,7 @@ async function route(request, env) {
     const after = Number(url.searchParams.get('after') ?? 0);
     const limit = Math.min(Math.max(Number(url.searchParams.get('limit') ?? 100), 1), 1000);
     if (!Number.isInteger(after) || after < 0 || !Number.isInteger(limit)) throw new HttpError(400, 'malformed', 'after and limit must be whole numbers');
-    return json(200, await log(env).list(after, limit));
+    return new Response(await log(env).list(after, limit), { headers: { 'content-type': 'application/json' } });
   }
   if (p === '/v1/stream') {
     if (m !== 'GET') throw new HttpError(405, 'method_not_allowed', 'use GET');

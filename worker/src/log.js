@@ -33,7 +33,9 @@ export class EventLog extends DurableObject {
     this.sql.exec('INSERT INTO meta(k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v', k, JSON.stringify(v));
   }
 
-  // Stores new events (dedupe by id); returns {accepted, duplicates}.
+  // Stores new events, each {id, body: the event's JSON text} -- text, so
+  // that exact big integers (JSON.rawJSON) survive the call into this object;
+  // dedupe by id. Returns {accepted, duplicates}.
   async append(events) {
     let accepted = 0, duplicates = 0;
     const fresh = [];
@@ -41,18 +43,39 @@ export class EventLog extends DurableObject {
     for (const e of events) {
       // Looked up first: an ignored INSERT would still use up a sequence number.
       if (this.sql.exec('SELECT 1 FROM events WHERE id = ?', e.id).toArray().length) { duplicates++; continue; }
-      this.sql.exec('INSERT INTO events(id, body, stored) VALUES (?, ?, ?)', e.id, JSON.stringify(e), now);
+      this.sql.exec('INSERT INTO events(id, body, stored) VALUES (?, ?, ?)', e.id, e.body, now);
       accepted++;
-      fresh.push(e);
+      fresh.push(e.body);
     }
     if (duplicates) this.setMeta('duplicates', this.meta('duplicates', 0) + duplicates);
     this.retain(now);
     if (fresh.length) {
       for (const c of this.clients) this.pump(c);
-      if (this.env.EVENTS_QUEUE) await this.env.EVENTS_QUEUE.sendBatch(fresh.map((body) => ({ body })));
+      if (this.env.EVENTS_QUEUE) await this.enqueue(fresh);
       if (this.env.SYNC_ENDPOINT && !this.meta('push', {}).failed) await this.schedule(0);
     }
     return { accepted, duplicates };
+  }
+
+  // The optional Queue gets each new event as its JSON text (contentType
+  // text: the exact bytes, which synccf queue reads like any JSON body), in
+  // sendBatch calls within Cloudflare's limits: 100 messages and 256 KB a
+  // call, 128 KB a message. An event over 128 KB cannot go to a Queue at all:
+  // it is counted (status: queue.tooLarge) and still reaches synccf by push
+  // and pull. A failed send fails the request, so that the sender retries.
+  async enqueue(bodies) {
+    const MAX_MSG = 128000, MAX_CALL = 256000, MAX_N = 100, utf8 = new TextEncoder();
+    let batch = [], bytes = 0, tooLarge = 0;
+    const flush = async () => { if (batch.length) await this.env.EVENTS_QUEUE.sendBatch(batch); batch = []; bytes = 0; };
+    for (const body of bodies) {
+      const n = utf8.encode(body).length;
+      if (n > MAX_MSG) { tooLarge++; console.warn(JSON.stringify({ msg: 'event too large for a Queue message', bytes: n })); continue; }
+      if (batch.length === MAX_N || bytes + n > MAX_CALL) await flush();
+      batch.push({ body, contentType: 'text' });
+      bytes += n;
+    }
+    await flush();
+    if (tooLarge) this.setMeta('queueTooLarge', this.meta('queueTooLarge', 0) + tooLarge);
   }
 
   // Retention by age and by count (RETENTION_DAYS, RETENTION_MAX_EVENTS).
@@ -67,11 +90,10 @@ export class EventLog extends DurableObject {
     const rows = this.sql.exec('SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?', after, limit + 1).toArray();
     const more = rows.length > limit;
     const page = rows.slice(0, limit);
-    return {
-      events: page.map((r) => ({ seq: r.seq, event: JSON.parse(r.body) })),
-      next: page.length ? page[page.length - 1].seq : after,
-      more,
-    };
+    // JSON text, the stored events spliced in as they are: parsing them here
+    // would cost the digits of big integers (see parseJson).
+    return `{"events":[${page.map((r) => `{"seq":${r.seq},"event":${r.body}}`).join(',')}],` +
+      `"next":${page.length ? page[page.length - 1].seq : after},"more":${more}}`;
   }
 
   status() {
@@ -81,6 +103,7 @@ export class EventLog extends DurableObject {
     const backlog = this.sql.exec('SELECT count(*) AS n FROM events WHERE seq > ?', cursor).one().n;
     return {
       events: s.n, oldestSeq: s.oldest, newestSeq: s.newest, duplicates: this.meta('duplicates', 0), subscribers: this.clients.size,
+      queue: { enabled: !!this.env.EVENTS_QUEUE, tooLarge: this.meta('queueTooLarge', 0) },
       push: { enabled: !!this.env.SYNC_ENDPOINT, cursor, backlog, attempts: push.attempts ?? 0,
         lastSuccess: push.lastSuccess ?? null, lastError: push.lastError ?? null, failed: push.failed ?? null },
     };
@@ -110,9 +133,22 @@ export class EventLog extends DurableObject {
     const push = this.meta('push', {});
     if (push.failed) return;
     const cursor = push.cursor ?? 0;
-    const rows = this.sql.exec('SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?',
+    const all = this.sql.exec('SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?',
       cursor, num(this.env.PUSH_BATCH, 100)).toArray();
-    if (!rows.length) return;
+    if (!all.length) return;
+    // A batch also stays under PUSH_MAX_BYTES (512 KiB), below the receiver's
+    // body limit (1 MiB by default): it would refuse a larger one with 413,
+    // and a refused batch stops the push. One event always goes, whatever
+    // its size (each is below that limit when it arrives here).
+    const maxBytes = num(this.env.PUSH_MAX_BYTES, 512 * 1024);
+    const utf8 = new TextEncoder();
+    let size = 2, k = 0;
+    for (; k < all.length; k++) {
+      const n = utf8.encode(all[k].body).length + 1;
+      if (k > 0 && size + n > maxBytes) break;
+      size += n;
+    }
+    const rows = all.slice(0, k);
     const first = rows[0].seq, last = rows[rows.length - 1].seq;
     const body = `[${rows.map((r) => r.body).join(',')}]`;
     const id = `batch-${first}-${last}`;
@@ -133,7 +169,7 @@ export class EventLog extends DurableObject {
     const now = new Date().toISOString();
     if (status >= 200 && status < 300) {
       this.setMeta('push', { cursor: last, attempts: 0, lastSuccess: now, lastError: push.lastError ?? null });
-      if (rows.length === num(this.env.PUSH_BATCH, 100) || this.sql.exec('SELECT 1 FROM events WHERE seq > ? LIMIT 1', last).toArray().length)
+      if (this.sql.exec('SELECT 1 FROM events WHERE seq > ? LIMIT 1', last).toArray().length)
         await this.schedule(0);
       return;
     }

@@ -50,6 +50,13 @@ export function parseRfc3339(s) {
 export function timeFrom(v) {
   let t;
   if (typeof v === 'string') return parseRfc3339(v);
+  if (JSON.isRawJSON(v)) {
+    // An integer past 2^53 (parseJson): read exactly, as the C side does.
+    const i = BigInt(v.rawJSON);
+    if (i < 0n) return null;
+    t = i < 100000000000000000n ? i / 1000n : i / 1000000n;
+    return t > BigInt(MAX_MS) ? null : Number(t);
+  }
   if (typeof v !== 'number' || !Number.isFinite(v)) return null;
   if (Number.isInteger(v)) {
     if (v < 0) return null;
@@ -64,28 +71,16 @@ export function timeFrom(v) {
   return t > MAX_MS ? null : t;
 }
 
-// JSON.parse that also returns the source text of the top-level numbers:
-// integers past 2^53 (Logpush's unix-nano timestamps) lose digits as
-// JavaScript numbers, and the event's time must come from the exact value,
-// as on the C side. (The reviver visits nested keys first, so a top-level key
-// has the last word.)
-export function parseWithSources(text) {
-  const sources = {};
-  const value = JSON.parse(text, function reviver(k, v, ctx) {
-    if (typeof v === 'number' && ctx && typeof ctx.source === 'string') sources[k] = ctx.source;
-    return v;
-  });
-  return { value, sources };
-}
-
-// timeFrom for a number whose source text is known: exact for big integers.
-export function timeFromExact(v, source) {
-  if (typeof v === 'number' && Number.isInteger(v) && !Number.isSafeInteger(v) && /^\d+$/.test(source ?? '')) {
-    const i = BigInt(source);
-    const t = i < 100000000000000000n ? i / 1000n : i / 1000000n;
-    return t > BigInt(MAX_MS) ? null : Number(t);
-  }
-  return timeFrom(v);
+// JSON.parse that keeps integers past 2^53 exact. As JavaScript numbers they
+// lose digits -- Logpush's default unix-nano timestamps among them -- while
+// jansson keeps every 64-bit integer: the event's data and time would differ
+// between the two sides. Such an integer becomes JSON.rawJSON of its source
+// text, which JSON.stringify writes back digit for digit and timeFrom reads
+// exactly.
+export function parseJson(text) {
+  return JSON.parse(text, (k, v, ctx) =>
+    typeof v === 'number' && !Number.isSafeInteger(v) && Number.isInteger(v) && /^-?\d+$/.test(ctx?.source ?? '')
+      ? JSON.rawJSON(ctx.source) : v);
 }
 
 export function buildEvent({ id, source, type, subject, timeMs, account, via, receivedMs, data }) {
@@ -153,16 +148,15 @@ export async function normNotification(body, { via, receivedMs }) {
 }
 
 // raw: the request body's bytes (Uint8Array), which feed the id.
-export async function normGeneric(name, raw, body, { via, receivedMs }, sources = {}) {
+export async function normGeneric(name, raw, body, { via, receivedMs }) {
   if (!isObj(body)) return null;
   const bid = body.id;
   const key = typeof bid === 'string' && bid.length >= 1 && enc.encode(bid).length <= 128 ? bid : raw;
   const id = `hook-${await hashHex32(name, '\n', key)}`;
   const subject = shortStr(body, 'subject') ?? shortStr(body, 'project');
-  const tk = 'time' in body ? 'time' : 'timestamp';
-  const tv = body[tk];
+  const tv = body['time' in body ? 'time' : 'timestamp'];
   return buildEvent({ id, source: `/synccf/hooks/${name}`, type: `dev.synccf.hook.${name}`, subject,
-    timeMs: tv === undefined ? null : timeFromExact(tv, sources[tk]), account: null, via, receivedMs, data: body });
+    timeMs: tv === undefined ? null : timeFrom(tv), account: null, via, receivedMs, data: body });
 }
 
 const TIME_FIELDS = ['EdgeStartTimestamp', 'EventTimestampMs', 'Datetime', 'Timestamp', 'When'];
@@ -172,14 +166,14 @@ const dec = new TextDecoder('utf-8', { fatal: true });
 // One Logpush line (bytes, without terminator): {event} for a record,
 // {skip: true} for Logpush's destination check, {error} for a bad line.
 export async function normLogpushLine(dataset, line, { via, receivedMs }) {
-  let rec, sources;
-  try { ({ value: rec, sources } = parseWithSources(dec.decode(line))); } catch (e) { return { error: String(e.message || e) }; }
+  let rec;
+  try { rec = parseJson(dec.decode(line)); } catch (e) { return { error: String(e.message || e) }; }
   if (!isObj(rec)) return { error: 'not a JSON object' };
   const keys = Object.keys(rec);
   if (keys.length === 1 && rec.content === 'tests') return { skip: true };
   const id = `lp-${await hashHex32(dataset, '\n', line)}`;
   let timeMs = null;
-  for (const f of TIME_FIELDS) if (f in rec) { timeMs = timeFromExact(rec[f], sources[f]); break; }
+  for (const f of TIME_FIELDS) if (f in rec) { timeMs = timeFrom(rec[f]); break; }
   let subject = null;
   for (const f of SUBJECT_FIELDS) if ((subject = shortStr(rec, f)) !== null) break;
   return { event: buildEvent({ id, source: `/cloudflare/logpush/${dataset}`, type: `com.cloudflare.logpush.${dataset}`,

@@ -10,8 +10,11 @@ import { dirname, join } from 'node:path';
 export const WORKER_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const ROOT = join(WORKER_DIR, '..');
 
-export async function startWorker({ bindings = {}, queue = false, port = 0, persist } = {}) {
-  const mf = new Miniflare({
+// queue: bind EVENTS_QUEUE; consumer: also run a Worker consuming that queue
+// that keeps each message (its body as received) in the KV namespace SEEN.
+export async function startWorker({ bindings = {}, queue = false, consumer = false, port = 0, persist } = {}) {
+  const worker = {
+    name: 'synccf',
     modules: true,
     modulesRoot: WORKER_DIR,
     scriptPath: join(WORKER_DIR, 'src', 'index.js'),
@@ -19,11 +22,16 @@ export async function startWorker({ bindings = {}, queue = false, port = 0, pers
     compatibilityDate: '2025-09-01',
     durableObjects: { EVENT_LOG: { className: 'EventLog', useSQLite: true } },
     bindings: { HEARTBEAT_SECONDS: '15', ...bindings },
-    ...(queue ? { queueProducers: { EVENTS_QUEUE: 'synccf-events' } } : {}),
-    port,
-    host: '127.0.0.1',
-    ...(persist ? { durableObjectsPersist: persist } : {}),
-  });
+    ...(queue || consumer ? { queueProducers: { EVENTS_QUEUE: 'synccf-events' } } : {}),
+  };
+  const shared = { port, host: '127.0.0.1', ...(persist ? { durableObjectsPersist: persist } : {}) };
+  const mf = new Miniflare(consumer ? { ...shared, workers: [worker, {
+    name: 'consumer', modules: true, compatibilityDate: '2025-09-01', kvNamespaces: ['SEEN'],
+    queueConsumers: { 'synccf-events': { maxBatchTimeout: 0.05 } },
+    script: `export default { async queue(batch, env) {
+      for (const m of batch.messages) await env.SEEN.put(m.id, JSON.stringify({ type: typeof m.body, body: m.body }));
+    } };`,
+  }] } : { ...worker, ...shared });
   const url = await mf.ready;
   return { mf, url: url.href.replace(/\/$/, ''), dispose: () => mf.dispose() };
 }
@@ -55,7 +63,7 @@ export async function startReceiver(secret, respond = () => 200) {
         && Math.abs(Date.now() / 1000 - Number(ts)) < 300;
       const events = valid ? JSON.parse(body) : null;
       const status = valid ? respond(events, n++) : 401;
-      batches.push({ status, id, events, valid });
+      batches.push({ status, id, events, valid, raw: body });
       rs.writeHead(status, { 'content-type': 'application/json', ...(status === 503 ? { 'retry-after': '0' } : {}) });
       rs.end(JSON.stringify(status === 200 ? { accepted: events.length, duplicates: 0 } : { error: 'no' }));
     });
@@ -92,7 +100,7 @@ export async function readSSE(url, headers, stop, ms = 10000) {
         buf = buf.slice(i + 2);
         if (block.startsWith(':')) { comments.push(block); continue; }
         const f = Object.fromEntries(block.split('\n').map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]));
-        events.push({ id: Number(f.id), event: f.event, data: JSON.parse(f.data) });
+        events.push({ id: Number(f.id), event: f.event, data: JSON.parse(f.data), raw: f.data });
       }
       if (stop(events, comments)) break;
     }

@@ -172,14 +172,61 @@ test('push: in order, signed, retried after failures, stopped by a refusal until
   } finally { await w.dispose(); await rx.close(); }
 });
 
-test('optional queue producer gets each new event once', async () => {
-  const w = await startWorker({ bindings: SECRETS, queue: true });
+test('optional queue: each new event once, as its exact JSON text, in calls within Cloudflare\'s limits', async () => {
+  const w = await startWorker({ bindings: SECRETS, consumer: true });
   try {
     const r = await req(w.url + '/hooks/notifications', { body: fixture('ddos-l7.json'), headers: notifyH });
     assert.equal(r.json.accepted, 1);
-    // Miniflare keeps produced messages in its queue broker; with no consumer
-    // configured we can only check that sending did not fail the request.
     const again = await req(w.url + '/hooks/notifications', { body: fixture('ddos-l7.json'), headers: notifyH });
     assert.equal(again.json.duplicates, 1);
+    // A Logpush batch of 250 records: more than one sendBatch call may take
+    // (100 messages); one record with a 19-digit unix-nano timestamp; one
+    // record over a message's 128 KB, which the queue cannot take.
+    const lines = Array.from({ length: 250 }, (_, i) => JSON.stringify({ RayID: `q${i}`, ZoneName: 'example.com' }));
+    lines[7] = '{"RayID":"q7","EdgeStartTimestamp":1763632801123456789}';
+    lines[9] = JSON.stringify({ RayID: 'q9', pad: 'x'.repeat(140000) });
+    const lp = await req(w.url + '/hooks/logpush/http_requests', { body: gzipSync(lines.join('\n')), headers: hookH });
+    assert.equal(lp.status, 200, lp.text);
+    assert.equal(lp.json.accepted, 250);
+    const kv = await w.mf.getKVNamespace('SEEN', 'consumer');
+    const keys = await until('249 messages consumed', async () => {
+      const k = (await kv.list()).keys;
+      return k.length >= 250 && k;
+    });
+    const seen = await Promise.all(keys.map(async (k) => JSON.parse(await kv.get(k.name))));
+    assert.ok(seen.every((m) => m.type === 'string'), 'each body is the event JSON text');
+    const ids = seen.map((m) => JSON.parse(m.body).id);
+    assert.equal(new Set(ids).size, 250, 'the notification and 249 records, each once');
+    const rays = seen.map((m) => m.body).filter((b) => b.includes('"com.cloudflare.logpush.http_requests"'));
+    assert.equal(rays.length, 249);
+    assert.ok(!rays.some((b) => b.includes('"q9"')), 'the oversized record is left out');
+    assert.ok(rays.some((b) => b.includes('"EdgeStartTimestamp":1763632801123456789')), 'digit for digit');
+    const st = (await req(w.url + '/v1/status', { method: 'GET', headers: pullH })).json;
+    assert.deepEqual(st.queue, { enabled: true, tooLarge: 1 });
+    assert.equal(st.events, 251, 'the oversized record is still in the log');
   } finally { await w.dispose(); }
+});
+
+test('push: batches under PUSH_MAX_BYTES, in order; big integers keep their digits in push, pull and SSE', async () => {
+  const secret = newSecret();
+  const rx = await startReceiver(secret);
+  const w = await startWorker({ bindings: { ...SECRETS, SYNC_ENDPOINT: rx.url, SYNC_SECRET: secret, PUSH_MAX_BYTES: '4000', PUSH_BACKOFF_MS: '100' } });
+  try {
+    // Eight records of ~1.3 KB in one Logpush batch: stored at once, pushed
+    // in batches of at most 4,000 bytes.
+    const pad = 'y'.repeat(1200);
+    const lines = Array.from({ length: 8 }, (_, i) => `{"id":"b${i}","nanos":176363280112345678${i},"pad":"${pad}"}`);
+    assert.equal((await req(w.url + '/hooks/logpush/big', { body: lines.join('\n'), headers: hookH })).json.accepted, 8);
+    await until('all eight pushed', () => rx.batches.filter((b) => b.status === 200).flatMap((b) => b.events).length >= 8);
+    const ok = rx.batches.filter((b) => b.status === 200);
+    assert.ok(ok.length >= 3, `split into ${ok.length} batches`);
+    for (const b of ok) assert.ok(Buffer.byteLength(b.raw) <= 4000, `a batch of ${Buffer.byteLength(b.raw)} bytes`);
+    assert.deepEqual(ok.flatMap((b) => b.events.map((e) => e.data.id)), ['b0', 'b1', 'b2', 'b3', 'b4', 'b5', 'b6', 'b7']);
+    assert.ok(ok.map((b) => b.raw).join('').includes('"nanos":1763632801123456787'), 'push: digit for digit');
+    const page = await req(`${w.url}/v1/events?after=0&limit=10`, { method: 'GET', headers: pullH });
+    assert.ok(page.text.includes('"nanos":1763632801123456787'), 'pull: digit for digit');
+    assert.equal(page.json.events.length, 8);
+    const sse = await readSSE(`${w.url}/v1/stream`, pullH, (ev) => ev.length >= 8);
+    assert.ok(sse.events.some((e) => e.raw.includes('"nanos":1763632801123456787')), 'SSE: digit for digit');
+  } finally { await w.dispose(); await rx.close(); }
 });
