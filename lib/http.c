@@ -13,7 +13,10 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {
     struct http_resp *r = arg;
     size_t len = size * n;
-    if (buf_append(&r->body, p, len) != 0) return 0; /* over the cap: abort */
+    if (buf_append(&r->body, p, len) != 0) { /* over the cap: abort */
+        r->too_large = 1;
+        return 0;
+    }
     return len;
 }
 
@@ -59,6 +62,7 @@ int http_request(const char *method, const char *url, const char *const *headers
     curl_easy_setopt(c, CURLOPT_USERAGENT, "synccf");
     CURLcode rc = curl_easy_perform(c);
     if (rc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+    else if (out->too_large) snprintf(out->error, sizeof out->error, "response larger than %zu bytes", max_body);
     else snprintf(out->error, sizeof out->error, "%s", curl_easy_strerror(rc));
     curl_slist_free_all(hl);
     curl_easy_cleanup(c);

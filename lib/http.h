@@ -14,6 +14,7 @@ struct http_resp {
     struct buf body;     /* capped at the request's max_body */
     long retry_after_s;  /* Retry-After in seconds, -1 when absent */
     char error[256];     /* transport error, when status is 0 */
+    int too_large;       /* the body passed max_body: the transfer was cut */
 };
 
 /* method "GET" or "POST"; headers NULL-terminated "Name: value" lines;

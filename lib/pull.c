@@ -27,7 +27,8 @@
 #include "sse.h"
 #include "util.h"
 
-#define PAGE 500
+#define PAGE 500                  /* events asked for per catch-up page */
+#define PAGE_BYTES (64u << 20)    /* the most one page's response may hold */
 #define SSE_LINE_MAX (2u << 20)
 #define BATCH_MAX 256
 
@@ -114,11 +115,21 @@ static int catch_up(struct pull *p)
 {
     char url[2048], auth[600];
     const char *headers[] = {auth_header(p, auth, sizeof auth), NULL};
+    /* Events may be up to ~1 MiB each, so a full page can pass PAGE_BYTES:
+     * then ask for half as many, down to one, instead of failing on the same
+     * page for ever; grow back after a page that fits. */
+    int limit = PAGE;
     for (;;) {
         if (stopping(p)) return -1;
-        snprintf(url, sizeof url, "%s/v1/events?after=%lld&limit=%d", p->url, p->cursor, PAGE);
+        snprintf(url, sizeof url, "%s/v1/events?after=%lld&limit=%d", p->url, p->cursor, limit);
         struct http_resp r;
-        http_request("GET", url, headers, NULL, 64u << 20, 60000, &r);
+        http_request("GET", url, headers, NULL, PAGE_BYTES, 60000, &r);
+        if (r.too_large && limit > 1) {
+            http_resp_free(&r);
+            limit /= 2;
+            continue;
+        }
+        if (limit < PAGE) limit = limit * 2 < PAGE ? limit * 2 : PAGE;
         json_t *j = r.status == 200 ? json_loadb(r.body.p ? r.body.p : "", r.body.len, 0, NULL) : NULL;
         json_t *evs = json_object_get(j, "events");
         if (!json_is_array(evs)) {
