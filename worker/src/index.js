@@ -99,7 +99,12 @@ async function generic(request, env, name) {
   return json(200, await store(env, [await normGeneric(name, raw, body, opts())]));
 }
 
+// The pull API hands out every event the log holds (alerts, Logpush records
+// with client addresses): unlike the ingest routes, which stay open without
+// their secret so that xplat's Cloudflare setup keeps working, it is closed
+// until PULL_TOKEN is set.
 function needPull(request, env) {
+  if (!env.PULL_TOKEN) throw new HttpError(401, 'unauthorized', 'the pull API is closed until PULL_TOKEN is set');
   if (!checkBearer(request, env.PULL_TOKEN)) throw new HttpError(401, 'unauthorized', 'missing or wrong credentials');
 }
 
@@ -146,7 +151,8 @@ async function route(request, env) {
     return json(200, await log(env).status());
   }
   if (p === '/v1/push/retry') {
-    post(checkBearer(request, env.PULL_TOKEN));
+    post(true);
+    needPull(request, env);
     return json(200, await log(env).retryPush());
   }
   throw new HttpError(404, 'not_found', 'no such route');

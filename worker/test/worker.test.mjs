@@ -230,3 +230,17 @@ test('push: batches under PUSH_MAX_BYTES, in order; big integers keep their digi
     assert.ok(sse.events.some((e) => e.raw.includes('"nanos":1763632801123456787')), 'SSE: digit for digit');
   } finally { await w.dispose(); await rx.close(); }
 });
+
+test('without PULL_TOKEN the pull API is closed; ingest routes without their secrets stay open (xplat)', async () => {
+  const w = await startWorker({});
+  try {
+    const r = await req(w.url + '/webhook/alert', { body: fixture('ddos-l7.json'), headers: J });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.accepted, 1);
+    for (const [path, method] of [['/v1/events?after=0', 'GET'], ['/v1/stream', 'GET'], ['/v1/status', 'GET'], ['/v1/push/retry', 'POST']]) {
+      const x = await req(w.url + path, { method, headers: { authorization: 'Bearer anything' } });
+      assert.equal(x.status, 401, path);
+      assert.match(x.json.error, /closed until PULL_TOKEN is set/);
+    }
+  } finally { await w.dispose(); }
+});
