@@ -22,7 +22,7 @@
 void config_defaults(struct config *c)
 {
     memset(c, 0, sizeof *c);
-    c->mode = strdup("tunnel");
+    c->mode = NULL; /* automatic: see config_mode */
     c->listen = strdup("127.0.0.1:9091");
     c->max_body = 1u << 20;
     c->max_logpush_body = 256u << 20;
@@ -621,6 +621,14 @@ int config_add_pages_project(struct config *c, const char *name, char *err, size
     }
     config_list_add(&c->pages_projects, name);
     return 0;
+}
+
+const char *config_mode(const struct config *c)
+{
+    /* The Worker is the recommended way in, and the mode when one is
+     * configured; without one, the receiver alone is what can run. */
+    if (c->mode) return c->mode;
+    return c->worker_url ? "worker" : "tunnel";
 }
 
 void config_list_add(char ***list, const char *value)

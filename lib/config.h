@@ -89,6 +89,9 @@ int config_set(struct config *c, const char *key, const char *value, const char 
 int config_env_all(struct config *c, char *err, size_t errlen);
 /* Appends a copy of value to a NULL-terminated list (NULL: an empty one). */
 void config_list_add(char ***list, const char *value);
+/* The mode `synccf run` starts: the one set, else worker when worker_url is
+ * set, else tunnel. */
+const char *config_mode(const struct config *c);
 /* Appends a Pages project whose deployments the poller reads (checked). */
 int config_add_pages_project(struct config *c, const char *name, char *err, size_t errlen);
 /* The setting a flag names (--limits-max-body), or NULL. */

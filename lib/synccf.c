@@ -212,7 +212,7 @@ static int pull_down(void *arg)
 
 int synccf_run(synccf *s, char *err, size_t errlen)
 {
-    const char *mode = s->cfg.mode ? s->cfg.mode : "tunnel";
+    const char *mode = config_mode(&s->cfg);
     int rc = start_core(s, err, errlen);
     if (rc) return rc;
     if (strcmp(mode, "worker") == 0 || strcmp(mode, "hybrid") == 0) {

@@ -270,6 +270,20 @@ static void test_synccf_set(void **st)
     synccf_close(s);
 }
 
+/* No mode set: worker when a Worker is configured, else tunnel. */
+static void test_default_mode(void **st)
+{
+    (void)st;
+    struct config c;
+    config_defaults(&c);
+    assert_string_equal(config_mode(&c), "tunnel");
+    c.worker_url = strdup("https://synccf.example.workers.dev");
+    assert_string_equal(config_mode(&c), "worker");
+    c.mode = strdup("poll");
+    assert_string_equal(config_mode(&c), "poll");
+    config_free(&c);
+}
+
 static void test_parsers(void **st)
 {
     (void)st;
@@ -299,6 +313,7 @@ int main(void)
         cmocka_unit_test(test_process_compose_example),
         cmocka_unit_test(test_precedence),
         cmocka_unit_test(test_synccf_set),
+        cmocka_unit_test(test_default_mode),
         cmocka_unit_test(test_parsers),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
