@@ -219,7 +219,10 @@ int synccf_run(synccf *s, char *err, size_t errlen)
         rc = synccf_start_source(s, "pull", err, errlen);
         if (rc) return rc;
     }
-    if (strcmp(mode, "queue") == 0 && (rc = synccf_start_source(s, "queue", err, errlen))) return rc;
+    /* Hybrid runs every way in the file configures: the Worker stream, the
+     * Queue when it names one, and the poller standing by for the stream. */
+    int queue = strcmp(mode, "queue") == 0 || (strcmp(mode, "hybrid") == 0 && s->cfg.queue_id);
+    if (queue && (rc = synccf_start_source(s, "queue", err, errlen))) return rc;
     if (strcmp(mode, "poll") == 0 && (rc = synccf_start_source(s, "poll", err, errlen))) return rc;
     if (strcmp(mode, "hybrid") == 0) {
         s->poll = poll_start(s->store, &s->cfg, s->db_path, err, errlen);

@@ -73,17 +73,20 @@ test('modes queue and poll: from the fake Cloudflare API', async () => {
   } finally { await dq.stop(); await dp.stop(); await cf.close(); }
 });
 
-test('mode hybrid: polling takes over while the Worker is down, then stands down', async () => {
+test('mode hybrid: the Worker stream and the Queue at once; polling takes over while the Worker is down, then stands down', async () => {
   const persist = tempDir('synccf-do-');
   let w = await startWorker({ bindings: { PULL_TOKEN, HEARTBEAT_SECONDS: '1' }, persist });
   const port = new URL(w.url).port;
   const cf = await startFakeCloudflare();
+  cf.queue = [{ id: 'm', body: JSON.stringify({ specversion: '1.0', id: 'via-queue-1', source: '/x', type: 't', time: '2026-11-20T10:00:00Z', data: {} }), timestamp_ms: Date.now(), attempts: 0 }];
   const env = { SYNCCF_PULL_TOKEN: PULL_TOKEN, CLOUDFLARE_API_TOKEN: cf.token, CLOUDFLARE_ACCOUNT_ID: cf.account, CLOUDFLARE_API_BASE_URL: cf.url };
-  const cfg = config(`mode: hybrid\nworker_url: ${w.url}\nheartbeat: 1s\nfailover_after: 1500ms\npoll_interval: 1s\n`);
+  const cfg = config(`mode: hybrid\nworker_url: ${w.url}\nqueue_id: q\nheartbeat: 1s\nfailover_after: 1500ms\npoll_interval: 1s\n`);
   const d = await startDaemon({ command: 'run', args: ['--config', cfg], env });
   try {
     await req(w.url + '/hooks/generic/h', { body: '{"id":"via-worker-1"}', headers: J });
     await until('the Worker event', async () => (await storedEvents(d.state)).some((e) => e.data.id === 'via-worker-1'));
+    await until('the Queue message', async () => (await storedEvents(d.state)).some((e) => e.id === 'via-queue-1'));
+    assert.equal((await ready(d)).body.checks.queue, 'ok');
     await until('the poller on standby', async () => (await status(d.state)).sources?.poll?.state === 'standby');
     const before = cf.requests.length;
 
