@@ -111,6 +111,18 @@ static void set_str(char **dst, const char *v)
     *dst = v ? strdup(v) : NULL;
 }
 
+/* The API's base URL without its path: synccf adds /client/v4/... itself,
+ * while wrangler's CLOUDFLARE_API_BASE_URL ends in /client/v4 -- accept both
+ * spellings of the same address rather than ask for a different one. */
+static void trim_api_base(char *s)
+{
+    if (!s) return;
+    size_t n = strlen(s);
+    while (n && s[n - 1] == '/') s[--n] = '\0';
+    if (n >= 10 && strcmp(s + n - 10, "/client/v4") == 0) s[n -= 10] = '\0';
+    while (n && s[n - 1] == '/') s[--n] = '\0';
+}
+
 void config_env(struct config *c)
 {
     static const struct {
@@ -133,6 +145,7 @@ void config_env(struct config *c)
         const char *v = getenv(vars[i].env);
         if (v && *v) set_str((char **)((char *)c + vars[i].off), v);
     }
+    trim_api_base(c->api_base);
 }
 
 /* ---- value parsers -------------------------------------------------------- */
@@ -481,7 +494,9 @@ static int top_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *
         if (!get_str(x, v, k, &c->state_dir)) c->state_dir = expand_home(c->state_dir);
     } else if (strcmp(k, "listen") == 0) get_str(x, v, k, &c->listen);
     else if (strcmp(k, "worker_url") == 0) get_str(x, v, k, &c->worker_url);
-    else if (strcmp(k, "api_base") == 0) get_str(x, v, k, &c->api_base);
+    else if (strcmp(k, "api_base") == 0) {
+        if (!get_str(x, v, k, &c->api_base)) trim_api_base(c->api_base);
+    }
     else if (strcmp(k, "account_id") == 0) get_str(x, v, k, &c->account_id);
     else if (strcmp(k, "queue_id") == 0) get_str(x, v, k, &c->queue_id);
     else if (strcmp(k, "poll_interval") == 0) get_duration(x, v, k, &c->poll_interval_ms);

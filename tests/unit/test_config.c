@@ -284,6 +284,24 @@ static void test_default_mode(void **st)
     config_free(&c);
 }
 
+/* wrangler's CLOUDFLARE_API_BASE_URL ends in /client/v4; synccf adds it. */
+static void test_api_base(void **st)
+{
+    (void)st;
+    struct config c;
+    char err[256];
+    config_defaults(&c);
+    setenv("CLOUDFLARE_API_BASE_URL", "https://api.cloudflare.com/client/v4/", 1);
+    config_env(&c);
+    unsetenv("CLOUDFLARE_API_BASE_URL");
+    assert_string_equal(c.api_base, "https://api.cloudflare.com");
+    assert_int_equal(config_set(&c, "api_base", "http://127.0.0.1:8787/client/v4", "--api-base", err, sizeof err), 0);
+    assert_string_equal(c.api_base, "http://127.0.0.1:8787");
+    assert_int_equal(config_set(&c, "api_base", "http://127.0.0.1:8787/", "--api-base", err, sizeof err), 0);
+    assert_string_equal(c.api_base, "http://127.0.0.1:8787");
+    config_free(&c);
+}
+
 static void test_parsers(void **st)
 {
     (void)st;
@@ -314,6 +332,7 @@ int main(void)
         cmocka_unit_test(test_precedence),
         cmocka_unit_test(test_synccf_set),
         cmocka_unit_test(test_default_mode),
+        cmocka_unit_test(test_api_base),
         cmocka_unit_test(test_parsers),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
