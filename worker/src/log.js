@@ -174,7 +174,11 @@ export class EventLog extends DurableObject {
       return;
     }
     const lastError = { at: now, status, detail, batch: id };
-    if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
+    // A stale timestamp is the clocks' disagreement, not the batch's fault:
+    // each attempt is signed anew, so it goes through once they agree.
+    let reason = null;
+    try { reason = JSON.parse(detail).reason; } catch { /* not the receiver's JSON */ }
+    if (status >= 400 && status < 500 && status !== 408 && status !== 429 && reason !== 'stale_timestamp') {
       // The receiver refuses this batch for good: stop and show it, rather
       // than retry forever or skip it. POST /v1/push/retry resumes.
       this.setMeta('push', { ...push, cursor, lastError, failed: { batch: id, first, last, status, detail, at: now } });
@@ -184,9 +188,11 @@ export class EventLog extends DurableObject {
     const base = num(this.env.PUSH_BACKOFF_MS, 1000), cap = num(this.env.PUSH_MAX_BACKOFF_MS, 300000);
     let delay = Math.min(cap, base * 2 ** (attempts - 1));
     delay = delay / 2 + Math.random() * (delay / 2);
-    if (retryAfter && /^\d+$/.test(retryAfter)) delay = Math.max(delay, Number(retryAfter) * 1000);
+    // The receiver's Retry-After is honoured even past the backoff's cap (up
+    // to an hour): it knows better when it can take the batch.
+    if (retryAfter && /^\d+$/.test(retryAfter)) delay = Math.max(delay, Math.min(Number(retryAfter) * 1000, 3600000));
     this.setMeta('push', { ...push, cursor, attempts, lastError });
-    await this.schedule(Math.min(delay, cap));
+    await this.schedule(delay);
   }
 
   // Server-Sent Events: everything after the cursor, then live, with heartbeats.

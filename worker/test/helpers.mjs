@@ -47,7 +47,8 @@ export async function req(url, { method = 'POST', body, headers = {} } = {}) {
 export const newSecret = () => 'whsec_' + randomBytes(24).toString('base64');
 
 // A receiver like `synccf receive` at /v1/events: verifies Standard Webhooks
-// signatures and answers as told by `respond(batch, n)` (default 200).
+// signatures and answers as told by `respond(batch, n)` (default 200): a
+// status, or [status, reason] for the error body's reason.
 export async function startReceiver(secret, respond = () => 200) {
   const batches = [];
   let n = 0;
@@ -62,10 +63,11 @@ export async function startReceiver(secret, respond = () => 200) {
       const valid = rq.url === '/v1/events' && rq.headers['webhook-signature'] === want
         && Math.abs(Date.now() / 1000 - Number(ts)) < 300;
       const events = valid ? JSON.parse(body) : null;
-      const status = valid ? respond(events, n++) : 401;
+      const answer = valid ? respond(events, n++) : 401;
+      const [status, reason] = Array.isArray(answer) ? answer : [answer, 'no'];
       batches.push({ status, id, events, valid, raw: body });
       rs.writeHead(status, { 'content-type': 'application/json', ...(status === 503 ? { 'retry-after': '0' } : {}) });
-      rs.end(JSON.stringify(status === 200 ? { accepted: events.length, duplicates: 0 } : { error: 'no' }));
+      rs.end(JSON.stringify(status === 200 ? { accepted: events.length, duplicates: 0 } : { error: 'no', reason }));
     });
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));

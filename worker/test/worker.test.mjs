@@ -172,6 +172,20 @@ test('push: in order, signed, retried after failures, stopped by a refusal until
   } finally { await w.dispose(); await rx.close(); }
 });
 
+test('push: a stale timestamp (clock skew) is retried, not a refusal', async () => {
+  const secret = newSecret();
+  const rx = await startReceiver(secret, (events, n) => (n < 2 ? [401, 'stale_timestamp'] : 200));
+  const w = await startWorker({ bindings: { ...SECRETS, SYNC_ENDPOINT: rx.url, SYNC_SECRET: secret, PUSH_BACKOFF_MS: '100' } });
+  try {
+    await req(w.url + '/hooks/generic/skew', { body: '{"id":"s1"}', headers: { ...J, ...hookH } });
+    await until('delivered after two stale answers', () => rx.batches.some((b) => b.status === 200));
+    assert.deepEqual(rx.batches.map((b) => b.status), [401, 401, 200]);
+    const st = (await req(w.url + '/v1/status', { method: 'GET', headers: pullH })).json;
+    assert.equal(st.push.failed, null);
+    assert.equal(st.push.backlog, 0);
+  } finally { await w.dispose(); await rx.close(); }
+});
+
 test('optional queue: each new event once, as its exact JSON text, in calls within Cloudflare\'s limits', async () => {
   const w = await startWorker({ bindings: SECRETS, consumer: true });
   try {
