@@ -10,6 +10,8 @@
 import { DurableObject } from 'cloudflare:workers';
 import { signWebhook } from './auth.js';
 
+const utf8 = new TextEncoder();
+const byteLength = (s) => utf8.encode(s).length;
 const num = (v, d) => (v === undefined || v === '' || Number.isNaN(Number(v)) ? d : Number(v));
 
 export class EventLog extends DurableObject {
@@ -64,11 +66,11 @@ export class EventLog extends DurableObject {
   // it is counted (status: queue.tooLarge) and still reaches synccf by push
   // and pull. A failed send fails the request, so that the sender retries.
   async enqueue(bodies) {
-    const MAX_MSG = 128000, MAX_CALL = 256000, MAX_N = 100, utf8 = new TextEncoder();
+    const MAX_MSG = 128000, MAX_CALL = 256000, MAX_N = 100;
     let batch = [], bytes = 0, tooLarge = 0;
     const flush = async () => { if (batch.length) await this.env.EVENTS_QUEUE.sendBatch(batch); batch = []; bytes = 0; };
     for (const body of bodies) {
-      const n = utf8.encode(body).length;
+      const n = byteLength(body);
       if (n > MAX_MSG) { tooLarge++; console.warn(JSON.stringify({ msg: 'event too large for a Queue message', bytes: n })); continue; }
       if (batch.length === MAX_N || bytes + n > MAX_CALL) await flush();
       batch.push({ body, contentType: 'text' });
@@ -141,10 +143,9 @@ export class EventLog extends DurableObject {
     // and a refused batch stops the push. One event always goes, whatever
     // its size (each is below that limit when it arrives here).
     const maxBytes = num(this.env.PUSH_MAX_BYTES, 512 * 1024);
-    const utf8 = new TextEncoder();
     let size = 2, k = 0;
     for (; k < all.length; k++) {
-      const n = utf8.encode(all[k].body).length + 1;
+      const n = byteLength(all[k].body) + 1;
       if (k > 0 && size + n > maxBytes) break;
       size += n;
     }
@@ -201,8 +202,7 @@ export class EventLog extends DurableObject {
     const after = Number(request.headers.get('last-event-id') ?? url.searchParams.get('after') ?? 0) || 0;
     const { readable, writable } = new TransformStream();
     const client = { writer: writable.getWriter(), cursor: after, pumping: false, again: false };
-    const enc = new TextEncoder();
-    client.send = (s) => client.writer.write(enc.encode(s));
+    client.send = (s) => client.writer.write(utf8.encode(s));
     const hb = num(this.env.HEARTBEAT_SECONDS, 15) * 1000;
     client.timer = setInterval(() => client.send(': hb\n\n').catch(() => this.drop(client)), hb);
     this.clients.add(client);
