@@ -93,8 +93,12 @@ test('named tunnel: the token in cloudflared\'s environment only, no other secre
     await until('connected again', () => (err.match(/named tunnel connected/g) || []).length === 2, 10000);
     const pid = Number(starts()[1].split(' ')[0]);
     assert.ok(alive(pid));
-    const st = JSON.parse(spawnSync(BIN, ['--state', state, 'status', '--json'], { encoding: 'utf8' }).stdout);
-    assert.equal(st.sources.tunnel.state, 'connected');
+    // Source states reach the store with the writer's next group commit, a
+    // moment after the log line: wait for it rather than race it.
+    const st = await until('connected in status', () => {
+      const s = JSON.parse(spawnSync(BIN, ['--state', state, 'status', '--json'], { encoding: 'utf8' }).stdout);
+      return s.sources?.tunnel?.state === 'connected' && s.sources.tunnel.starts === 2 && s;
+    }, 10000);
     assert.ok(!JSON.stringify(st).includes(token));
     child.kill('SIGTERM');
     assert.equal(await exited, 0);
