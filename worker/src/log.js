@@ -1,11 +1,19 @@
 // log.js -- the durable event log: one Durable Object (SQLite storage) that
 // numbers events, drops duplicates, keeps them for the retention period,
-// pushes them in order to synccf, and streams them to pullers.
+// pushes them in order to synccf, sends them to the optional Queue, and
+// streams them to pullers.
 //
 // Everything that changes the log happens inside this object, which workerd
-// runs one event at a time, so sequence numbers, dedupe and the push cursor
-// need no further locking. An append is acknowledged only after its write is
-// durable: the Durable Object's output gate holds the reply until then.
+// runs one event at a time, so sequence numbers and dedupe need no further
+// locking. An append is acknowledged only after its write is durable: the
+// Durable Object's output gate holds the reply until then.
+//
+// Push and the Queue are deliveries from the log, each with its own cursor
+// and its own retry time (`next`), sharing the object's one alarm: the alarm
+// runs whichever is due and is set again for the earliest still waiting. An
+// event stored is therefore delivered later even if the Queue or the
+// receiver is down now, and new events arriving meanwhile do not cut a
+// backoff short.
 
 import { DurableObject } from 'cloudflare:workers';
 import { signWebhook } from './auth.js';
@@ -24,6 +32,12 @@ export class EventLog extends DurableObject {
       seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, body TEXT NOT NULL, stored INTEGER NOT NULL)`);
     this.sql.exec('CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT NOT NULL)');
     this.clients = new Set();
+    // The Queue's cursor starts at the newest event when the binding is
+    // added (the events before it are not sent), and is forgotten when it
+    // is removed, so that adding it again does not send the whole log.
+    if (!this.env.EVENTS_QUEUE) this.sql.exec("DELETE FROM meta WHERE k = 'queue'");
+    else if (!this.meta('queue', null)) this.setMeta('queue', { cursor: this.sql.exec('SELECT max(seq) AS m FROM events').one().m ?? 0 });
+    this.queueRun = Promise.resolve();
   }
 
   meta(k, d) {
@@ -51,33 +65,99 @@ export class EventLog extends DurableObject {
     }
     if (duplicates) this.setMeta('duplicates', this.meta('duplicates', 0) + duplicates);
     this.retain(now);
-    if (fresh.length) {
-      for (const c of this.clients) this.pump(c);
-      if (this.env.EVENTS_QUEUE) await this.enqueue(fresh);
-      if (this.env.SYNC_ENDPOINT && !this.meta('push', {}).failed) await this.schedule(0);
-    }
+    if (fresh.length) for (const c of this.clients) this.pump(c);
+    // The Queue is sent to before the answer, so that in the common case an
+    // acknowledged event is already in it; when that fails the event is
+    // stored all the same and the alarm sends it later. A duplicate-only
+    // append also drains what an earlier, interrupted one left behind.
+    if (this.env.EVENTS_QUEUE) await this.arm(await this.queueStep());
+    if (fresh.length && this.env.SYNC_ENDPOINT && !this.meta('push', {}).failed) await this.arm(this.meta('push', {}).next ?? now);
     return { accepted, duplicates };
   }
 
-  // The optional Queue gets each new event as its JSON text (contentType
-  // text: the exact bytes, which synccf queue reads like any JSON body), in
-  // sendBatch calls within Cloudflare's limits: 100 messages and 256 KB a
-  // call, 128 KB a message. An event over 128 KB cannot go to a Queue at all:
-  // it is counted (status: queue.tooLarge) and still reaches synccf by push
-  // and pull. A failed send fails the request, so that the sender retries.
-  async enqueue(bodies) {
-    const MAX_MSG = 128000, MAX_CALL = 256000, MAX_N = 100;
-    let batch = [], bytes = 0, tooLarge = 0;
-    const flush = async () => { if (batch.length) await this.env.EVENTS_QUEUE.sendBatch(batch); batch = []; bytes = 0; };
-    for (const body of bodies) {
-      const n = byteLength(body);
-      if (n > MAX_MSG) { tooLarge++; console.warn(JSON.stringify({ msg: 'event too large for a Queue message', bytes: n })); continue; }
-      if (batch.length === MAX_N || bytes + n > MAX_CALL) await flush();
-      batch.push({ body, contentType: 'text' });
-      bytes += n;
+  // Sets the alarm for `at` (ms) unless it is set earlier; null: nothing to
+  // do. Never at or before now: an alarm set (while one runs) for the running
+  // one's own millisecond would be taken for it and cleared when it returns.
+  async arm(at) {
+    if (at === null || at === undefined) return;
+    at = Math.max(Math.ceil(at), Date.now() + 1);
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+  }
+
+  // Both deliveries' backoff: exponential with jitter. The receiver's
+  // Retry-After (seconds) is honoured even past the cap, up to an hour: it
+  // knows better when it can take the batch.
+  backoff(attempts, retryAfter = null) {
+    const base = num(this.env.PUSH_BACKOFF_MS, 1000), cap = num(this.env.PUSH_MAX_BACKOFF_MS, 300000);
+    let delay = Math.min(cap, base * 2 ** (attempts - 1));
+    delay = delay / 2 + Math.random() * (delay / 2);
+    if (retryAfter && /^\d+$/.test(retryAfter)) delay = Math.max(delay, Math.min(Number(retryAfter) * 1000, 3600000));
+    return delay;
+  }
+
+  // One Queue delivery at a time: appends and the alarm may overlap while a
+  // send is awaited, and two senders reading one cursor would send twice.
+  queueStep() {
+    const run = this.queueRun.then(() => this.sendToQueue());
+    this.queueRun = run.catch(() => {});
+    return run;
+  }
+
+  // The optional Queue gets each event after its cursor as its JSON text
+  // (contentType text: the exact bytes, which synccf queue reads like any
+  // JSON body), in order, in sendBatch calls within Cloudflare's limits: 100
+  // messages and 256 KB a call, 128 KB a message. An event over 128 KB cannot
+  // go to a Queue at all: it is counted (status: queue.tooLarge) and still
+  // reaches synccf by push and pull. The cursor moves after each call that
+  // succeeded; a failed call is retried with backoff (a call that failed
+  // after all may have been delivered: the Queue is at-least-once, and
+  // synccf drops the duplicate by its id). Returns when to run again.
+  async sendToQueue() {
+    const MAX_MSG = 128000, MAX_CALL = 256000, MAX_N = 100, ROWS = 1000;
+    const q = this.meta('queue', { cursor: 0 });
+    const now = Date.now();
+    if (q.next && q.next > now) return q.next;
+    const rows = this.sql.exec('SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?', q.cursor, ROWS).toArray();
+    let batch = [], bytes = 0;
+    const tooLarge = [];
+    // Counted once the cursor has passed them, so that a retry does not count them again.
+    const countTooLarge = () => {
+      const n = tooLarge.filter((seq) => seq <= q.cursor).length;
+      if (n) this.setMeta('queueTooLarge', this.meta('queueTooLarge', 0) + n);
+    };
+    const flush = async (upTo) => {
+      if (batch.length) await this.env.EVENTS_QUEUE.sendBatch(batch);
+      q.cursor = upTo;
+      batch = [];
+      bytes = 0;
+    };
+    try {
+      for (let i = 0; i < rows.length; i++) {
+        const n = byteLength(rows[i].body);
+        if (n > MAX_MSG) {
+          tooLarge.push(rows[i].seq);
+          console.warn(JSON.stringify({ msg: 'event too large for a Queue message', seq: rows[i].seq, bytes: n }));
+        } else {
+          if (batch.length === MAX_N || bytes + n > MAX_CALL) await flush(rows[i - 1].seq);
+          batch.push({ body: rows[i].body, contentType: 'text' });
+          bytes += n;
+        }
+      }
+      if (rows.length) await flush(rows[rows.length - 1].seq);
+    } catch (e) {
+      const attempts = (q.attempts ?? 0) + 1;
+      const next = Date.now() + this.backoff(attempts);
+      const lastError = { at: new Date().toISOString(), detail: String(e.message || e).slice(0, 300) };
+      console.warn(JSON.stringify({ msg: 'Queue send failed; retrying', attempts, ...lastError }));
+      this.setMeta('queue', { ...q, attempts, next, lastError });
+      countTooLarge();
+      return next;
     }
-    await flush();
-    if (tooLarge) this.setMeta('queueTooLarge', this.meta('queueTooLarge', 0) + tooLarge);
+    countTooLarge();
+    if (!rows.length) return null;
+    this.setMeta('queue', { cursor: q.cursor, lastSuccess: new Date().toISOString(), lastError: q.lastError ?? null });
+    return rows.length === ROWS ? Date.now() : null;
   }
 
   // Retention by age and by count (RETENTION_DAYS, RETENTION_MAX_EVENTS).
@@ -100,14 +180,18 @@ export class EventLog extends DurableObject {
 
   status() {
     const s = this.sql.exec('SELECT count(*) AS n, min(seq) AS oldest, max(seq) AS newest FROM events').one();
+    const backlog = (cursor) => this.sql.exec('SELECT count(*) AS n FROM events WHERE seq > ?', cursor).one().n;
+    const when = (ms) => (ms ? new Date(ms).toISOString() : null);
     const push = this.meta('push', {});
     const cursor = push.cursor ?? 0;
-    const backlog = this.sql.exec('SELECT count(*) AS n FROM events WHERE seq > ?', cursor).one().n;
+    const q = this.env.EVENTS_QUEUE ? this.meta('queue', { cursor: 0 }) : null;
     return {
       events: s.n, oldestSeq: s.oldest, newestSeq: s.newest, duplicates: this.meta('duplicates', 0), subscribers: this.clients.size,
-      queue: { enabled: !!this.env.EVENTS_QUEUE, tooLarge: this.meta('queueTooLarge', 0) },
-      push: { enabled: !!this.env.SYNC_ENDPOINT, cursor, backlog, attempts: push.attempts ?? 0,
-        lastSuccess: push.lastSuccess ?? null, lastError: push.lastError ?? null, failed: push.failed ?? null },
+      queue: { enabled: !!q, tooLarge: this.meta('queueTooLarge', 0),
+        ...(q ? { cursor: q.cursor, backlog: backlog(q.cursor), attempts: q.attempts ?? 0, lastSuccess: q.lastSuccess ?? null,
+          lastError: q.lastError ?? null, nextAttempt: when(q.next) } : {}) },
+      push: { enabled: !!this.env.SYNC_ENDPOINT, cursor, backlog: backlog(cursor), attempts: push.attempts ?? 0,
+        lastSuccess: push.lastSuccess ?? null, lastError: push.lastError ?? null, nextAttempt: when(push.next), failed: push.failed ?? null },
     };
   }
 
@@ -115,29 +199,35 @@ export class EventLog extends DurableObject {
   async retryPush() {
     const push = this.meta('push', {});
     delete push.failed;
+    delete push.next;
     push.attempts = 0;
     this.setMeta('push', push);
-    await this.schedule(0);
+    await this.arm(Date.now());
     return this.status();
   }
 
-  async schedule(delayMs) {
-    const at = Date.now() + delayMs;
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
-  }
-
-  // Push: one batch per alarm, in order, never skipping ahead.
+  // The deliveries that are due; then the alarm again for the earliest
+  // still waiting. (While this runs no alarm is set.)
   async alarm() {
     this.retain();
+    const at = [];
+    if (this.env.EVENTS_QUEUE) at.push(await this.queueStep());
+    if (this.env.SYNC_ENDPOINT) at.push(await this.pushStep());
+    const due = at.filter((t) => t !== null);
+    if (due.length) await this.arm(Math.min(...due));
+  }
+
+  // Push: one batch at a time, in order, never skipping ahead. Returns when
+  // to run again (null: nothing to do until new events arrive).
+  async pushStep() {
     const endpoint = this.env.SYNC_ENDPOINT;
-    if (!endpoint) return;
     const push = this.meta('push', {});
-    if (push.failed) return;
+    if (push.failed) return null;
+    if (push.next && push.next > Date.now()) return push.next;
     const cursor = push.cursor ?? 0;
     const all = this.sql.exec('SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?',
       cursor, num(this.env.PUSH_BATCH, 100)).toArray();
-    if (!all.length) return;
+    if (!all.length) return null;
     // A batch also stays under PUSH_MAX_BYTES (512 KiB), below the receiver's
     // body limit (1 MiB by default): it would refuse a larger one with 413,
     // and a refused batch stops the push. One event always goes, whatever
@@ -170,9 +260,7 @@ export class EventLog extends DurableObject {
     const now = new Date().toISOString();
     if (status >= 200 && status < 300) {
       this.setMeta('push', { cursor: last, attempts: 0, lastSuccess: now, lastError: push.lastError ?? null });
-      if (this.sql.exec('SELECT 1 FROM events WHERE seq > ? LIMIT 1', last).toArray().length)
-        await this.schedule(0);
-      return;
+      return this.sql.exec('SELECT 1 FROM events WHERE seq > ? LIMIT 1', last).toArray().length ? Date.now() : null;
     }
     const lastError = { at: now, status, detail, batch: id };
     // A stale timestamp is the clocks' disagreement, not the batch's fault:
@@ -183,17 +271,12 @@ export class EventLog extends DurableObject {
       // The receiver refuses this batch for good: stop and show it, rather
       // than retry forever or skip it. POST /v1/push/retry resumes.
       this.setMeta('push', { ...push, cursor, lastError, failed: { batch: id, first, last, status, detail, at: now } });
-      return;
+      return null;
     }
     const attempts = (push.attempts ?? 0) + 1;
-    const base = num(this.env.PUSH_BACKOFF_MS, 1000), cap = num(this.env.PUSH_MAX_BACKOFF_MS, 300000);
-    let delay = Math.min(cap, base * 2 ** (attempts - 1));
-    delay = delay / 2 + Math.random() * (delay / 2);
-    // The receiver's Retry-After is honoured even past the backoff's cap (up
-    // to an hour): it knows better when it can take the batch.
-    if (retryAfter && /^\d+$/.test(retryAfter)) delay = Math.max(delay, Math.min(Number(retryAfter) * 1000, 3600000));
-    this.setMeta('push', { ...push, cursor, attempts, lastError });
-    await this.schedule(delay);
+    const next = Date.now() + this.backoff(attempts, retryAfter);
+    this.setMeta('push', { ...push, cursor, attempts, lastError, next });
+    return next;
   }
 
   // Server-Sent Events: everything after the cursor, then live, with heartbeats.

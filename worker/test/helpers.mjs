@@ -12,7 +12,9 @@ export const ROOT = join(WORKER_DIR, '..');
 
 // queue: bind EVENTS_QUEUE; consumer: also run a Worker consuming that queue
 // that keeps each message (its body as received) in the KV namespace SEEN.
-export async function startWorker({ bindings = {}, queue = false, consumer = false, port = 0, persist } = {}) {
+// queueDown: a function; while it returns true, sends to the queue fail as
+// when the Queue is unavailable (the binding is the real queue, wrapped).
+export async function startWorker({ bindings = {}, queue = false, consumer = false, queueDown = null, port = 0, persist } = {}) {
   const worker = {
     name: 'synccf',
     modules: true,
@@ -22,10 +24,24 @@ export async function startWorker({ bindings = {}, queue = false, consumer = fal
     compatibilityDate: '2025-09-01',
     durableObjects: { EVENT_LOG: { className: 'EventLog', useSQLite: true } },
     bindings: { HEARTBEAT_SECONDS: '15', ...bindings },
-    ...(queue || consumer ? { queueProducers: { EVENTS_QUEUE: 'synccf-events' } } : {}),
+    ...(queueDown ? { wrappedBindings: { EVENTS_QUEUE: 'queue-fault' } }
+      : queue || consumer ? { queueProducers: { EVENTS_QUEUE: 'synccf-events' } } : {}),
+  };
+  const fault = {
+    name: 'queue-fault', modules: true, queueProducers: { Q: 'synccf-events' },
+    serviceBindings: { DOWN: async () => new Response(queueDown() ? '1' : '0') },
+    script: `export default function (env) {
+      const check = async () => {
+        if ((await (await env.DOWN.fetch('http://fault/')).text()) === '1') throw new Error('Queue send failed: queue unavailable');
+      };
+      return {
+        async send(body, opts) { await check(); return env.Q.send(body, opts); },
+        async sendBatch(msgs, opts) { await check(); return env.Q.sendBatch(msgs, opts); },
+      };
+    }`,
   };
   const shared = { port, host: '127.0.0.1', ...(persist ? { durableObjectsPersist: persist } : {}) };
-  const mf = new Miniflare(consumer ? { ...shared, workers: [worker, {
+  const mf = new Miniflare(consumer || queueDown ? { ...shared, workers: [worker, ...(queueDown ? [fault] : []), {
     name: 'consumer', modules: true, compatibilityDate: '2025-09-01', kvNamespaces: ['SEEN'],
     queueConsumers: { 'synccf-events': { maxBatchTimeout: 0.05 } },
     script: `export default { async queue(batch, env) {
@@ -48,7 +64,8 @@ export const newSecret = () => 'whsec_' + randomBytes(24).toString('base64');
 
 // A receiver like `synccf receive` at /v1/events: verifies Standard Webhooks
 // signatures and answers as told by `respond(batch, n)` (default 200): a
-// status, or [status, reason] for the error body's reason.
+// status, or [status, reason, headers] for the error body's reason and more
+// response headers.
 export async function startReceiver(secret, respond = () => 200) {
   const batches = [];
   let n = 0;
@@ -64,9 +81,9 @@ export async function startReceiver(secret, respond = () => 200) {
         && Math.abs(Date.now() / 1000 - Number(ts)) < 300;
       const events = valid ? JSON.parse(body) : null;
       const answer = valid ? respond(events, n++) : 401;
-      const [status, reason] = Array.isArray(answer) ? answer : [answer, 'no'];
-      batches.push({ status, id, events, valid, raw: body });
-      rs.writeHead(status, { 'content-type': 'application/json', ...(status === 503 ? { 'retry-after': '0' } : {}) });
+      const [status, reason, headers] = Array.isArray(answer) ? answer : [answer, 'no'];
+      batches.push({ status, id, events, valid, raw: body, at: Date.now() });
+      rs.writeHead(status, { 'content-type': 'application/json', ...(status === 503 ? { 'retry-after': '0' } : {}), ...headers });
       rs.end(JSON.stringify(status === 200 ? { accepted: events.length, duplicates: 0 } : { error: 'no', reason }));
     });
   });

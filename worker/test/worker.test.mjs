@@ -216,9 +216,77 @@ test('optional queue: each new event once, as its exact JSON text, in calls with
     assert.ok(!rays.some((b) => b.includes('"q9"')), 'the oversized record is left out');
     assert.ok(rays.some((b) => b.includes('"EdgeStartTimestamp":1763632801123456789')), 'digit for digit');
     const st = (await req(w.url + '/v1/status', { method: 'GET', headers: pullH })).json;
-    assert.deepEqual(st.queue, { enabled: true, tooLarge: 1 });
+    assert.equal(st.queue.enabled, true);
+    assert.equal(st.queue.tooLarge, 1);
+    assert.equal(st.queue.backlog, 0);
+    assert.equal(st.queue.cursor, 251);
+    assert.equal(st.queue.lastError, null);
     assert.equal(st.events, 251, 'the oversized record is still in the log');
   } finally { await w.dispose(); }
+});
+
+test('queue down: events are acknowledged once stored, and sent in order when the Queue is back; nothing lost, the oversized counted once', async () => {
+  let down = false;
+  const w = await startWorker({ bindings: { ...SECRETS, PUSH_BACKOFF_MS: '200', PUSH_MAX_BACKOFF_MS: '400' }, consumer: true, queueDown: () => down });
+  const kv = await w.mf.getKVNamespace('SEEN', 'consumer');
+  const seenIds = async () => {
+    const keys = (await kv.list()).keys;
+    return Promise.all(keys.map(async (k) => JSON.parse(JSON.parse(await kv.get(k.name)).body).id));
+  };
+  const status = async () => (await req(w.url + '/v1/status', { method: 'GET', headers: pullH })).json;
+  try {
+    assert.equal((await req(w.url + '/hooks/generic/q', { body: '{"id":"before"}', headers: { ...J, ...hookH } })).status, 200);
+    await until('the first event in the queue', async () => (await seenIds()).length === 1);
+    down = true;
+    for (let i = 0; i < 5; i++) {
+      const r = await req(w.url + '/hooks/generic/q', { body: JSON.stringify({ id: `down-${i}` }), headers: { ...J, ...hookH } });
+      assert.equal(r.status, 200, 'stored, so acknowledged, although the Queue is down');
+      assert.equal(r.json.accepted, 1);
+    }
+    // One record too large for a message, while the Queue is down: counted
+    // once, however often the batch around it is retried.
+    const big = JSON.stringify({ RayID: 'big', pad: 'z'.repeat(140000) });
+    assert.equal((await req(w.url + '/hooks/logpush/http_requests', { body: `{"RayID":"r1"}\n${big}\n{"RayID":"r2"}`, headers: hookH })).json.accepted, 3);
+    let st = await until('retries to show', async () => { const s = await status(); return s.queue.attempts >= 2 && s; });
+    assert.equal(st.queue.backlog, 8);
+    assert.match(st.queue.lastError.detail, /queue unavailable/);
+    assert.ok(st.queue.nextAttempt, 'the next attempt is shown');
+    assert.equal((await seenIds()).length, 1, 'nothing reached the queue while it was down');
+    assert.equal(st.events, 9, 'all stored');
+
+    down = false;
+    await until('the backlog sent', async () => (await status()).queue.backlog === 0, 10000);
+    const ids = await until('all in the queue', async () => { const x = await seenIds(); return x.length >= 8 && x; });
+    const stored = JSON.parse((await req(`${w.url}/v1/events?after=0&limit=100`, { method: 'GET', headers: pullH })).text).events
+      .map((e) => e.event).filter((e) => !e.data?.pad).map((e) => e.id);
+    assert.deepEqual([...ids].sort(), [...stored].sort(), 'every event in the queue but the oversized one, none twice');
+    st = await status();
+    assert.equal(st.queue.tooLarge, 1, 'the oversized record counted once');
+    assert.equal(st.queue.attempts, 0);
+    assert.ok(st.queue.lastSuccess);
+  } finally { await w.dispose(); }
+});
+
+test('push backoff: a receiver\'s Retry-After holds the next attempt, however many events arrive meanwhile', async () => {
+  const secret = newSecret();
+  let open = false;
+  const rx = await startReceiver(secret, () => (open ? 200 : [503, 'busy', { 'retry-after': '3' }]));
+  const w = await startWorker({ bindings: { ...SECRETS, SYNC_ENDPOINT: rx.url, SYNC_SECRET: secret, PUSH_BACKOFF_MS: '50' } });
+  try {
+    await req(w.url + '/hooks/generic/ra', { body: '{"id":"ra-0"}', headers: { ...J, ...hookH } });
+    await until('the first attempt', () => rx.batches.length === 1);
+    // New events right after a refused attempt do not bring the next one forward.
+    for (let i = 1; i <= 10; i++)
+      await req(w.url + '/hooks/generic/ra', { body: JSON.stringify({ id: `ra-${i}` }), headers: { ...J, ...hookH } });
+    const st = (await req(w.url + '/v1/status', { method: 'GET', headers: pullH })).json;
+    assert.equal(rx.batches.length, 1, 'no attempt before Retry-After has passed');
+    assert.ok(Date.parse(st.push.nextAttempt) - Date.parse(st.push.lastError.at) >= 3000, JSON.stringify(st.push));
+    open = true;
+    await until('all delivered', () => rx.batches.filter((b) => b.status === 200).flatMap((b) => b.events).length === 11, 10000);
+    assert.ok(rx.batches[1].at - rx.batches[0].at >= 3000, 'the second attempt after Retry-After');
+    assert.deepEqual(rx.batches.filter((b) => b.status === 200).flatMap((b) => b.events.map((e) => e.data.id)),
+      Array.from({ length: 11 }, (_, i) => `ra-${i}`));
+  } finally { await w.dispose(); await rx.close(); }
 });
 
 test('push: batches under PUSH_MAX_BYTES, in order; big integers keep their digits in push, pull and SSE', async () => {
