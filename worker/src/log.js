@@ -155,8 +155,10 @@ export class EventLog extends DurableObject {
       return next;
     }
     countTooLarge();
-    if (!rows.length) return null;
-    this.setMeta('queue', { cursor: q.cursor, lastSuccess: new Date().toISOString(), lastError: q.lastError ?? null });
+    // Nothing left (retention may have dropped what was waiting): a pending retry is over too.
+    if (!rows.length && !q.attempts) return null;
+    this.setMeta('queue', { cursor: q.cursor, lastSuccess: rows.length ? new Date().toISOString() : q.lastSuccess ?? null,
+      lastError: q.lastError ?? null });
     return rows.length === ROWS ? Date.now() : null;
   }
 
