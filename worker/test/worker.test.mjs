@@ -279,11 +279,10 @@ test('push backoff: a receiver\'s Retry-After holds the next attempt, however ma
     for (let i = 1; i <= 10; i++)
       await req(w.url + '/hooks/generic/ra', { body: JSON.stringify({ id: `ra-${i}` }), headers: { ...J, ...hookH } });
     const st = (await req(w.url + '/v1/status', { method: 'GET', headers: pullH })).json;
-    assert.equal(rx.batches.length, 1, 'no attempt before Retry-After has passed');
     assert.ok(Date.parse(st.push.nextAttempt) - Date.parse(st.push.lastError.at) >= 3000, JSON.stringify(st.push));
     open = true;
     await until('all delivered', () => rx.batches.filter((b) => b.status === 200).flatMap((b) => b.events).length === 11, 10000);
-    assert.ok(rx.batches[1].at - rx.batches[0].at >= 3000, 'the second attempt after Retry-After');
+    assert.ok(rx.batches[1].at - rx.batches[0].at >= 3000, 'no attempt before Retry-After has passed');
     assert.deepEqual(rx.batches.filter((b) => b.status === 200).flatMap((b) => b.events.map((e) => e.data.id)),
       Array.from({ length: 11 }, (_, i) => `ra-${i}`));
   } finally { await w.dispose(); await rx.close(); }
