@@ -602,6 +602,15 @@ static const char *const settable[] = {
     "limits.max_line", "limits.max_connections", "limits.max_connections_per_ip", "limits.timeout", "limits.threads", "dispatch.max_attempts",
     "dispatch.backoff", "dispatch.max_backoff", "dispatch.concurrency", NULL};
 
+const char *config_setting(const char *name)
+{
+    for (const char *const *k = settable; *k; k++) {
+        const char *dot = strchr(*k, '.');
+        if (strcmp(*k, name) == 0 || (dot && strcmp(dot + 1, name) == 0)) return *k;
+    }
+    return name;
+}
+
 int config_env_all(struct config *c, char *err, size_t errlen)
 {
     const char *pages = getenv("SYNCCF_PAGES_PROJECTS");

@@ -94,6 +94,10 @@ void config_list_add(char ***list, const char *value);
 const char *config_mode(const struct config *c);
 /* Appends a Pages project whose deployments the poller reads (checked). */
 int config_add_pages_project(struct config *c, const char *name, char *err, size_t errlen);
+/* The setting a name stands for: itself, or the one of that name within a
+ * section ("max_body" -> "limits.max_body"); an unknown name is returned as
+ * it is, for config_set to refuse. */
+const char *config_setting(const char *name);
 /* The setting a flag names (--limits-max-body), or NULL. */
 const char *config_flag_key(const char *flag);
 void config_free(struct config *c);

@@ -36,7 +36,6 @@ struct server_config {
     void (*page)(void *arg, struct buf *out);
 };
 
-
 struct server;
 /* Checks the configuration (a non-loopback address needs every route
  * authenticated), binds and starts serving. NULL with err on failure;

@@ -63,29 +63,13 @@ int synccf_set(synccf *s, const char *key, const char *value, char *err, size_t 
      * may sit in a section. Everything goes through config_set so that a
      * value is checked once, in one way, whether it comes from a flag, the
      * environment or the file. The lists take one value per call. */
-    static const struct {
-        const char *key, *path;
-    } paths[] = {
-        {"max_body", "limits.max_body"},
-        {"max_logpush_body", "limits.max_logpush_body"},
-        {"max_decompressed", "limits.max_decompressed"},
-        {"max_line", "limits.max_line"},
-        {"max_connections", "limits.max_connections"},
-        {"max_connections_per_ip", "limits.max_connections_per_ip"},
-        {"timeout", "limits.timeout"},
-        {"threads", "limits.threads"},
-        {"concurrency", "dispatch.concurrency"},
-    };
     struct config *c = &s->cfg;
     if (strcmp(key, "pages_project") == 0) return config_add_pages_project(c, value, err, errlen);
     if (strcmp(key, "filter") == 0) {
         config_list_add(&c->filters, value);
         return 0;
     }
-    const char *path = key;
-    for (size_t i = 0; i < sizeof paths / sizeof *paths; i++)
-        if (strcmp(key, paths[i].key) == 0) path = paths[i].path;
-    return config_set(c, path, value, key, err, errlen);
+    return config_set(c, config_setting(key), value, key, err, errlen);
 }
 
 int synccf_on_event(synccf *s, const char *name, const char *type_glob, synccf_handler_fn fn, void *arg)

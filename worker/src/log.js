@@ -71,7 +71,8 @@ export class EventLog extends DurableObject {
     // stored all the same and the alarm sends it later. A duplicate-only
     // append also drains what an earlier, interrupted one left behind.
     if (this.env.EVENTS_QUEUE) await this.arm(await this.queueStep());
-    if (fresh.length && this.env.SYNC_ENDPOINT && !this.meta('push', {}).failed) await this.arm(this.meta('push', {}).next ?? now);
+    const push = this.meta('push', {});
+    if (fresh.length && this.env.SYNC_ENDPOINT && !push.failed) await this.arm(push.next ?? now);
     return { accepted, duplicates };
   }
 
