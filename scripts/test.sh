@@ -17,8 +17,9 @@ make -j2 all unit
 step "build and unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 make -j2 SAN=1 all unit
 
-step "Worker dependencies (npm ci)"
+step "Worker and test-oracle dependencies (npm ci: wrangler, miniflare; cloudflare, standardwebhooks, cloudevents)"
 (cd worker && npm ci --no-audit --no-fund --loglevel=error)
+(cd tests && npm ci --no-audit --no-fund --loglevel=error)
 
 step "integration tests (build/synccf)"
 # A test that hangs fails after 5 minutes; one that leaves a server open
