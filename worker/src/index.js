@@ -1,9 +1,10 @@
 // index.js -- the synccf edge Worker's routes: Cloudflare's formats in (with
-// the same authentication as `synccf receive`), xplat's old routes for a
+// the same authentication as `synccf receive`, closed while a secret is
+// unset unless ALLOW_UNAUTHENTICATED opts a route in), xplat's old routes for a
 // drop-in swap, and the pull API out. Every event goes into the EventLog
 // Durable Object, and Cloudflare is answered only once it is stored there.
 
-import { checkBearer, checkNotify } from './auth.js';
+import { checkBearer, authorize, authState, INGEST } from './auth.js';
 import {
   normNotification, normGeneric, normLogpush, parseJson, validDataset, validHookName,
 } from './normalize.js';
@@ -100,15 +101,15 @@ async function generic(request, env, name) {
 }
 
 // The pull API hands out every event the log holds (alerts, Logpush records
-// with client addresses): unlike the ingest routes, which stay open without
-// their secret so that xplat's Cloudflare setup keeps working, it is closed
-// until PULL_TOKEN is set.
+// with client addresses): closed until PULL_TOKEN is set, with no opt-out.
 function needPull(request, env) {
   if (!env.PULL_TOKEN) throw new HttpError(401, 'unauthorized', 'the pull API is closed until PULL_TOKEN is set');
   if (!checkBearer(request, env.PULL_TOKEN)) throw new HttpError(401, 'unauthorized', 'missing or wrong credentials');
 }
 
-async function route(request, env) {
+// seen.open: the ingest route this request came to is open (its secret
+// unset, ALLOW_UNAUTHENTICATED naming it): its log line says so.
+async function route(request, env, seen) {
   const url = new URL(request.url);
   const p = url.pathname;
   const m = request.method;
@@ -116,21 +117,27 @@ async function route(request, env) {
     if (m !== 'POST') throw new HttpError(405, 'method_not_allowed', 'use POST');
     if (!ok) throw new HttpError(401, 'unauthorized', 'missing or wrong credentials');
   };
+  // An ingest route: closed while its secret is unset (see auth.js).
+  const ingest = (name, xplat) => {
+    post(true);
+    try {
+      if (authorize(request, env, name, { xplat }).open) seen.open = name;
+    } catch (e) {
+      throw new HttpError(401, 'unauthorized', e.message);
+    }
+  };
 
   if (p === '/healthz' || p === '/health') {
     if (m !== 'GET' && m !== 'HEAD') throw new HttpError(405, 'method_not_allowed', 'use GET');
-    return json(200, { ok: true });
+    return json(200, { ok: true, unauthenticated: authState(env).unauthenticated });
   }
-  if (p === '/hooks/notifications') { post(checkNotify(request, env)); return notification(request, env); }
+  if (p === '/hooks/notifications') { ingest('notifications'); return notification(request, env); }
   // xplat's routes: the same bodies Cloudflare sent its Worker, now authenticated
   // (either secret), and acknowledged only once stored.
-  if (p === '/webhook/pages' || p === '/webhook/alert') {
-    post((env.NOTIFY_SECRET || env.HOOK_TOKEN) ? (env.NOTIFY_SECRET && checkNotify(request, env)) || (env.HOOK_TOKEN && checkBearer(request, env.HOOK_TOKEN)) : true);
-    return notification(request, env);
-  }
-  if (p.startsWith('/hooks/logpush/')) { post(checkBearer(request, env.HOOK_TOKEN)); return logpush(request, env, p.slice(15)); }
-  if (p === '/logpush') { post(checkBearer(request, env.HOOK_TOKEN)); return logpush(request, env, url.searchParams.get('dataset') || ''); }
-  if (p.startsWith('/hooks/generic/')) { post(checkBearer(request, env.HOOK_TOKEN)); return generic(request, env, p.slice(15)); }
+  if (p === '/webhook/pages' || p === '/webhook/alert') { ingest('notifications', true); return notification(request, env); }
+  if (p.startsWith('/hooks/logpush/')) { ingest('logpush'); return logpush(request, env, p.slice(15)); }
+  if (p === '/logpush') { ingest('logpush'); return logpush(request, env, url.searchParams.get('dataset') || ''); }
+  if (p.startsWith('/hooks/generic/')) { ingest('generic'); return generic(request, env, p.slice(15)); }
 
   if (p === '/v1/events') {
     if (m !== 'GET') throw new HttpError(405, 'method_not_allowed', 'use GET');
@@ -148,7 +155,7 @@ async function route(request, env) {
   if (p === '/v1/status') {
     if (m !== 'GET') throw new HttpError(405, 'method_not_allowed', 'use GET');
     needPull(request, env);
-    return json(200, await log(env).status());
+    return json(200, { ...(await log(env).status()), auth: authState(env) });
   }
   if (p === '/v1/push/retry') {
     post(true);
@@ -160,14 +167,20 @@ async function route(request, env) {
 
 export default {
   async fetch(request, env) {
+    const seen = { open: null };
+    // Requests to an open route are logged, each with the route's name.
+    const flag = () => (seen.open ? { unauthenticated: seen.open, allowedBy: 'ALLOW_UNAUTHENTICATED', set: INGEST[seen.open].secret } : {});
     try {
-      return await route(request, env);
+      const res = await route(request, env, seen);
+      if (seen.open)
+        console.warn(JSON.stringify({ msg: 'request accepted without authentication', status: res.status, path: new URL(request.url).pathname, ...flag() }));
+      return res;
     } catch (e) {
       if (e instanceof HttpError) {
-        console.warn(JSON.stringify({ msg: 'request rejected', status: e.status, reason: e.reason, detail: e.message, path: new URL(request.url).pathname }));
+        console.warn(JSON.stringify({ msg: 'request rejected', status: e.status, reason: e.reason, detail: e.message, path: new URL(request.url).pathname, ...flag() }));
         return json(e.status, { error: e.message, reason: e.reason });
       }
-      console.error(JSON.stringify({ msg: 'internal error', error: String(e && e.stack || e) }));
+      console.error(JSON.stringify({ msg: 'internal error', error: String(e && e.stack || e), ...flag() }));
       return json(503, { error: 'could not store the event; retry later', reason: 'store_unavailable' }, { 'retry-after': '1' });
     }
   },

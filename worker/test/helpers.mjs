@@ -10,11 +10,19 @@ import { dirname, join } from 'node:path';
 export const WORKER_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const ROOT = join(WORKER_DIR, '..');
 
+// The ingest routes are closed while their secrets are unset: whatever starts
+// the Worker to post events to it sets these (or ALLOW_UNAUTHENTICATED) and
+// sends the matching headers.
+export const INGEST_SECRETS = { NOTIFY_SECRET: 'test-notify-secret', HOOK_TOKEN: 'test-hook-token' };
+export const notifyHeaders = { 'content-type': 'application/json', 'cf-webhook-auth': INGEST_SECRETS.NOTIFY_SECRET };
+export const hookHeaders = { authorization: `Bearer ${INGEST_SECRETS.HOOK_TOKEN}` };
+
 // queue: bind EVENTS_QUEUE; consumer: also run a Worker consuming that queue
 // that keeps each message (its body as received) in the KV namespace SEEN.
 // queueDown: a function; while it returns true, sends to the queue fail as
 // when the Queue is unavailable (the binding is the real queue, wrapped).
-export async function startWorker({ bindings = {}, queue = false, consumer = false, queueDown = null, port = 0, persist } = {}) {
+// onLog: receives each line the Worker logs, as {level, message}.
+export async function startWorker({ bindings = {}, queue = false, consumer = false, queueDown = null, port = 0, persist, onLog } = {}) {
   const worker = {
     name: 'synccf',
     modules: true,
@@ -40,7 +48,10 @@ export async function startWorker({ bindings = {}, queue = false, consumer = fal
       };
     }`,
   };
-  const shared = { port, host: '127.0.0.1', ...(persist ? { durableObjectsPersist: persist } : {}) };
+  const shared = {
+    port, host: '127.0.0.1', ...(persist ? { durableObjectsPersist: persist } : {}),
+    ...(onLog ? { structuredWorkerdLogs: true, handleStructuredLogs: onLog } : {}),
+  };
   const mf = new Miniflare(consumer || queueDown ? { ...shared, workers: [worker, ...(queueDown ? [fault] : []), {
     name: 'consumer', modules: true, compatibilityDate: '2025-09-01', kvNamespaces: ['SEEN'],
     queueConsumers: { 'synccf-events': { maxBatchTimeout: 0.05 } },

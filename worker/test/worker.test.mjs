@@ -312,8 +312,8 @@ test('push: batches under PUSH_MAX_BYTES, in order; big integers keep their digi
   } finally { await w.dispose(); await rx.close(); }
 });
 
-test('without PULL_TOKEN the pull API is closed; ingest routes without their secrets stay open (xplat)', async () => {
-  const w = await startWorker({});
+test('without PULL_TOKEN the pull API is closed, whatever ALLOW_UNAUTHENTICATED opens', async () => {
+  const w = await startWorker({ bindings: { ALLOW_UNAUTHENTICATED: 'notifications,logpush,generic' } });
   try {
     const r = await req(w.url + '/webhook/alert', { body: fixture('ddos-l7.json'), headers: J });
     assert.equal(r.status, 200, r.text);
