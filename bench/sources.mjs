@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
-import { startWorker, req } from '../worker/test/helpers.mjs';
+import { startWorker, req, INGEST_SECRETS, hookHeaders } from '../worker/test/helpers.mjs';
 import { startFakeCloudflare, auditEntries } from '../tests/integration/fakecf.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -28,13 +28,13 @@ const count = (state) => {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function catchUp() {
-  const w = await startWorker({ bindings: { PULL_TOKEN: 't', MAX_DECOMPRESSED: String(512 << 20) } });
+  const w = await startWorker({ bindings: { ...INGEST_SECRETS, PULL_TOKEN: 't', MAX_DECOMPRESSED: String(512 << 20) } });
   const t0 = Date.now();
   for (let i = 0; i < N; i += 20000) {
     const lines = [];
     for (let k = i; k < Math.min(N, i + 20000); k++)
       lines.push(JSON.stringify({ RayID: `bench-${k}`, EdgeStartTimestamp: 1763633000000000000 + k, ZoneName: 'example.com', ClientRequestURI: `/page/${k}`, EdgeResponseStatus: 200 }));
-    const r = await req(w.url + '/hooks/logpush/http_requests', { body: gzipSync(lines.join('\n')) });
+    const r = await req(w.url + '/hooks/logpush/http_requests', { body: gzipSync(lines.join('\n')), headers: hookHeaders });
     if (r.status !== 200) throw new Error(r.text);
   }
   const loadS = (Date.now() - t0) / 1000;

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startWorker } from '../worker/test/helpers.mjs';
+import { startWorker, INGEST_SECRETS } from '../worker/test/helpers.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'build', 'synccf');
@@ -45,7 +45,9 @@ for (const url of ['https://marketing-site.pages.dev/taskfiles/Taskfile.yml', 'h
 const cacheFiles = () => readdirSync(join(project, '.task'), { recursive: true }).map(String).filter((f) => f.includes('/')).sort();
 
 const PULL_TOKEN = 'demo-pull-token';
-worker = await startWorker({ bindings: { PULL_TOKEN, HEARTBEAT_SECONDS: '5' } });
+// The Worker's ingest routes are closed until their secrets are set, as in a
+// deployment (wrangler secret put NOTIFY_SECRET, HOOK_TOKEN).
+worker = await startWorker({ bindings: { ...INGEST_SECRETS, PULL_TOKEN, HEARTBEAT_SECONDS: '5' } });
 const cfg = join(work, 'synccf.yaml');
 writeFileSync(cfg, `mode: worker
 worker_url: ${worker.url}
@@ -76,10 +78,11 @@ const post = async (label, path, file, headers = {}) => {
   const res = await fetch(worker.url + path, { method: 'POST', body: readFileSync(join(FIX, file)), headers });
   say(`  ${label.padEnd(44)} -> ${res.status} ${await res.text()}`);
 };
-await post('Pages deployment succeeded (Notifications)', '/hooks/notifications', 'pages-deployment-success.json', { 'content-type': 'application/json' });
-await post('L7 DDoS alert (Notifications)', '/hooks/notifications', 'ddos-l7.json', { 'content-type': 'application/json' });
-await post('Logpush batch, gzip, 4 records', '/hooks/logpush/http_requests', 'http_requests.ndjson.gz');
-await post('the same Pages alert again (a retry)', '/hooks/notifications', 'pages-deployment-success.json', { 'content-type': 'application/json' });
+const notify = { 'content-type': 'application/json', 'cf-webhook-auth': INGEST_SECRETS.NOTIFY_SECRET };
+await post('Pages deployment succeeded (Notifications)', '/hooks/notifications', 'pages-deployment-success.json', notify);
+await post('L7 DDoS alert (Notifications)', '/hooks/notifications', 'ddos-l7.json', notify);
+await post('Logpush batch, gzip, 4 records', '/hooks/logpush/http_requests', 'http_requests.ndjson.gz', { authorization: `Bearer ${INGEST_SECRETS.HOOK_TOKEN}` });
+await post('the same Pages alert again (a retry)', '/hooks/notifications', 'pages-deployment-success.json', notify);
 
 const count = () => { try { return JSON.parse(execFileSync(BIN, ['--state', state, 'status', '--json'], { encoding: 'utf8' })).events.total; } catch { return 0; } };
 for (let i = 0; i < 100 && count() < 6; i++) await sleep(100);

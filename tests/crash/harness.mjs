@@ -29,7 +29,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createHmac, randomBytes } from 'node:crypto';
-import { startWorker } from '../../worker/test/helpers.mjs';
+import { startWorker, INGEST_SECRETS, hookHeaders } from '../../worker/test/helpers.mjs';
 import { startFakeCloudflare } from '../integration/fakecf.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -131,7 +131,7 @@ function workerFeeder(w) {
   const loop = (async () => {
     while (!stop) {
       const id = `w-${k++}`;
-      const r = await fetch(w.url + '/hooks/generic/crash', { method: 'POST', body: JSON.stringify({ id, subject: id }), headers: { 'content-type': 'application/json' } });
+      const r = await fetch(w.url + '/hooks/generic/crash', { method: 'POST', body: JSON.stringify({ id, subject: id }), headers: { 'content-type': 'application/json', ...hookHeaders } });
       await r.arrayBuffer();
       await sleep(15);
     }
@@ -214,7 +214,7 @@ function finalChecks(sc) {
 async function main() {
   if (!existsSync(BIN)) throw new Error(`no ${BIN}: build first (make)`);
   const PULL_TOKEN = 'crash-pull-token';
-  const w = await startWorker({ bindings: { PULL_TOKEN, HEARTBEAT_SECONDS: '1' } });
+  const w = await startWorker({ bindings: { ...INGEST_SECRETS, PULL_TOKEN, HEARTBEAT_SECONDS: '1' } });
   const cf = await startFakeCloudflare();
 
   const push = setup('push', 'mode: tunnel\n');

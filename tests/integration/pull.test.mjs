@@ -3,15 +3,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startSource, storedEvents, status, tempDir } from './lib.mjs';
-import { startWorker, req, until } from '../../worker/test/helpers.mjs';
+import { startWorker, req, until, INGEST_SECRETS, hookHeaders } from '../../worker/test/helpers.mjs';
 
 const PULL_TOKEN = 'pull-token-123';
 const J = { 'content-type': 'application/json' };
-const post = (w, id) => req(w.url + '/hooks/generic/pull', { body: JSON.stringify({ id }), headers: J });
+const post = (w, id) => req(w.url + '/hooks/generic/pull', { body: JSON.stringify({ id }), headers: { ...J, ...hookHeaders } });
 const pullEnv = { SYNCCF_PULL_TOKEN: PULL_TOKEN };
 
 test('catch-up, then live; two machines follow one Worker', async () => {
-  const w = await startWorker({ bindings: { PULL_TOKEN, HEARTBEAT_SECONDS: '1' } });
+  const w = await startWorker({ bindings: { ...INGEST_SECRETS, PULL_TOKEN, HEARTBEAT_SECONDS: '1' } });
   const a = tempDir(), b = tempDir();
   let pa, pb;
   try {
@@ -48,7 +48,7 @@ test('a wrong token is reported, not retried in a hot loop', async () => {
 });
 
 test('SIGKILL mid-stream: after restart every event is there exactly once', async () => {
-  const w = await startWorker({ bindings: { PULL_TOKEN, HEARTBEAT_SECONDS: '1' } });
+  const w = await startWorker({ bindings: { ...INGEST_SECRETS, PULL_TOKEN, HEARTBEAT_SECONDS: '1' } });
   const state = tempDir();
   const args = ['--worker-url', w.url, '--heartbeat', '1'];
   try {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync, readFileSync, mkdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDaemon, storedEvents, status, tempDir, cli, VECTORS } from './lib.mjs';
-import { startWorker, req, until } from '../../worker/test/helpers.mjs';
+import { startWorker, req, until, INGEST_SECRETS, notifyHeaders, hookHeaders } from '../../worker/test/helpers.mjs';
 import { startFakeCloudflare, auditEntries } from './fakecf.mjs';
 
 const J = { 'content-type': 'application/json' };
@@ -43,12 +43,13 @@ test('mode tunnel: the receiver and the handlers', async () => {
 });
 
 test('mode worker: pulls from the Worker into the handlers; /readyz follows the stream', async () => {
-  const w = await startWorker({ bindings: { PULL_TOKEN, HEARTBEAT_SECONDS: '1' } });
+  const w = await startWorker({ bindings: { ...INGEST_SECRETS, PULL_TOKEN, HEARTBEAT_SECONDS: '1' } });
   const p = project();
   const cfg = config(`mode: worker\nworker_url: ${w.url}\nheartbeat: 1s\nfailover_after: 2s\nhandlers:\n  - name: c\n    match: { type: com.cloudflare.pages.deployment.success }\n    task_cache: { dir: ${p}, tasks: [build] }\n`);
   const d = await startDaemon({ command: 'run', args: ['--config', cfg], env: { SYNCCF_PULL_TOKEN: PULL_TOKEN } });
   try {
-    await req(w.url + '/hooks/notifications', { body: readFileSync(join(VECTORS, 'inputs', 'pages-deployment-success.json')), headers: J });
+    const sent = await req(w.url + '/hooks/notifications', { body: readFileSync(join(VECTORS, 'inputs', 'pages-deployment-success.json')), headers: notifyHeaders });
+    assert.equal(sent.status, 200, sent.text);
     await until('invalidation through the Worker', () => !existsSync(join(p, '.task', 'checksum', 'build')));
     const rd = await until('ready', async () => { const x = await ready(d); return x.status === 200 && x; });
     assert.equal(rd.body.checks.pull, 'ok');
@@ -75,7 +76,7 @@ test('modes queue and poll: from the fake Cloudflare API', async () => {
 
 test('mode hybrid: the Worker stream and the Queue at once; polling takes over while the Worker is down, then stands down', async () => {
   const persist = tempDir('synccf-do-');
-  let w = await startWorker({ bindings: { PULL_TOKEN, HEARTBEAT_SECONDS: '1' }, persist });
+  let w = await startWorker({ bindings: { ...INGEST_SECRETS, PULL_TOKEN, HEARTBEAT_SECONDS: '1' }, persist });
   const port = new URL(w.url).port;
   const cf = await startFakeCloudflare();
   cf.queue = [{ id: 'm', body: JSON.stringify({ specversion: '1.0', id: 'via-queue-1', source: '/x', type: 't', time: '2026-11-20T10:00:00Z', data: {} }), timestamp_ms: Date.now(), attempts: 0 }];
@@ -83,7 +84,7 @@ test('mode hybrid: the Worker stream and the Queue at once; polling takes over w
   const cfg = config(`mode: hybrid\nworker_url: ${w.url}\nqueue_id: q\nheartbeat: 1s\nfailover_after: 1500ms\npoll_interval: 1s\n`);
   const d = await startDaemon({ command: 'run', args: ['--config', cfg], env });
   try {
-    await req(w.url + '/hooks/generic/h', { body: '{"id":"via-worker-1"}', headers: J });
+    assert.equal((await req(w.url + '/hooks/generic/h', { body: '{"id":"via-worker-1"}', headers: { ...J, ...hookHeaders } })).status, 200);
     await until('the Worker event', async () => (await storedEvents(d.state)).some((e) => e.data.id === 'via-worker-1'));
     await until('the Queue message', async () => (await storedEvents(d.state)).some((e) => e.id === 'via-queue-1'));
     assert.equal((await ready(d)).body.checks.queue, 'ok');
@@ -97,8 +98,8 @@ test('mode hybrid: the Worker stream and the Queue at once; polling takes over w
     assert.match(d.log, /poller taking over/);
     assert.equal((await ready(d)).status, 200, 'still ready: the poller covers');
 
-    w = await startWorker({ bindings: { PULL_TOKEN, HEARTBEAT_SECONDS: '1' }, persist, port: Number(port) });
-    await req(w.url + '/hooks/generic/h', { body: '{"id":"via-worker-2"}', headers: J });
+    w = await startWorker({ bindings: { ...INGEST_SECRETS, PULL_TOKEN, HEARTBEAT_SECONDS: '1' }, persist, port: Number(port) });
+    assert.equal((await req(w.url + '/hooks/generic/h', { body: '{"id":"via-worker-2"}', headers: { ...J, ...hookHeaders } })).status, 200);
     await until('the Worker back', async () => (await storedEvents(d.state)).some((e) => e.data.id === 'via-worker-2'), 40000);
     await until('the poller standing down', async () => (await status(d.state)).sources?.poll?.state === 'standby', 10000);
     const quiet = cf.requests.length;

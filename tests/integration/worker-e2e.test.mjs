@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDaemon, storedEvents, tempDir, cli, VECTORS } from './lib.mjs';
-import { startWorker, req, newSecret, until } from '../../worker/test/helpers.mjs';
+import { startWorker, req, newSecret, until, INGEST_SECRETS, notifyHeaders, hookHeaders } from '../../worker/test/helpers.mjs';
 
 const fixture = (n) => readFileSync(join(VECTORS, 'inputs', n));
 
@@ -22,12 +22,12 @@ test('Worker → push → synccf receive → task-cache; receiver down, then bac
   const env = { SYNCCF_PUSH_SECRET: secret };
   let d = await startDaemon({ state, env, args: ['--config', cfg] });
   const port = d.port;
-  const w = await startWorker({ bindings: { SYNC_ENDPOINT: d.url, SYNC_SECRET: secret, PUSH_BACKOFF_MS: '200', PUSH_MAX_BACKOFF_MS: '1000' } });
+  const w = await startWorker({ bindings: { ...INGEST_SECRETS, SYNC_ENDPOINT: d.url, SYNC_SECRET: secret, PUSH_BACKOFF_MS: '200', PUSH_MAX_BACKOFF_MS: '1000' } });
   try {
-    const J = { 'content-type': 'application/json' };
-    assert.equal((await req(w.url + '/hooks/notifications', { body: fixture('pages-deployment-success.json'), headers: J })).json.accepted, 1);
-    assert.equal((await req(w.url + '/hooks/logpush/http_requests', { body: fixture('http_requests.ndjson.gz') })).json.accepted, 4);
-    await req(w.url + '/hooks/notifications', { body: fixture('pages-deployment-success.json'), headers: J }); // duplicate at the edge
+    const J = { 'content-type': 'application/json', ...hookHeaders };
+    assert.equal((await req(w.url + '/hooks/notifications', { body: fixture('pages-deployment-success.json'), headers: notifyHeaders })).json.accepted, 1);
+    assert.equal((await req(w.url + '/hooks/logpush/http_requests', { body: fixture('http_requests.ndjson.gz'), headers: hookHeaders })).json.accepted, 4);
+    await req(w.url + '/hooks/notifications', { body: fixture('pages-deployment-success.json'), headers: notifyHeaders }); // duplicate at the edge
 
     const stored = await until('5 events in synccf', async () => { const s = await storedEvents(state); return s.length === 5 && s; });
     assert.ok(stored.every((e) => e.synccfvia === 'worker'));
@@ -37,7 +37,7 @@ test('Worker → push → synccf receive → task-cache; receiver down, then bac
     // synccf goes away; events wait in the Durable Object.
     await d.stop();
     for (let i = 0; i < 4; i++)
-      await req(w.url + '/hooks/generic/ci', { body: JSON.stringify({ id: `while-down-${i}` }), headers: J });
+      assert.equal((await req(w.url + '/hooks/generic/ci', { body: JSON.stringify({ id: `while-down-${i}` }), headers: J })).status, 200);
     await new Promise((r) => setTimeout(r, 700));
     d = await startDaemon({ state, env, args: ['--config', cfg], listen: `127.0.0.1:${port}` });
     const after = await until('the backlog to arrive', async () => { const s = await storedEvents(state); return s.length === 9 && s; }, 20000);
