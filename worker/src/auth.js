@@ -59,7 +59,7 @@ export function authState(env) {
 // its secret, and for xplat's /webhook/* routes (xplat: true) also the
 // HOOK_TOKEN bearer. Returns {open: true} when the route is open (nothing
 // checked), {open: false} when a credential matched; otherwise throws the
-// reason (closed: the secret to set).
+// reason (for a closed route, the secret to set).
 export function authorize(request, env, name, { xplat = false } = {}) {
   const { secret, paths } = INGEST[name];
   const ok = secret === 'NOTIFY_SECRET'
@@ -69,8 +69,8 @@ export function authorize(request, env, name, { xplat = false } = {}) {
   const state = authState(env).routes[name];
   if (state === 'open') return { open: true };
   if (state === 'closed' && !(xplat && env.HOOK_TOKEN))
-    throw Object.assign(new Error(`${paths}: closed until ${secret} is set (wrangler secret put ${secret}); ALLOW_UNAUTHENTICATED=${name} keeps it open without one`), { closed: secret });
-  throw Object.assign(new Error('missing or wrong credentials'), { closed: null });
+    throw new Error(`${paths}: closed until ${secret} is set (wrangler secret put ${secret}); ALLOW_UNAUTHENTICATED=${name} keeps it open without one`);
+  throw new Error('missing or wrong credentials');
 }
 
 function b64decode(s) {
