@@ -84,7 +84,7 @@ static void test_normalize_name(void **st)
     (void)st;
     static const char *const cases[][2] = {
         {"build", "build"},        {"deploy:prod", "deploy-prod"}, {"gen/api", "gen-api"},
-        {"a.b c", "a-b-c"},        {"[x]\\^_`", "-x----"},      {"{}|~", "----"},
+        {"a.b c", "a-b-c"},        {"[x]\\^_`", "-x-----"},     {"{}|~", "----"},
         {"../../etc", "------etc"}, {"caf\xc3\xa9", "caf-"},       {"bad\xff", "bad-"},
         {"\xe2\x82\xac" "1", "-1"},
     };
