@@ -206,6 +206,23 @@ static void test_taskrc_order(void **st)
     snprintf(p, sizeof p, "%s/.taskrc.yml", root);
     assert_int_equal(gotask_taskrc_file(p, &rc), -1);
     assert_null(rc.temp_dir);
+    gotask_taskrc(root, home, xdg, &rc);
+    assert_string_equal(rc.temp_dir, "from-home");
+    gotask_rc_free(&rc);
+
+    /* The walk up stops where the owner changes (go-task's SearchNPathRecursively). */
+    sh("rm proj/.taskrc.yml");
+    put(".taskrc.yml", "temp-dir: from-parent\n");
+    gotask_taskrc(root, NULL, NULL, &rc);
+    assert_string_equal(rc.temp_dir, "from-parent");
+    gotask_rc_free(&rc);
+    if (getuid() == 0) {
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "chown 65534 %s", root);
+        assert_int_equal(system(cmd), 0);
+        gotask_taskrc(root, NULL, NULL, &rc);
+        assert_null(rc.temp_dir);
+    }
 }
 
 static void dirs(const struct taskcache_rule *r, const char *want_fp, const char *want_remote)
@@ -256,6 +273,22 @@ static void test_dirs_precedence(void **st)
     char fp[4096], remote[4096], why[256];
     assert_int_equal(taskcache_dirs(&r, fp, sizeof fp, remote, sizeof remote, why, sizeof why), -1);
     assert_non_null(strstr(why, ".."));
+
+    /* A variable the rule sets empty is unset, whatever the daemon has;
+     * XDG_CONFIG_HOME comes from the rule's env too. */
+    struct taskcache_rule e;
+    rule_init(&e);
+    char daemon_tmp[400];
+    snprintf(daemon_tmp, sizeof daemon_tmp, "%s/daemon-tmp", base);
+    setenv("TASK_TEMP_DIR", daemon_tmp, 1);
+    dirs(&e, "%s/proj/tmpx", "%s/proj/rc-cache/remote");
+    sh("rm proj/.taskrc.yml");
+    put("xdg2/task/taskrc.yaml", "temp-dir: from-xdg\n");
+    char env_xdg[400];
+    snprintf(env_xdg, sizeof env_xdg, "XDG_CONFIG_HOME=%s/xdg2", base);
+    isolated_env[1] = env_xdg;
+    dirs(&e, "%s/proj/from-xdg", "%s/proj/from-xdg/remote");
+    put("proj/.taskrc.yml", "temp-dir: tmpx\nremote:\n  cache-dir: rc-cache\n");
 
     /* Without rule env, the daemon's environment is read. */
     struct taskcache_rule d = {.dir = root};
@@ -374,6 +407,33 @@ static void test_exact_includes(void **st)
     assert_false(exists(rel));
     handler_result_free(&res);
 
+    /* taskfile: names another Taskfile, relative to dir. */
+    put("proj/ci/Tasks.yml", "version: '3'\nincludes:\n  o: https://other.example.org/shared/Taskfile.yml\n");
+    cache(k_other);
+    char *hosts2[] = {"other.example.org", NULL};
+    struct taskcache_rule r3;
+    rule_init(&r3);
+    r3.hosts = hosts2;
+    r3.taskfile = "ci/Tasks.yml";
+    taskcache_run(&r3, hook, &res);
+    assert_string_equal(mode(&res), "exact");
+    assert_int_equal(nremoved(&res), 2);
+    handler_result_free(&res);
+
+    /* remote_all, and a rule with nothing to select remotely. */
+    struct taskcache_rule r4;
+    rule_init(&r4);
+    taskcache_run(&r4, hook, &res);
+    assert_string_equal(mode(&res), "none");
+    assert_int_equal(nremoved(&res), 0);
+    handler_result_free(&res);
+    r4.remote_all = 1;
+    taskcache_run(&r4, hook, &res);
+    assert_string_equal(mode(&res), "all");
+    snprintf(rel, sizeof rel, "proj/.task/remote/%s.checksum", k_site);
+    assert_false(exists(rel));
+    handler_result_free(&res);
+
     /* No Taskfile: prefix matching. */
     sh("rm proj/Taskfile.yml");
     cache(decoy);
@@ -436,7 +496,7 @@ static void test_labels_wildcards_versions(void **st)
     static const char *const files[] = {
         "checksum/app-release-", "checksum/app[release]", /* build_app's label, both spellings */
         "checksum/build-app",    "checksum/build_app",    /* its name (written before the label was set) */
-        "checksum/deploy-prod",  "checksum/gen-api",      "checksum/gen-docs", "checksum/lint",
+        "checksum/deploy-prod",  "checksum/deploy-staging", "checksum/gen-api",  "checksum/gen-docs", "checksum/lint",
         "timestamp/build-app",   "timestamp/build_app",   "timestamp/gen--",   "timestamp/gen-api", "timestamp/lint",
     };
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
@@ -457,11 +517,12 @@ static void test_labels_wildcards_versions(void **st)
     assert_false(exists("proj/.task/checksum/build-app"));
     assert_false(exists("proj/.task/checksum/build_app"));
     assert_false(exists("proj/.task/checksum/deploy-prod")); /* label "deploy {{...}}" */
+    assert_false(exists("proj/.task/checksum/deploy-staging")); /* its template matches any instance */
     assert_false(exists("proj/.task/checksum/gen-api"));     /* a wildcard task's matched name */
     assert_true(exists("proj/.task/checksum/gen-docs"));
     assert_true(exists("proj/.task/checksum/lint"));
     assert_true(exists("proj/.task/timestamp/build_app"));   /* method checksum: timestamp/ untouched */
-    assert_int_equal(nremoved(&res), 6);
+    assert_int_equal(nremoved(&res), 7);
     handler_result_free(&res);
 
     /* Method timestamp: the task name (never the label), the declared
