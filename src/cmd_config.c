@@ -53,6 +53,9 @@ int cmd_config(struct cli *c, int argc, char **argv)
                                           list(d->tc.tasks), "all_tasks", d->tc.all_tasks, "method",
                                           d->tc.method == TASKCACHE_TIMESTAMP ? "timestamp" : "checksum", "generates",
                                           list(d->tc.generates)));
+        else
+            json_object_set_new(o, "exec", json_pack("{s:o,s:I,s:o}", "argv", list(d->ex.argv), "timeout_ms",
+                                                     (json_int_t)d->ex.timeout_ms, "cwd", str(d->ex.cwd)));
         if (d->kind == HANDLER_TASK_CACHE) {
             json_t *tc = json_object_get(o, "task_cache");
             json_object_set_new(tc, "remote_cache_dir", str(d->tc.remote_cache_dir));
@@ -60,9 +63,6 @@ int cmd_config(struct cli *c, int argc, char **argv)
             json_object_set_new(tc, "includes", list(d->tc.includes));
             json_object_set_new(tc, "env", list(d->tc.env));
         }
-        else
-            json_object_set_new(o, "exec", json_pack("{s:o,s:I,s:o}", "argv", list(d->ex.argv), "timeout_ms",
-                                                     (json_int_t)d->ex.timeout_ms, "cwd", str(d->ex.cwd)));
         json_array_append_new(h, o);
     }
     json_t *out = json_pack(
