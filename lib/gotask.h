@@ -26,7 +26,7 @@ int gotask_star_match(const char *pattern, const char *s);
  * (a git URL, a template, bad escapes) or the key would not fit in n. */
 #define GOTASK_KEY_MAX 256
 int gotask_http_key(const char *url, char *out, size_t n);
-/* The host[:port] part of an http(s) URL, lowercased scheme aside; 0 or -1. */
+/* The host[:port] part of an http(s) URL (after any userinfo); 0 or -1. */
 int gotask_url_host(const char *url, char *out, size_t n);
 
 /* The taskrc settings that move go-task's cache. NULL = not set. */
