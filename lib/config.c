@@ -67,6 +67,10 @@ static void handler_free(struct handler_def *h)
     free(h->match_data);
     free(h->tc.dir);
     free(h->tc.temp_dir);
+    free(h->tc.remote_cache_dir);
+    free(h->tc.taskfile);
+    free_list(h->tc.env);
+    free_list(h->tc.includes);
     free_list(h->tc.hosts);
     free_list(h->tc.tasks);
     free_list(h->tc.generates);
@@ -404,6 +408,32 @@ static int match_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t
     return 0;
 }
 
+/* task_cache env: { NAME: value }, kept as "NAME=value" for go-task's lookups. */
+static int taskcache_env_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *v, void *obj)
+{
+    (void)kn;
+    char ***env = obj;
+    char *val = NULL;
+    if (!str_of_class(k, strlen(k), "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_", 128))
+        return fail(x, kn, k, "not an environment variable name%s", NULL), 0;
+    if (get_str(x, v, k, &val)) return 0;
+    size_t n = 0;
+    while (*env && (*env)[n]) n++;
+    char **l = realloc(*env, (n + 2) * sizeof *l);
+    char *e = malloc(strlen(k) + strlen(val) + 2);
+    if (l) *env = l;
+    if (!l || !e) {
+        free(e);
+        free(val);
+        return fail(x, v, k, "out of memory%s", NULL), 0;
+    }
+    sprintf(e, "%s=%s", k, val);
+    free(val);
+    l[n] = e;
+    l[n + 1] = NULL;
+    return 0;
+}
+
 static int taskcache_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *v, void *obj)
 {
     (void)kn;
@@ -411,6 +441,10 @@ static int taskcache_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_no
     if (strcmp(k, "dir") == 0) {
         if (!get_str(x, v, k, &t->dir)) t->dir = expand_home(t->dir);
     } else if (strcmp(k, "temp_dir") == 0) get_str(x, v, k, &t->temp_dir);
+    else if (strcmp(k, "remote_cache_dir") == 0) get_str(x, v, k, &t->remote_cache_dir);
+    else if (strcmp(k, "taskfile") == 0) get_str(x, v, k, &t->taskfile);
+    else if (strcmp(k, "includes") == 0) get_list(x, v, k, &t->includes);
+    else if (strcmp(k, "env") == 0) each_pair(x, v, k, taskcache_env_pair, &t->env);
     else if (strcmp(k, "remote") == 0) get_bool(x, v, k, &t->remote);
     else if (strcmp(k, "remote_all") == 0) get_bool(x, v, k, &t->remote_all);
     else if (strcmp(k, "remote_checksum") == 0) get_bool(x, v, k, &t->remote_checksum);

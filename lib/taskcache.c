@@ -1,17 +1,24 @@
 /* taskcache.c -- the task-cache handler: makes go-task (Taskfile) redo work
  * after a deployment, by invalidating exactly the cache entries a rule names.
  *
- * go-task keeps its state under TASK_TEMP_DIR (default .task, relative to the
- * Taskfile's directory):
- *   remote/<key>.yaml|.timestamp|.checksum  remote Taskfiles it included, where
- *       for HTTP(S) <key> = "http." host "." [lastdir "."] filename "." sha256hex(url)
- *       (go-task's taskfile/node_http.go CacheKey, taskfile/node_cache.go)
- *   checksum/<task>    a task's fingerprint under method checksum
- *   timestamp/<task>   under method timestamp
- * with <task> the name with every rune outside [A-z0-9] replaced by '-'.
+ * go-task (v3.44 and later) keeps its state in two places (gotask.h names
+ * the files, taskcache_dirs finds the places as go-task's setup.go does):
+ *   <remote dir>/remote/<key>.yaml|.timestamp|.checksum  remote Taskfiles it
+ *       included, <key> = gotask_http_key(url)
+ *   <fingerprint dir>/checksum/<name>   a task's fingerprint, method checksum
+ *       (<name>: the task's label, else its full or matched name)
+ *   <fingerprint dir>/timestamp/<task>  method timestamp (the declared name)
+ * with names normalized; v3.52 changed how, so both spellings are removed.
  *
- * Safety: every path removed is built from the rule's directory and a name
- * read from that directory (or normalized so it cannot hold '/' or '..');
+ * Remote entries are removed by their exact keys, computed from the URLs the
+ * rule's Taskfile includes (and the Taskfiles it includes in turn); only when
+ * the Taskfile cannot be read or names a URL by a template are cache files
+ * matched by host instead ("prefix"), since removing too much costs one
+ * download while removing too little leaves the stale Taskfile in use.
+ *
+ * Safety: every path removed is built from go-task's directories and a name
+ * read from that directory, normalized, or a computed key (none can hold '/'
+ * or be "..");
  * symlinks are removed as links and never followed; event data only selects
  * among entries, it never becomes a path. */
 #include <dirent.h>
@@ -25,37 +32,109 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "gotask.h"
 #include "handler.h"
 #include "util.h"
 
 struct job {
     const struct taskcache_rule *rule;
-    char temp[PATH_MAX - 64]; /* room for "/remote/<name>" etc. below it */
+    char fp[PATH_MAX - 64];     /* fingerprints: <fp>/checksum, <fp>/timestamp */
+    char remote[PATH_MAX - 64]; /* remote Taskfiles: <remote>/<key>.<ext> */
+    const char *project;        /* a Pages event's project, fit for a host name, or NULL */
+    struct gotask_file tf;      /* the rule's Taskfile, when tf_ok */
+    int tf_ok;
+    int files;                  /* Taskfiles read while following includes */
+    int keyless;                /* a remote include whose key cannot be computed */
+    const char *mode;
     json_t *removed, *aged;
     struct handler_result *res;
 };
 
-void taskcache_normalize_name(const char *name, char *out)
+void taskcache_normalize_name(const char *name, char *out) { gotask_normalize(name, GOTASK_NAMES_CURRENT, 0, out); }
+
+/* The rule's setting for an environment variable, else the daemon's; empty
+ * counts as unset, as go-task's env.GetTaskEnv callers treat it. */
+static const char *rule_env(const struct taskcache_rule *r, const char *name)
 {
-    /* Go's regexp works on runes: one multi-byte character becomes one '-',
-     * and each byte of an invalid sequence becomes one '-'. */
-    const unsigned char *p = (const unsigned char *)name;
-    size_t o = 0;
-    while (*p) {
-        unsigned char c = *p;
-        if (c < 0x80) {
-            out[o++] = ((c >= 'A' && c <= 'z') || (c >= '0' && c <= '9')) ? (char)c : '-';
-            p++;
-            continue;
+    size_t nl = strlen(name);
+    for (char *const *e = r->env; e && *e; e++)
+        if (strncmp(*e, name, nl) == 0 && (*e)[nl] == '=') return (*e)[nl + 1] ? *e + nl + 1 : NULL;
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+/* go-task's path rules: absolute or "~" (home) as is, else SmartJoin(dir, p). */
+static int place(const struct taskcache_rule *r, const char *p, char *out, size_t n, char *why, size_t whyn)
+{
+    int k;
+    if (p[0] == '~') {
+        const char *home = rule_env(r, "HOME");
+        if ((p[1] && p[1] != '/') || !home) {
+            snprintf(why, whyn, "cannot expand %.200s (only ~ and ~/ with HOME set)", p);
+            return -1;
         }
-        int len = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c <= 0xdf ? 2 : 1;
-        if (c >= 0xe0 && c < 0xf0) len = 3;
-        int ok = len > 1;
-        for (int i = 1; ok && i < len; i++) ok = (p[i] & 0xc0) == 0x80;
-        out[o++] = '-';
-        p += ok ? len : 1;
+        k = snprintf(out, n, "%s%s", home, p + 1);
+    } else if (p[0] == '/') {
+        k = snprintf(out, n, "%s", p);
+    } else {
+        k = snprintf(out, n, "%s/%s", r->dir, p);
     }
-    out[o] = '\0';
+    if (k < 0 || (size_t)k >= n) {
+        snprintf(why, whyn, "path too long: %.200s", p);
+        return -1;
+    }
+    /* filepath.Join would clean these; refusing them keeps every removal
+     * inside the directory the path plainly names. */
+    size_t l = strlen(out);
+    while (l > 1 && out[l - 1] == '/') out[--l] = '\0';
+    if (strstr(out, "/../") || strstr(out, "/./") || (l >= 3 && strcmp(out + l - 3, "/..") == 0) ||
+        (l >= 2 && strcmp(out + l - 2, "/.") == 0)) {
+        snprintf(why, whyn, "%.200s must not contain . or .. components", out);
+        return -1;
+    }
+    return 0;
+}
+
+int taskcache_dirs(const struct taskcache_rule *r, char *fp, size_t fpn, char *remote, size_t rn, char *why, size_t whyn)
+{
+    if (!r->dir || r->dir[0] != '/') {
+        snprintf(why, whyn, "dir must be an absolute path");
+        return -1;
+    }
+    why[0] = '\0';
+    struct gotask_rc rc = {0};
+    gotask_taskrc(r->dir, rule_env(r, "HOME"), rule_env(r, "XDG_CONFIG_HOME"), &rc);
+    /* setup.go: flag > TASK_TEMP_DIR > taskrc temp-dir > ".task"; the rule's
+     * temp_dir stands for the flag. */
+    const char *t = r->temp_dir && *r->temp_dir ? r->temp_dir : rule_env(r, "TASK_TEMP_DIR");
+    if (!t) t = rc.temp_dir ? rc.temp_dir : ".task";
+    /* flag > TASK_REMOTE_CACHE_DIR > taskrc remote.cache-dir > TASK_REMOTE_DIR */
+    const char *rcd = r->remote_cache_dir && *r->remote_cache_dir ? r->remote_cache_dir : rule_env(r, "TASK_REMOTE_CACHE_DIR");
+    if (!rcd) rcd = rc.remote_cache_dir ? rc.remote_cache_dir : rule_env(r, "TASK_REMOTE_DIR");
+
+    char base[PATH_MAX];
+    int rcode = place(r, t, base, sizeof base, why, whyn);
+    if (rcode == 0) {
+        if (t[0] == '/' || t[0] == '~') {
+            /* An absolute temp dir is shared: fingerprints go under the
+             * project's name (the base name of the Taskfile's directory). */
+            const char *d = r->dir;
+            size_t dl = strlen(d);
+            while (dl > 1 && d[dl - 1] == '/') dl--;
+            size_t s = dl;
+            while (s > 0 && d[s - 1] != '/') s--;
+            if (snprintf(fp, fpn, "%s/%.*s", base, (int)(dl - s), d + s) >= (int)fpn) rcode = -1;
+        } else if (snprintf(fp, fpn, "%s", base) >= (int)fpn) {
+            rcode = -1;
+        }
+        char rbase[PATH_MAX];
+        if (rcode == 0 && rcd) rcode = place(r, rcd, rbase, sizeof rbase, why, whyn);
+        else snprintf(rbase, sizeof rbase, "%s", base);
+        if (rcode == 0 && snprintf(remote, rn, "%s/remote", rbase) >= (int)rn) rcode = -1;
+        if (rcode && !*why) snprintf(why, whyn, "path too long");
+    }
+    gotask_rc_free(&rc);
+    return rcode;
 }
 
 static int fail(struct job *j, int permanent, const char *fmt, const char *a, const char *b)
@@ -128,18 +207,119 @@ static int key_matches(const char *key, size_t keylen, const char *project, char
     return 0;
 }
 
-static int invalidate_remote(struct job *j, const json_t *ev)
+/* Does host[:port] belong to the deployed project or the rule's hosts? */
+static int host_selected(struct job *j, const char *hostport)
+{
+    char host[300];
+    snprintf(host, sizeof host, "%s", hostport);
+    char *colon = strrchr(host, ':');
+    if (colon && !strchr(host, ']')) *colon = '\0';
+    if (j->project) {
+        char want[300];
+        snprintf(want, sizeof want, "%s.pages.dev", j->project);
+        if (strcasecmp(host, want) == 0) return 1;
+        snprintf(want, sizeof want, "*.%s.pages.dev", j->project);
+        if (glob_match(want, host)) return 1;
+    }
+    for (char *const *h = j->rule->hosts; h && *h; h++)
+        if (glob_match(*h, host) || glob_match(*h, hostport)) return 1;
+    return 0;
+}
+
+static int listed(char *const *l, const char *s)
+{
+    for (; l && *l; l++)
+        if (strcmp(*l, s) == 0) return 1;
+    return 0;
+}
+
+static int is_http(const char *u) { return strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0; }
+
+/* The remote cache files of one selected include, by their exact key. */
+static int remove_key(struct job *j, const char *key)
+{
+    static const char *const exts[] = {"yaml", "timestamp", "checksum"};
+    for (size_t e = 0; e < 3; e++) {
+        if (e == 2 && !j->rule->remote_checksum) continue;
+        char name[GOTASK_KEY_MAX + 16];
+        snprintf(name, sizeof name, "%s.%s", key, exts[e]);
+        if (remove_entry(j, j->remote, name)) return -1;
+    }
+    return 0;
+}
+
+/* Follows f's includes: a remote one is removed when selected (its namespace
+ * listed in the rule, or its host the project's or a rule host), after the
+ * Taskfile cached for it has been read for includes of its own; a local one
+ * (relative to base, a file or a directory with a Taskfile) is read for its
+ * includes. Bounded in depth and in files read. */
+static int follow_includes(struct job *j, const struct gotask_file *f, const char *base, int depth)
+{
+    for (size_t i = 0; i < f->ninc; i++) {
+        const char *url = f->inc[i].url;
+        char path[PATH_MAX];
+        if (is_http(url)) {
+            char key[GOTASK_KEY_MAX], host[300];
+            if (gotask_http_key(url, key, sizeof key) || gotask_url_host(url, host, sizeof host)) {
+                /* A git URL has no http cache entry; anything else (a
+                 * template) cannot be named: prefix matching must cover it. */
+                if (!strstr(url, ".git") && !strstr(url, "/_git/")) j->keyless = 1;
+                continue;
+            }
+            int sel = listed(j->rule->includes, f->inc[i].ns) || host_selected(j, host);
+            if (depth < 4 && j->files < 64 && snprintf(path, sizeof path, "%s/%s.yaml", j->remote, key) < (int)sizeof path) {
+                struct gotask_file sub;
+                j->files++;
+                if (gotask_file_read(path, &sub) == 0) {
+                    /* Relative includes of a remote Taskfile are URLs relative
+                     * to it; only its absolute ones are followed. */
+                    int rc = follow_includes(j, &sub, NULL, depth + 1);
+                    gotask_file_free(&sub);
+                    if (rc) return rc;
+                }
+            }
+            if (sel && remove_key(j, key)) return -1;
+            continue;
+        }
+        if (!base || strstr(url, "://") || strstr(url, "{{") || depth >= 4 || j->files >= 64) continue;
+        char file[PATH_MAX];
+        if (snprintf(path, sizeof path, url[0] == '/' ? "%s" : "%s/%s", url[0] == '/' ? url : base, url) >= (int)sizeof path)
+            continue;
+        struct stat sb;
+        if (stat(path, &sb) != 0) continue;
+        if (S_ISDIR(sb.st_mode)) {
+            if (gotask_find_taskfile(path, file, sizeof file)) continue;
+        } else {
+            snprintf(file, sizeof file, "%s", path);
+        }
+        struct gotask_file sub;
+        j->files++;
+        if (gotask_file_read(file, &sub) != 0) continue;
+        char *slash = strrchr(file, '/');
+        if (slash) *slash = '\0';
+        int rc = follow_includes(j, &sub, file, depth + 1);
+        gotask_file_free(&sub);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+static int invalidate_remote(struct job *j)
 {
     const struct taskcache_rule *r = j->rule;
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%.4000s/remote", j->temp);
-    const char *type = json_string_value(json_object_get(ev, "type"));
-    const char *subject = json_string_value(json_object_get(ev, "subject"));
-    /* A Pages event names its project; its hosts are <project>.pages.dev and
-     * the preview subdomains. A subject unfit for a hostname matches nothing. */
-    const char *project = (type && subject && strncmp(type, "com.cloudflare.pages.", 21) == 0 && hostname_ok(subject))
-                              ? subject : NULL;
-    if (!r->remote_all && !project && !r->hosts) return 0;
+    const char *dir = j->remote;
+    if (r->remote_all) {
+        j->mode = "all";
+    } else {
+        if (!j->project && !r->hosts && !r->includes) return 0;
+        if (j->tf_ok) {
+            j->mode = "exact";
+            if (follow_includes(j, &j->tf, r->dir, 0)) return -1;
+            if (!j->keyless) return 0;
+        }
+        j->mode = "prefix";
+        if (!j->project && !r->hosts) return 0;
+    }
 
     DIR *d = opendir(dir);
     if (!d) return errno == ENOENT ? 0 : fail(j, 0, "cannot read %s: %s", dir, strerror(errno));
@@ -155,10 +335,60 @@ static int invalidate_remote(struct job *j, const json_t *ev)
         size_t suf = cache_suffix(name);
         if (!suf || strncmp(name, "http.", 5) != 0) continue;
         if (!r->remote_checksum && strcmp(name + strlen(name) - 9, ".checksum") == 0) continue;
-        if (key_matches(name + 5, strlen(name) - 5 - suf + 1, project, r->hosts)) rc = remove_entry(j, dir, name);
+        if (key_matches(name + 5, strlen(name) - 5 - suf + 1, j->project, r->hosts)) rc = remove_entry(j, dir, name);
     }
     closedir(d);
     return rc;
+}
+
+/* Removes kind/<name> in both go-task spellings; a name with '*' (pattern)
+ * removes every entry it matches. */
+static int remove_fingerprint(struct job *j, const char *dir, const char *name, int pattern)
+{
+    char norm[2][1024];
+    if (strlen(name) >= sizeof norm[0]) return 0;
+    gotask_normalize(name, GOTASK_NAMES_CURRENT, pattern, norm[0]);
+    gotask_normalize(name, GOTASK_NAMES_LEGACY, pattern, norm[1]);
+    int n = strcmp(norm[0], norm[1]) ? 2 : 1;
+    if (!pattern) {
+        for (int i = 0; i < n; i++)
+            if (remove_entry(j, dir, norm[i])) return -1;
+        return 0;
+    }
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT ? 0 : fail(j, 0, "cannot read %s: %s", dir, strerror(errno));
+    struct dirent *de;
+    int rc = 0;
+    while (rc == 0 && (de = readdir(d))) {
+        if (de->d_name[0] == '.') continue; /* go-task's names never start with '.' */
+        for (int i = 0; i < n; i++)
+            if (gotask_star_match(norm[i], de->d_name)) {
+                rc = remove_entry(j, dir, de->d_name);
+                break;
+            }
+    }
+    closedir(d);
+    return rc;
+}
+
+/* A label as a pattern: each {{ template }} becomes '*', since its value is
+ * only known when go-task runs the task. Returns 1 if it has templates. */
+static int label_pattern(const char *label, char *out, size_t n)
+{
+    size_t o = 0;
+    int templ = 0;
+    for (const char *p = label; *p && o + 1 < n;) {
+        const char *close;
+        if (p[0] == '{' && p[1] == '{' && (close = strstr(p + 2, "}}"))) {
+            if (!o || out[o - 1] != '*') out[o++] = '*';
+            p = close + 2;
+            templ = 1;
+        } else {
+            out[o++] = *p++;
+        }
+    }
+    out[o] = '\0';
+    return templ;
 }
 
 static int invalidate_tasks(struct job *j)
@@ -167,7 +397,7 @@ static int invalidate_tasks(struct job *j)
     static const char *const kinds[] = {"checksum", "timestamp"};
     for (size_t k = 0; k < 2; k++) {
         char dir[PATH_MAX];
-        snprintf(dir, sizeof dir, "%.4000s/%.16s", j->temp, kinds[k]);
+        snprintf(dir, sizeof dir, "%.4000s/%.16s", j->fp, kinds[k]);
         if (r->all_tasks) {
             DIR *d = opendir(dir);
             if (!d) {
@@ -185,10 +415,22 @@ static int invalidate_tasks(struct job *j)
         /* Only the fingerprint kind of the rule's method. */
         if ((r->method == TASKCACHE_CHECKSUM) != (k == 0)) continue;
         for (char *const *t = r->tasks; t && *t; t++) {
-            char norm[1024];
-            if (strlen(*t) >= sizeof norm) continue;
-            taskcache_normalize_name(*t, norm);
-            if (remove_entry(j, dir, norm)) return -1;
+            /* The name as written in `task NAME` (a wildcard task's matched
+             * name, which is also its checksum file) or a pattern. */
+            if (remove_fingerprint(j, dir, *t, strchr(*t, '*') != NULL)) return -1;
+            for (size_t i = 0; j->tf_ok && i < j->tf.ntasks; i++) {
+                const struct gotask_task *d = &j->tf.tasks[i];
+                if (strcmp(d->name, *t) != 0 && !(strchr(d->name, '*') && gotask_star_match(d->name, *t))) continue;
+                if (k == 0 && d->label) {
+                    /* checksum files are named after the label. */
+                    char pat[1024];
+                    int templ = label_pattern(d->label, pat, sizeof pat);
+                    if (remove_fingerprint(j, dir, pat, templ)) return -1;
+                } else if (k == 1 && strcmp(d->name, *t) != 0) {
+                    /* timestamp files after the declared (wildcard) name. */
+                    if (remove_fingerprint(j, dir, d->name, 0)) return -1;
+                }
+            }
         }
     }
     return 0;
@@ -234,18 +476,34 @@ static int age_generates(struct job *j)
 
 void taskcache_run(const struct taskcache_rule *rule, const json_t *ev, struct handler_result *res)
 {
-    struct job j = {.rule = rule, .removed = json_array(), .aged = json_array(), .res = res};
+    struct job j = {.rule = rule, .removed = json_array(), .aged = json_array(), .res = res, .mode = "none"};
     res->ok = 1;
-    const char *t = rule->temp_dir ? rule->temp_dir : ".task";
-    if (!rule->dir || rule->dir[0] != '/') {
-        fail(&j, 1, "dir must be an absolute path%s%s", "", NULL);
-    } else if (t[0] == '/') {
-        snprintf(j.temp, sizeof j.temp, "%s", t);
-    } else {
-        snprintf(j.temp, sizeof j.temp, "%s/%s", rule->dir, t);
+    if (!j.removed || !j.aged) {
+        json_decref(j.removed);
+        json_decref(j.aged);
+        res->ok = 0;
+        snprintf(res->error, sizeof res->error, "out of memory");
+        return;
     }
-    if (res->ok && (strstr(j.temp, "/../") || strstr(j.temp, "/./")))
-        fail(&j, 1, "temp_dir %s must not contain . or .. components%s", j.temp, NULL);
-    if (res->ok && invalidate_remote(&j, ev) == 0 && invalidate_tasks(&j) == 0) age_generates(&j);
-    res->detail = json_pack("{s:o,s:o}", "removed", j.removed, "aged", j.aged);
+    char why[256];
+    if (taskcache_dirs(rule, j.fp, sizeof j.fp, j.remote, sizeof j.remote, why, sizeof why) != 0)
+        fail(&j, 1, "%s%s", why, NULL);
+
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    const char *subject = json_string_value(json_object_get(ev, "subject"));
+    /* A Pages event names its project; its hosts are <project>.pages.dev and
+     * the preview subdomains. A subject unfit for a hostname matches nothing. */
+    j.project = (type && subject && strncmp(type, "com.cloudflare.pages.", 21) == 0 && hostname_ok(subject)) ? subject : NULL;
+
+    if (res->ok) {
+        char tf[PATH_MAX];
+        int found = rule->taskfile ? snprintf(tf, sizeof tf, rule->taskfile[0] == '/' ? "%s" : "%s/%s",
+                                              rule->taskfile[0] == '/' ? rule->taskfile : rule->dir, rule->taskfile) < (int)sizeof tf
+                                   : gotask_find_taskfile(rule->dir, tf, sizeof tf) == 0;
+        j.tf_ok = found && gotask_file_read(tf, &j.tf) == 0;
+    }
+    if (res->ok && invalidate_remote(&j) == 0 && invalidate_tasks(&j) == 0) age_generates(&j);
+    if (j.tf_ok) gotask_file_free(&j.tf);
+    res->detail = json_pack("{s:o,s:o,s:s,s:s,s:s}", "removed", j.removed, "aged", j.aged, "remote", j.mode,
+                            "fingerprint_dir", j.fp, "remote_dir", j.remote);
 }

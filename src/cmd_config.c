@@ -56,6 +56,13 @@ int cmd_config(struct cli *c, int argc, char **argv)
         else
             json_object_set_new(o, "exec", json_pack("{s:o,s:I,s:o}", "argv", list(d->ex.argv), "timeout_ms",
                                                      (json_int_t)d->ex.timeout_ms, "cwd", str(d->ex.cwd)));
+        if (d->kind == HANDLER_TASK_CACHE) {
+            json_t *tc = json_object_get(o, "task_cache");
+            json_object_set_new(tc, "remote_cache_dir", str(d->tc.remote_cache_dir));
+            json_object_set_new(tc, "taskfile", str(d->tc.taskfile));
+            json_object_set_new(tc, "includes", list(d->tc.includes));
+            json_object_set_new(tc, "env", list(d->tc.env));
+        }
         json_array_append_new(h, o);
     }
     json_t *out = json_pack(

@@ -38,7 +38,6 @@ function remoteKey(url) {
 
 function taskfileProject() {
   const dir = tempDir('synccf-taskfile-');
-  writeFileSync(join(dir, 'Taskfile.yml'), 'version: "3"\ntasks:\n  build:\n    cmds: [echo build]\n');
   const remote = join(dir, '.task', 'remote');
   const checksum = join(dir, '.task', 'checksum');
   mkdirSync(remote, { recursive: true });
@@ -50,6 +49,9 @@ function taskfileProject() {
     'https://other.pages.dev/Taskfile.yml',
   ];
   const keys = urls.map(remoteKey);
+  // The Taskfile includes them all: the handler removes them by exact key.
+  writeFileSync(join(dir, 'Taskfile.yml'), 'version: "3"\nincludes:\n' +
+    urls.map((u, i) => `  inc${i}: ${u}\n`).join('') + 'tasks:\n  build:\n    cmds: [echo build]\n');
   for (const k of keys) for (const ext of ['yaml', 'timestamp', 'checksum']) writeFileSync(join(remote, `${k}.${ext}`), ext);
   for (const t of ['build', 'deploy-prod', 'lint']) writeFileSync(join(checksum, t), 'fingerprint');
   return { dir, remote, checksum, keys };
@@ -92,6 +94,7 @@ handlers:
     assert.equal(runs.length, 1, 'only the matching handler runs');
     assert.equal(runs[0].handler, 'site-cache');
     assert.equal(runs[0].state, 'ok', JSON.stringify(runs[0]));
+    assert.equal(runs[0].detail.remote, 'exact', 'keys computed from the Taskfile\'s includes');
 
     const removed = before.filter((f) => !existsSync(join(p.dir, '.task', f)));
     const expected = [

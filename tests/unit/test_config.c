@@ -48,7 +48,9 @@ static void test_full_file(void **st)
              "      type: com.cloudflare.pages.deployment.*\n"
              "      subject: marketing-*\n"
              "      data: { data.environment: ENVIRONMENT_PRODUCTION }\n"
-             "    task_cache: { dir: /srv/site, tasks: [build, deploy], hosts: [docs.example.com], method: timestamp, generates: [dist/*] }\n"
+             "    task_cache: { dir: /srv/site, tasks: [build, deploy], hosts: [docs.example.com], method: timestamp, generates: [dist/*],\n"
+             "                  remote_cache_dir: ~/.cache/task, taskfile: ci/Taskfile.yml, includes: [shared],\n"
+             "                  env: { TASK_TEMP_DIR: /var/tmp/task, HOME: /home/ci } }\n"
              "  - name: hook\n"
              "    exec: { argv: [/usr/bin/logger, -t, synccf], timeout: 5s, cwd: /tmp }\n",
              secret_file);
@@ -78,6 +80,12 @@ static void test_full_file(void **st)
     assert_int_equal(c.handlers[0].tc.method, TASKCACHE_TIMESTAMP);
     assert_string_equal(c.handlers[0].tc.tasks[1], "deploy");
     assert_null(c.handlers[0].tc.tasks[2]);
+    assert_string_equal(c.handlers[0].tc.remote_cache_dir, "~/.cache/task"); /* go-task expands it, with the rule's HOME */
+    assert_string_equal(c.handlers[0].tc.taskfile, "ci/Taskfile.yml");
+    assert_string_equal(c.handlers[0].tc.includes[0], "shared");
+    assert_string_equal(c.handlers[0].tc.env[0], "TASK_TEMP_DIR=/var/tmp/task");
+    assert_string_equal(c.handlers[0].tc.env[1], "HOME=/home/ci");
+    assert_null(c.handlers[0].tc.env[2]);
     assert_int_equal(c.handlers[1].kind, HANDLER_EXEC);
     assert_string_equal(c.handlers[1].ex.argv[2], "synccf");
     assert_int_equal(c.handlers[1].ex.timeout_ms, 5000);
@@ -138,6 +146,8 @@ static void test_bad_files(void **st)
         {"handlers:\n  - name: x\n    exec: { argv: [a] }\n    task_cache: { dir: /a }\n", ":4: key 'task_cache': a handler has one of"},
         {"handlers:\n  - name: x\n    task_cache: { dir: rel }\n", ":3: key 'dir': must be an absolute path"},
         {"handlers:\n  - name: x\n    task_cache: { dir: /a, method: fast }\n", ":3: key 'method': expected checksum or timestamp"},
+        {"handlers:\n  - name: x\n    task_cache: { dir: /a, env: { A-B: 1 } }\n", ":3: key 'A-B': not an environment variable name"},
+        {"handlers:\n  - name: x\n    task_cache: { dir: /a, env: [TASK_TEMP_DIR] }\n", ":3: key 'env': expected a mapping"},
         {"handlers:\n  - name: x\n    exec: { timeout: 1s }\n", ":3: key 'exec': argv is required"},
         {"handlers:\n  - name: x\n    exec: { argv: [a] }\n  - name: x\n    exec: { argv: [b] }\n", ":4: key 'x': handler name used twice"},
         {"handlers:\n  - name: x\n    match: { color: red }\n    exec: { argv: [a] }\n", ":3: key 'color': unknown key"},
