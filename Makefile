@@ -110,7 +110,8 @@ install: $(BUILD)/synccf $(BUILD)/libsynccf.a
 	install -m 0755 $(BUILD)/synccf $(DESTDIR)$(BINDIR)/synccf
 	install -m 0644 $(BUILD)/libsynccf.a $(DESTDIR)$(LIBDIR)/libsynccf.a
 	install -m 0644 include/synccf.h $(DESTDIR)$(INCLUDEDIR)/synccf.h
-	sed -e 's|@prefix@|$(PREFIX)|' -e 's|@libdir@|$(LIBDIR)|' -e 's|@includedir@|$(INCLUDEDIR)|' \
+	sed -e 's|@prefix@|$(PREFIX)|' -e 's|@libdir@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))|' \
+	    -e 's|@includedir@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))|' \
 	    -e 's|@version@|$(VERSION)|' -e 's|@requires@|$(PKGS)|' dist/synccf.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/synccf.pc
 	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/synccf.pc
 	install -m 0644 man/synccf.1 $(DESTDIR)$(MANDIR)/man1/synccf.1
