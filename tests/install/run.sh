@@ -94,6 +94,7 @@ while read -r kind name; do
     grep -qE -- "(^|[^A-Za-z0-9_-])$name([^A-Za-z0-9_-]|$)" "$page" || missing="$missing $kind:$name"
 done <"$tmp/names"
 check "synccf(1) names every option, synccf.yaml(5) every setting and variable${missing:+ (missing:$missing)}" [ -z "$missing" ]
+missing=""
 for cmd in $("$bin" help | sed -n '/^commands:/,/^$/p' | awk 'NF { print $1 }' | grep -v '^commands:'); do
     grep -qE "^     $cmd( |$)" "$tmp/synccf.1.txt" || missing="$missing $cmd"
 done
@@ -104,7 +105,7 @@ if command -v systemd-analyze >/dev/null; then
     # verify wants ExecStart's binary to exist: point it at the installed one.
     sed "s|^ExecStart=$P/bin/synccf|ExecStart=$bin|" "$dest$P/lib/systemd/system/synccf.service" >"$tmp/synccf.service"
     out=$(systemd-analyze verify --man=no "$tmp/synccf.service" 2>&1) && rc=0 || rc=$?
-    check "systemd-analyze verify accepts the installed unit${out:+: $out}" [ "$rc" -eq 0 ] && [ -z "$out" ]
+    check "systemd-analyze verify accepts the installed unit${out:+: $out}" [ "$rc-$out" = "0-" ]
 fi
 
 # ---- bash completion --------------------------------------------------------------
