@@ -118,9 +118,12 @@ if [ -f /usr/share/bash-completion/bash_completion ]; then
         port=$(sed -n 's/.*listening.*port=\([0-9]*\).*/\1/p' "$tmp/recv.log" | head -1)
         [ -n "$port" ] && break; sleep 0.1
     done
-    for id in build-1 build-2; do
-        curl -fsS -o /dev/null -H 'content-type: application/json' -d "{\"id\":\"$id\",\"subject\":\"docs\"}" "http://127.0.0.1:$port/hooks/generic/deploy" || true
-    done
+    python3 -c '
+import json, sys, urllib.request
+for i in ("build-1", "build-2"):
+    urllib.request.urlopen(urllib.request.Request("http://127.0.0.1:%s/hooks/generic/deploy" % sys.argv[1],
+        json.dumps({"id": i, "subject": "docs"}).encode(), {"content-type": "application/json"}), timeout=10)
+' "$port" || true
     kill -TERM "$daemon"; wait "$daemon" || true; daemon=""
     ids=$("$bin" --state "$tmp/st" events list | awk 'NR > 1 { print $4 }' | sort | tr '\n' ' ')
     complete_words() { # complete_words WORD... : COMPREPLY for the last word, sorted
