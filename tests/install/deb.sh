@@ -80,6 +80,8 @@ check "the service is enabled" test -L /etc/systemd/system/multi-user.target.wan
 check "synccf version runs as installed" bash -c "synccf version | grep -qx 'synccf $version'"
 check "config check passes as the service user on the installed config" \
     bash -c "runuser -u synccf -- synccf --config /etc/synccf/synccf.yaml --state /var/lib/synccf config check | head -1 | grep -qx 'configuration ok'"
+out=$(systemd-analyze verify --man=no /lib/systemd/system/synccf.service 2>&1) && rc=0 || rc=$?
+check "systemd-analyze verify accepts the installed unit${out:+: $out}" [ "$rc-$out" = "0-" ]
 check "man synccf and man synccf.yaml find the installed pages" bash -c 'man -w synccf >/dev/null && man -w 5 synccf.yaml >/dev/null'
 # The daemon as the service runs it: its store in the state directory.
 : >"$tmp/d.log"
