@@ -10,7 +10,6 @@
 # Usage: tests/install/deb.sh   (as root, from anywhere)
 set -eu
 cd "$(dirname "$0")/../.."
-ROOT=$PWD
 [ "$(id -u)" -eq 0 ] || { echo "tests/install/deb.sh installs a package: run it as root"; exit 1; }
 tmp=$(mktemp -d)
 cleanup() {

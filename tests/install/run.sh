@@ -8,7 +8,6 @@
 # Usage: tests/install/run.sh   (after `make`; from anywhere)
 set -eu
 cd "$(dirname "$0")/../.."
-ROOT=$PWD
 BUILD=${BUILD:-build}
 tmp=$(mktemp -d)
 daemon=""
