@@ -7,6 +7,9 @@
 #   make fuzz         the libFuzzer targets, 30 s each (FUZZ_SECONDS=N)
 #   make bench        every benchmark in bench/, with its peers (bench/results/README.md)
 #   make SAN=1 ...    the same targets built with AddressSanitizer + UBSan in build-asan/
+#   make install      binary, library, header, synccf.pc, man pages, systemd unit, bash
+#                     completion and example config under $(DESTDIR)$(PREFIX) (/usr/local)
+#   make uninstall    removes exactly what make install put there
 
 PKGS     := libmicrohttpd jansson sqlite3 libcurl libcrypto zlib yaml-0.1
 CC       ?= cc
@@ -35,7 +38,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all unit test run clean deps fuzz bench demo
+.PHONY: all unit test run clean deps fuzz bench demo install uninstall
 all: $(BUILD)/synccf $(BUILD)/libsynccf.a $(BUILD)/examples/on_event
 
 $(BUILD)/%.o: %.c $(wildcard lib/*.h include/*.h src/*.h tests/unit/*.h)
@@ -80,3 +83,45 @@ run: all
 
 clean:
 	rm -rf build build-asan
+
+# ---- install ---------------------------------------------------------------
+# The layout (tests/install/run.sh checks it). The Debian package builds with
+# PREFIX=/usr, a multiarch LIBDIR and SYSTEMDUNITDIR=/lib/systemd/system.
+PREFIX         ?= /usr/local
+BINDIR         ?= $(PREFIX)/bin
+LIBDIR         ?= $(PREFIX)/lib
+INCLUDEDIR     ?= $(PREFIX)/include
+DATADIR        ?= $(PREFIX)/share
+MANDIR         ?= $(DATADIR)/man
+DOCDIR         ?= $(DATADIR)/doc/synccf
+BASHCOMPDIR    ?= $(DATADIR)/bash-completion/completions
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+PKGCONFIGDIR   ?= $(LIBDIR)/pkgconfig
+VERSION        := $(shell sed -n 's/^\#define SYNCCF_VERSION "\(.*\)"/\1/p' include/synccf.h)
+MANPAGES       := man/synccf.1 man/synccf.yaml.5
+INSTALLED      := $(BINDIR)/synccf $(LIBDIR)/libsynccf.a $(INCLUDEDIR)/synccf.h $(PKGCONFIGDIR)/synccf.pc \
+                  $(MANDIR)/man1/synccf.1 $(MANDIR)/man5/synccf.yaml.5 $(SYSTEMDUNITDIR)/synccf.service \
+                  $(BASHCOMPDIR)/synccf $(DOCDIR)/synccf.yaml $(DOCDIR)/on_event.c
+
+install: $(BUILD)/synccf $(BUILD)/libsynccf.a
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(BASHCOMPDIR) \
+	    $(DESTDIR)$(DOCDIR)
+	install -m 0755 $(BUILD)/synccf $(DESTDIR)$(BINDIR)/synccf
+	install -m 0644 $(BUILD)/libsynccf.a $(DESTDIR)$(LIBDIR)/libsynccf.a
+	install -m 0644 include/synccf.h $(DESTDIR)$(INCLUDEDIR)/synccf.h
+	sed -e 's|@prefix@|$(PREFIX)|' -e 's|@libdir@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))|' \
+	    -e 's|@includedir@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))|' \
+	    -e 's|@version@|$(VERSION)|' -e 's|@requires@|$(PKGS)|' dist/synccf.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/synccf.pc
+	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/synccf.pc
+	install -m 0644 man/synccf.1 $(DESTDIR)$(MANDIR)/man1/synccf.1
+	install -m 0644 man/synccf.yaml.5 $(DESTDIR)$(MANDIR)/man5/synccf.yaml.5
+	sed -e 's|@bindir@|$(BINDIR)|' dist/synccf.service.in > $(DESTDIR)$(SYSTEMDUNITDIR)/synccf.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/synccf.service
+	install -m 0644 dist/synccf.bash-completion $(DESTDIR)$(BASHCOMPDIR)/synccf
+	install -m 0644 examples/synccf.yaml $(DESTDIR)$(DOCDIR)/synccf.yaml
+	install -m 0644 examples/on_event.c $(DESTDIR)$(DOCDIR)/on_event.c
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null

@@ -5,7 +5,7 @@ set -eu
 
 PKGS="gcc make pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev libsystemd-dev
 zlib1g-dev libyaml-dev libcmocka-dev clang chromium sqlite3
-prometheus lintian debhelper dpkg-dev fakeroot man-db groff-base bash-completion systemd $*"
+prometheus lintian debhelper dpkg-dev fakeroot man-db groff-base bash-completion systemd mandoc strace adduser $*"
 command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 command -v python3 >/dev/null 2>&1 || PKGS="$PKGS python3"
 

@@ -44,4 +44,14 @@ fi
 step "the demo (README's first command)"
 scripts/demo.sh | tail -1 | grep -q "Events flowed" || { echo "the demo did not show events flowing"; exit 1; }
 
+step "install: make install's layout, pkg-config, man pages, unit, completion; the unit's system call filter under load"
+tests/install/run.sh
+tests/install/syscalls.sh
+if [ "$(id -u)" -eq 0 ]; then
+    step "the Debian package: dpkg-buildpackage, lintian, dpkg -i, checks, dpkg --purge"
+    tests/install/deb.sh
+else
+    step "the Debian package: skipped (tests/install/deb.sh installs it for real: run it as root)"
+fi
+
 step "all tests passed"
