@@ -82,6 +82,11 @@ int state_lock(const char *dir, long *holder, char *err, size_t errlen)
     char path[4200];
     snprintf(path, sizeof path, "%s/lock", dir);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int writable = fd >= 0;
+    /* On a read-only file system the lock still works on a read-only
+     * descriptor (flock needs no write access); the store then says what is
+     * wrong with the directory. */
+    if (fd < 0 && (errno == EROFS || errno == EACCES)) fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return -1;
@@ -100,7 +105,7 @@ int state_lock(const char *dir, long *holder, char *err, size_t errlen)
     }
     char pid[32];
     int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+    if (writable && (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)) {
         /* The lock is held all the same; only the name in a rival's error
          * is missing. */
         log_msg(LOG_WARN, "cannot write the pid into the lock file", "path", path, "error", strerror(errno), NULL);
