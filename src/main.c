@@ -147,12 +147,13 @@ void cli_help(FILE *f, const char *name)
     fputs(global_options, f);
 }
 
-/* The option whose value was missing at the last cli_value, for the error. */
-static const char *missing_value;
+/* The option whose value was missing at the last cli_value, for the error
+ * (a copy: the caller's name may be a buffer of its own). */
+static char missing_value[128];
 
 int cli_bad_option(const char *cmd, const char *arg)
 {
-    if (missing_value && strcmp(arg, missing_value) == 0) fprintf(stderr, "synccf %s: %s needs a value\n", cmd, arg);
+    if (*missing_value && strcmp(arg, missing_value) == 0) fprintf(stderr, "synccf %s: %s needs a value\n", cmd, arg);
     else fprintf(stderr, "synccf %s: unknown option '%s' (synccf %s --help lists them)\n", cmd, arg, cmd);
     return EXIT_USAGE;
 }
@@ -166,7 +167,7 @@ const char *cli_value(int argc, char **argv, int *i, const char *name)
     /* A following option is not this one's value: `--listen --json` is a
      * forgotten value, not a listen address. */
     if (*i + 1 >= argc || strncmp(argv[*i + 1], "--", 2) == 0) {
-        missing_value = name;
+        snprintf(missing_value, sizeof missing_value, "%s", name);
         return NULL;
     }
     return argv[++*i];
@@ -196,7 +197,7 @@ int cli_common(struct cli *c, int *argc, char **argv)
         else if ((v = cli_value(*argc, argv, &i, "--log-format"))) fmt = v;
         else if ((v = cli_value(*argc, argv, &i, "--log-level"))) level = v;
         else if (strcmp(argv[i], "--json") == 0) c->json = 1;
-        else if (missing_value) {
+        else if (*missing_value) {
             fprintf(stderr, "synccf: %s needs a value\n", missing_value);
             return -1;
         } else argv[out++] = argv[i];
