@@ -48,7 +48,7 @@ static const struct command {
     {"tunnel", cmd_tunnel, "tunnel [--cloudflared PATH] [OPTIONS]",
      "the receiver plus cloudflared, supervised; prints the public URL",
      "  --cloudflared PATH      the cloudflared binary (found on PATH by default); a named tunnel\n"
-     "                          with SYNCCF_TUNNEL_TOKEN, else a quick tunnel\n" DAEMON_COMMON DAEMON_LIMITS},
+     "                          with tunnel_token in the config, else a quick tunnel\n" DAEMON_COMMON DAEMON_LIMITS},
     {"pull", cmd_pull, "pull --worker-url URL [--heartbeat SECONDS] [OPTIONS]",
      "follow the synccf Worker's event stream (token: SYNCCF_PULL_TOKEN)",
      "  --worker-url URL        the Worker (also SYNCCF_WORKER_URL or worker_url)\n"
