@@ -777,7 +777,9 @@ struct server *server_start(const struct server_config *c, struct store *st, cha
                               MHD_OPTION_END);
     if (!s->mhd) {
         snprintf(err, errlen, "cannot serve on %s", c->listen);
-        close(lfd);
+        /* Not closed here: libmicrohttpd closes the socket it was given when
+         * it fails to start, and a second close could hit a descriptor
+         * another thread has opened since. */
         if (s->have_push_key) webhook_key_free(&s->push_key);
         free(s);
         return NULL;
