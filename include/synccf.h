@@ -53,7 +53,9 @@ int synccf_set(synccf *s, const char *key, const char *value, char *err, size_t 
 int synccf_on_event(synccf *s, const char *name, const char *type_glob, synccf_handler_fn fn, void *arg);
 
 /* Opens the store, starts the receiver and the dispatcher. Returns 0, 1 on a
- * runtime failure (e.g. the port is taken), 2 on a configuration error. */
+ * runtime failure (the port is taken; another process runs on the state
+ * directory, whose lock file DIR/lock is held until synccf_close), 2 on a
+ * configuration error. */
 int synccf_start(synccf *s, char *err, size_t errlen);
 
 /* Opens the store and starts the dispatcher and, instead of the receiver,

@@ -153,6 +153,73 @@ static void wait_locked(struct dispatch *d, long ms)
     pthread_cond_timedwait(&d->cv, &d->mu, &ts);
 }
 
+/* Runs claim c (not under d->mu) and records its outcome; returns with d->mu
+ * held and the run's new state ("ok", "pending" or "gave_up"). */
+static const char *run_and_record(struct dispatch *d, struct claim *c, unsigned *seed)
+{
+    pthread_mutex_lock(&d->mu);
+    const struct handler_def *h = config_handler(d->cfg, c->handler);
+    pthread_mutex_unlock(&d->mu);
+
+    struct handler_result res = {0};
+    double t0 = mono_s();
+    if (h) run_one(h, c->body, &res);
+    else {
+        res.permanent = 1;
+        snprintf(res.error, sizeof res.error, "handler %s is not configured", c->handler);
+    }
+    int attempts = c->attempts + 1;
+    const char *state = res.ok ? "ok" : (res.permanent || attempts >= (int)d->cfg->max_attempts) ? "gave_up" : "pending";
+    int64_t next = res.ok ? 0 : now_ms() + backoff_ms(d->cfg, attempts, seed);
+
+    json_t *ev = json_loads(c->body, 0, NULL);
+    const char *id = ev ? json_string_value(json_object_get(ev, "id")) : "?";
+    char att[16], ms[24];
+    snprintf(att, sizeof att, "%d", attempts);
+    snprintf(ms, sizeof ms, "%.0f", (mono_s() - t0) * 1000);
+    if (res.ok)
+        log_msg(LOG_INFO, "handler ok", "event", id, "handler", c->handler, "attempt", att, "ms", ms, NULL);
+    else
+        log_msg(strcmp(state, "gave_up") == 0 ? LOG_ERROR : LOG_WARN,
+                strcmp(state, "gave_up") == 0 ? "handler gave up" : "handler failed, will retry", "event", id,
+                "handler", c->handler, "attempt", att, "error", res.error, NULL);
+    json_decref(ev);
+    char *detail = res.detail ? json_dumps(res.detail, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+
+    pthread_mutex_lock(&d->mu);
+    struct hist *hl = latency(d, c->handler);
+    if (hl) hist_observe(hl, mono_s() - t0);
+    if (d->store) {
+        char cname[128];
+        snprintf(cname, sizeof cname, "handler.%.64s|%s", c->handler, res.ok ? "ok" : strcmp(state, "gave_up") == 0 ? "gave_up" : "failed");
+        store_count(d->store, cname, 1);
+    }
+    sqlite3_bind_text(d->record, 1, state, -1, SQLITE_STATIC);
+    sqlite3_bind_int(d->record, 2, attempts);
+    sqlite3_bind_int64(d->record, 3, next);
+    sqlite3_bind_text(d->record, 4, res.ok ? NULL : res.error, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(d->record, 5, detail, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(d->record, 6, c->seq);
+    sqlite3_bind_int(d->record, 7, c->idx);
+    /* A full disk or a lock held elsewhere: keep the outcome and retry
+     * every second rather than leave the run due, which would run an
+     * ok handler again at once, in a loop. Only a stop gives up (the
+     * run is then still pending and runs again after the restart). */
+    for (int tries = 0; sqlite3_step(d->record) != SQLITE_DONE; tries++) {
+        if (tries == 0 || d->stop)
+            log_msg(LOG_ERROR, d->stop ? "cannot record a handler outcome; it will run again"
+                                       : "cannot record a handler outcome; retrying every second",
+                    "handler", c->handler, "error", sqlite3_errmsg(d->db), NULL);
+        sqlite3_reset(d->record);
+        if (d->stop) break;
+        wait_locked(d, 1000);
+    }
+    sqlite3_reset(d->record);
+    free(detail);
+    handler_result_free(&res);
+    return state;
+}
+
 static void *worker(void *arg)
 {
     struct dispatch *d = arg;
@@ -172,67 +239,10 @@ static void *worker(void *arg)
             continue;
         }
         d->busy[slot] = c.key;
-        const struct handler_def *h = config_handler(d->cfg, c.handler);
         pthread_mutex_unlock(&d->mu);
-
-        struct handler_result res = {0};
-        double t0 = mono_s();
-        if (h) run_one(h, c.body, &res);
-        else {
-            res.permanent = 1;
-            snprintf(res.error, sizeof res.error, "handler %s is not configured", c.handler);
-        }
-        int attempts = c.attempts + 1;
-        const char *state = res.ok ? "ok" : (res.permanent || attempts >= (int)d->cfg->max_attempts) ? "gave_up" : "pending";
-        int64_t next = res.ok ? 0 : now_ms() + backoff_ms(d->cfg, attempts, &seed);
-
-        json_t *ev = json_loads(c.body, 0, NULL);
-        const char *id = ev ? json_string_value(json_object_get(ev, "id")) : "?";
-        char att[16], ms[24];
-        snprintf(att, sizeof att, "%d", attempts);
-        snprintf(ms, sizeof ms, "%.0f", (mono_s() - t0) * 1000);
-        if (res.ok)
-            log_msg(LOG_INFO, "handler ok", "event", id, "handler", c.handler, "attempt", att, "ms", ms, NULL);
-        else
-            log_msg(strcmp(state, "gave_up") == 0 ? LOG_ERROR : LOG_WARN,
-                    strcmp(state, "gave_up") == 0 ? "handler gave up" : "handler failed, will retry", "event", id,
-                    "handler", c.handler, "attempt", att, "error", res.error, NULL);
-        json_decref(ev);
-        char *detail = res.detail ? json_dumps(res.detail, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-
-        pthread_mutex_lock(&d->mu);
-        struct hist *hl = latency(d, c.handler);
-        if (hl) hist_observe(hl, mono_s() - t0);
-        if (d->store) {
-            char cname[128];
-            snprintf(cname, sizeof cname, "handler.%.64s|%s", c.handler, res.ok ? "ok" : strcmp(state, "gave_up") == 0 ? "gave_up" : "failed");
-            store_count(d->store, cname, 1);
-        }
-        sqlite3_bind_text(d->record, 1, state, -1, SQLITE_STATIC);
-        sqlite3_bind_int(d->record, 2, attempts);
-        sqlite3_bind_int64(d->record, 3, next);
-        sqlite3_bind_text(d->record, 4, res.ok ? NULL : res.error, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(d->record, 5, detail, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(d->record, 6, c.seq);
-        sqlite3_bind_int(d->record, 7, c.idx);
-        /* A full disk or a lock held elsewhere: keep the outcome and retry
-         * every second rather than leave the run due, which would run an
-         * ok handler again at once, in a loop. Only a stop gives up (the
-         * run is then still pending and runs again after the restart). */
-        for (int tries = 0; sqlite3_step(d->record) != SQLITE_DONE; tries++) {
-            if (tries == 0 || d->stop)
-                log_msg(LOG_ERROR, d->stop ? "cannot record a handler outcome; it will run again"
-                                           : "cannot record a handler outcome; retrying every second",
-                        "handler", c.handler, "error", sqlite3_errmsg(d->db), NULL);
-            sqlite3_reset(d->record);
-            if (d->stop) break;
-            wait_locked(d, 1000);
-        }
-        sqlite3_reset(d->record);
+        run_and_record(d, &c, &seed);
         d->busy[slot] = NULL;
         pthread_cond_broadcast(&d->cv);
-        free(detail);
-        handler_result_free(&res);
         claim_free(&c);
     }
     pthread_mutex_unlock(&d->mu);
@@ -248,10 +258,15 @@ void dispatch_wake(void *arg)
     pthread_mutex_unlock(&d->mu);
 }
 
-struct dispatch *dispatch_start(const char *db_path, const struct config *cfg, struct store *st, char *err,
-                                size_t errlen)
+/* The dispatcher's connection and statements, no threads yet. */
+static struct dispatch *dispatch_open(const char *db_path, const struct config *cfg, struct store *st, char *err,
+                                      size_t errlen)
 {
     struct dispatch *d = calloc(1, sizeof *d);
+    if (!d) {
+        snprintf(err, errlen, "dispatcher: out of memory");
+        return NULL;
+    }
     d->cfg = cfg;
     d->store = st;
     pthread_mutex_init(&d->mu, NULL);
@@ -270,13 +285,6 @@ struct dispatch *dispatch_start(const char *db_path, const struct config *cfg, s
         sqlite3_prepare_v2(d->db, due, -1, &d->next_due, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(d->db, record, -1, &d->record, NULL) != SQLITE_OK)
         goto sqlerr;
-    d->nthreads = cfg->concurrency < 1 ? 1 : cfg->concurrency > MAX_WORKERS ? MAX_WORKERS : cfg->concurrency;
-    d->busy = calloc(d->nthreads, sizeof *d->busy);
-    /* Threads look their slot up by pthread_self(), so all handles must be
-     * stored before any of them runs: hold the lock while creating them. */
-    pthread_mutex_lock(&d->mu);
-    for (unsigned i = 0; i < d->nthreads; i++) pthread_create(&d->threads[i], NULL, worker, d);
-    pthread_mutex_unlock(&d->mu);
     return d;
 sqlerr:
     snprintf(err, errlen, "dispatcher: %s", d->db ? sqlite3_errmsg(d->db) : "out of memory");
@@ -284,8 +292,107 @@ sqlerr:
     sqlite3_finalize(d->next_due);
     sqlite3_finalize(d->record);
     sqlite3_close(d->db);
+    pthread_mutex_destroy(&d->mu);
+    pthread_cond_destroy(&d->cv);
     free(d);
     return NULL;
+}
+
+static void dispatch_free(struct dispatch *d)
+{
+    sqlite3_finalize(d->claim);
+    sqlite3_finalize(d->next_due);
+    sqlite3_finalize(d->record);
+    sqlite3_close(d->db);
+    free(d->busy);
+    pthread_mutex_destroy(&d->mu);
+    pthread_cond_destroy(&d->cv);
+    free(d);
+}
+
+struct dispatch *dispatch_start(const char *db_path, const struct config *cfg, struct store *st, char *err,
+                                size_t errlen)
+{
+    struct dispatch *d = dispatch_open(db_path, cfg, st, err, errlen);
+    if (!d) return NULL;
+    unsigned want = cfg->concurrency < 1 ? 1 : cfg->concurrency > MAX_WORKERS ? MAX_WORKERS : cfg->concurrency;
+    d->busy = calloc(want, sizeof *d->busy);
+    if (!d->busy) {
+        snprintf(err, errlen, "dispatcher: out of memory");
+        dispatch_free(d);
+        return NULL;
+    }
+    /* Threads look their slot up by pthread_self(), so all handles must be
+     * stored before any of them runs: hold the lock while creating them.
+     * nthreads counts the ones that exist, so a failed create leaves a
+     * smaller dispatcher that still stops cleanly; none at all is an error. */
+    pthread_mutex_lock(&d->mu);
+    for (unsigned i = 0; i < want; i++) {
+        if (pthread_create(&d->threads[d->nthreads], NULL, worker, d) != 0) break;
+        d->nthreads++;
+    }
+    pthread_mutex_unlock(&d->mu);
+    if (d->nthreads == 0) {
+        snprintf(err, errlen, "dispatcher: cannot start a thread");
+        dispatch_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+int dispatch_run_event(const char *db_path, const struct config *cfg, long long seq, int *ok, char *err,
+                       size_t errlen)
+{
+    *ok = 0;
+    struct dispatch *d = dispatch_open(db_path, cfg, NULL, err, errlen);
+    if (!d) return -1;
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(d->db,
+                           "SELECT r.seq, r.idx, r.handler, r.subject_key, r.attempts, e.body FROM runs r JOIN events e "
+                           "ON e.seq = r.seq WHERE r.seq = ?1 AND r.state = 'pending' ORDER BY r.idx",
+                           -1, &q, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "dispatcher: %s", sqlite3_errmsg(d->db));
+        dispatch_free(d);
+        return -1;
+    }
+    sqlite3_bind_int64(q, 1, seq);
+    /* Claimed all at once, then run: recording an outcome writes the rows
+     * this query reads. */
+    struct claim *cs = NULL;
+    size_t n = 0;
+    int rc = 0;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        struct claim *grown = realloc(cs, (n + 1) * sizeof *cs);
+        if (!grown) {
+            snprintf(err, errlen, "dispatcher: out of memory");
+            rc = -1;
+            break;
+        }
+        cs = grown;
+        struct claim *c = &cs[n++];
+        c->seq = sqlite3_column_int64(q, 0);
+        c->idx = sqlite3_column_int(q, 1);
+        c->handler = strdup((const char *)sqlite3_column_text(q, 2));
+        c->key = strdup((const char *)sqlite3_column_text(q, 3));
+        c->attempts = sqlite3_column_int(q, 4);
+        c->body = strdup((const char *)sqlite3_column_text(q, 5));
+        if (!c->handler || !c->key || !c->body) {
+            snprintf(err, errlen, "dispatcher: out of memory");
+            rc = -1;
+            break;
+        }
+    }
+    sqlite3_finalize(q);
+    unsigned seed = (unsigned)now_ms();
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const char *state = run_and_record(d, &cs[i], &seed);
+        pthread_mutex_unlock(&d->mu);
+        if (strcmp(state, "ok") == 0) ++*ok;
+    }
+    for (size_t i = 0; i < n; i++) claim_free(&cs[i]);
+    free(cs);
+    dispatch_free(d);
+    return rc ? rc : (int)n;
 }
 
 void dispatch_stop(struct dispatch *d)
@@ -297,12 +404,5 @@ void dispatch_stop(struct dispatch *d)
     pthread_mutex_unlock(&d->mu);
     /* Runs in progress finish and are recorded: SIGTERM drains. */
     for (unsigned i = 0; i < d->nthreads; i++) pthread_join(d->threads[i], NULL);
-    sqlite3_finalize(d->claim);
-    sqlite3_finalize(d->next_due);
-    sqlite3_finalize(d->record);
-    sqlite3_close(d->db);
-    free(d->busy);
-    pthread_mutex_destroy(&d->mu);
-    pthread_cond_destroy(&d->cv);
-    free(d);
+    dispatch_free(d);
 }

@@ -18,6 +18,14 @@ struct dispatch *dispatch_start(const char *db_path, const struct config *cfg, s
 void dispatch_render(struct dispatch *d, struct buf *out);
 /* New runs are in the outbox: look now rather than at the next poll. */
 void dispatch_wake(void *d);
+/* Runs the pending runs of the event with store sequence seq once each, in
+ * order, on this thread, and records their outcomes as the dispatcher would
+ * (a failure stays pending for a daemon's retries). For `synccf replay` when
+ * no daemon holds the state directory: the caller must hold its lock
+ * (lock.h), or a daemon could run the same runs. Returns how many ran (*ok of
+ * them succeeded), -1 with err set on a store failure. */
+int dispatch_run_event(const char *db_path, const struct config *cfg, long long seq, int *ok, char *err,
+                       size_t errlen);
 /* Lets runs in progress finish and be recorded, then stops. */
 void dispatch_stop(struct dispatch *d);
 

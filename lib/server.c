@@ -10,6 +10,7 @@
 #include "server.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -653,25 +654,31 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* ---- start and stop ------------------------------------------------------ */
 
-static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len, int *loopback)
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len, int *loopback, char *err,
+                        size_t errlen)
 {
     char host[256];
+    const char *spec = listen;
     const char *colon = strrchr(listen, ':');
-    if (!colon || colon == listen) return -1;
+    if (!colon || colon == listen) goto bad;
     size_t hn = (size_t)(colon - listen);
     if (listen[0] == '[' && hn >= 2 && listen[hn - 1] == ']') {
         listen++;
         hn -= 2;
     }
-    if (hn >= sizeof host) return -1;
+    if (hn >= sizeof host) goto bad;
     memcpy(host, listen, hn);
     host[hn] = '\0';
     char *end;
     unsigned long port = strtoul(colon + 1, &end, 10);
-    if (*end || port > 65535 || colon[1] == '\0') return -1;
+    if (*end || colon[1] == '\0' || colon[1] == '-' || colon[1] == '+') goto bad;
+    if (port > 65535) {
+        snprintf(err, errlen, "listen address %s: port %s is out of range (0-65535)", spec, colon + 1);
+        return -1;
+    }
     if (strcmp(host, "localhost") == 0) snprintf(host, sizeof host, "127.0.0.1");
     struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_PASSIVE, .ai_socktype = SOCK_STREAM}, *ai;
-    if (getaddrinfo(host, NULL, &hints, &ai) != 0) return -1;
+    if (getaddrinfo(host, NULL, &hints, &ai) != 0) goto bad;
     memcpy(ss, ai->ai_addr, ai->ai_addrlen);
     *len = ai->ai_addrlen;
     freeaddrinfo(ai);
@@ -679,6 +686,34 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
     else ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
     *loopback = is_loopback((const struct sockaddr *)ss);
     return 0;
+bad:
+    snprintf(err, errlen, "listen address %s is not HOST:PORT with a numeric host", spec);
+    return -1;
+}
+
+/* The listening socket, bound here rather than by libmicrohttpd so that a
+ * taken port is an error that names itself. SO_REUSEADDR only (a restart
+ * binds while the last run's connections sit in TIME_WAIT); never
+ * SO_REUSEPORT, with which a second synccf would bind the same port and the
+ * kernel would split the requests between two stores. */
+static int bind_listen(const char *spec, const struct sockaddr_storage *ss, socklen_t len, char *err, size_t errlen)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", spec, strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (ss->ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)ss, len) != 0 || listen(fd, SOMAXCONN) != 0) {
+        int e = errno;
+        if (e == EADDRINUSE) snprintf(err, errlen, "cannot listen on %s: address already in use", spec);
+        else snprintf(err, errlen, "cannot listen on %s: %s", spec, strerror(e));
+        close(fd);
+        return -1;
+    }
+    return fd;
 }
 
 struct server *server_start(const struct server_config *c, struct store *st, char *err, size_t errlen,
@@ -688,10 +723,7 @@ struct server *server_start(const struct server_config *c, struct store *st, cha
     socklen_t sslen;
     int loopback = 0;
     *usage_error = 1;
-    if (parse_listen(c->listen, &ss, &sslen, &loopback) != 0) {
-        snprintf(err, errlen, "listen address %s is not HOST:PORT with a numeric host", c->listen);
-        return NULL;
-    }
+    if (parse_listen(c->listen, &ss, &sslen, &loopback, err, errlen) != 0) return NULL;
     const char *open_routes[3];
     int nopen = 0;
     if (!c->push_secret) open_routes[nopen++] = "/v1/events (SYNCCF_PUSH_SECRET)";
@@ -729,16 +761,26 @@ struct server *server_start(const struct server_config *c, struct store *st, cha
         snprintf(n, sizeof n, "%u", per_ip);
         log_msg(LOG_INFO, "connections per client address limited", "max", n, NULL);
     }
+    int lfd = bind_listen(c->listen, &ss, sslen, err, errlen);
+    if (lfd < 0) {
+        if (s->have_push_key) webhook_key_free(&s->push_key);
+        free(s);
+        return NULL;
+    }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
     if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
-    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, lfd,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
                               c->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, c->timeout_s,
                               MHD_OPTION_THREAD_POOL_SIZE, c->threads, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
                               (size_t)(16 * 1024), MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
-                              MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+                              MHD_OPTION_END);
     if (!s->mhd) {
-        snprintf(err, errlen, "cannot listen on %s (address in use, or not permitted)", c->listen);
+        snprintf(err, errlen, "cannot serve on %s", c->listen);
+        /* Not closed here: libmicrohttpd closes the socket it was given when
+         * it fails to start, and a second close could hit a descriptor
+         * another thread has opened since. */
+        if (s->have_push_key) webhook_key_free(&s->push_key);
         free(s);
         return NULL;
     }
@@ -752,13 +794,15 @@ unsigned server_port(const struct server *s) { return s->port; }
 void server_stop(struct server *s)
 {
     if (!s) return;
-    MHD_quiesce_daemon(s->mhd);
+    /* Quiescing hands the listening socket back to us to close. */
+    MHD_socket lfd = MHD_quiesce_daemon(s->mhd);
     /* In-flight requests finish their commits and get their answers. */
     for (int i = 0; i < 1000 && atomic_load(&s->active) > 0; i++) {
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
     MHD_stop_daemon(s->mhd);
+    if (lfd != MHD_INVALID_SOCKET) close(lfd);
     if (s->have_push_key) webhook_key_free(&s->push_key);
     free(s);
 }

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "dispatch.h"
 #include "filter.h"
+#include "lock.h"
 #include "log.h"
 #include "metrics.h"
 #include "page.h"
@@ -36,11 +37,17 @@ struct synccf {
     struct tunnel *tunnel;
     pthread_mutex_t scrape_mu; /* one scrape at a time on scrape_db */
     struct store *scrape_db;
+    int lockfd; /* the state directory's lock (lock.c), -1 until start */
 };
 
 synccf *synccf_open(const char *config_file, char *err, size_t errlen)
 {
     synccf *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->lockfd = -1;
     pthread_mutex_init(&s->scrape_mu, NULL);
     config_defaults(&s->cfg);
     if (config_file && config_load(&s->cfg, config_file, err, errlen) != 0) {
@@ -102,6 +109,12 @@ static int start_core(synccf *s, char *err, size_t errlen)
             snprintf(err, errlen, "bad Logpush filter '%s' (want [DATASET.]FIELD=GLOB)", *f);
             return 2;
         }
+    /* One dispatcher per store: before anything is opened, so a second
+     * daemon changes nothing on its way out. */
+    long holder;
+    int fd = state_lock(dir, &holder, err, errlen);
+    if (fd < 0) return 1;
+    s->lockfd = fd;
     s->store = store_open(s->db_path, 0, err, errlen);
     if (!s->store) return 1;
     s->dispatch = dispatch_start(s->db_path, c, s->store, err, errlen);
@@ -275,6 +288,7 @@ void synccf_close(synccf *s)
     store_close(s->scrape_db);
     store_close(s->store);       /* commits what the receiver handed over */
     dispatch_stop(s->dispatch);  /* then lets runs in progress finish */
+    state_unlock(s->lockfd);     /* and only then lets another dispatcher in */
     filter_free(s->filters);
     config_free(&s->cfg);
     free(s);

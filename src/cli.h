@@ -3,6 +3,7 @@
 #define SYNCCF_CLI_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 /* Exit statuses (SPEC.md): success, runtime failure, usage or configuration. */
 #define EXIT_OK 0
@@ -24,8 +25,15 @@ int cli_common(struct cli *c, int *argc, char **argv);
  * printed, cfg is freed and -1 returned. */
 struct config;
 int cli_config(const struct cli *c, struct config *cfg);
-/* Value of "--name VALUE" or "--name=VALUE" at argv[*i]; advances *i. */
+/* Value of "--name VALUE" or "--name=VALUE" at argv[*i]; advances *i. NULL
+ * when argv[*i] is another option, or is this one without its value (then
+ * cli_bad_option says so). */
 const char *cli_value(int argc, char **argv, int *i, const char *name);
+/* Reports arg as an unknown option of cmd, or as an option without its
+ * value; returns EXIT_USAGE. */
+int cli_bad_option(const char *cmd, const char *arg);
+/* Prints cmd's --help (synopsis and options) from the command table. */
+void cli_help(FILE *f, const char *cmd);
 
 int cmd_receive(struct cli *c, int argc, char **argv);
 int cmd_pull(struct cli *c, int argc, char **argv);

@@ -63,9 +63,8 @@ static int serve(struct cli *c, int argc, char **argv, const char *source)
             if (key) v = cli_value(argc, argv, &i, name);
         }
         if (!v) {
-            fprintf(stderr, "synccf %s: unknown option '%s'\n", argv[0], argv[i]);
             synccf_close(s);
-            return EXIT_USAGE;
+            return cli_bad_option(argv[0], argv[i]);
         }
         if (synccf_set(s, key, v, err, sizeof err) != 0) {
             fprintf(stderr, "synccf %s: %s\n", argv[0], err);

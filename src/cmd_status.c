@@ -1,23 +1,42 @@
 /* cmd_status.c -- `synccf status` and `synccf events`: read the store and
  * print for people (tables) or scripts (--json). */
+#include <errno.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../lib/config.h"
+#include "../lib/dispatch.h"
+#include "../lib/lock.h"
 #include "../lib/query.h"
 #include "../lib/store.h"
 #include "../lib/util.h"
 #include "cli.h"
 
+/* The store has not been created: no daemon has run on this state directory
+ * yet (or another one was meant). Not an error, and nothing is created. */
+static int no_store(struct cli *c)
+{
+    struct stat sb;
+    return stat(c->db_path, &sb) != 0 && errno == ENOENT;
+}
+
+static void say_no_store(struct cli *c, FILE *f) { fprintf(f, "no events yet (store %s not created)\n", c->db_path); }
+
 static struct store *open_ro(struct cli *c)
 {
     char err[512];
     struct store *st = store_open(c->db_path, 1, err, sizeof err);
-    if (!st) fprintf(stderr, "synccf: cannot open %s: %s\n", c->db_path, err);
+    if (!st) {
+        /* SQLite's messages may start with the path already. */
+        size_t n = strlen(c->db_path);
+        const char *why = strncmp(err, c->db_path, n) == 0 && strncmp(err + n, ": ", 2) == 0 ? err + n + 2 : err;
+        fprintf(stderr, "synccf: cannot read the store %s: %s\n", c->db_path, why);
+    }
     return st;
 }
 
@@ -36,11 +55,43 @@ static const char *str(json_t *o, const char *k)
     return json_is_string(v) ? json_string_value(v) : "-";
 }
 
+/* One line per outbound way in (pull, queue, poll): what README.md promises
+ * status shows. Each writes its own fields (source.c); the cursor is the
+ * Worker stream's sequence number or the audit log's high-water mark. */
+static void print_sources(json_t *src)
+{
+    printf("sources (way in, state, last success, last error, cursor, lag)\n");
+    if (!json_object_size(src)) printf("  (none: no pull, queue or poll has run on this store)\n");
+    const char *k;
+    json_t *v;
+    json_object_foreach(src, k, v) {
+        char cursor[64] = "-", lag[32] = "-";
+        json_t *cur = json_object_get(v, "cursor");
+        if (json_is_integer(cur)) snprintf(cursor, sizeof cursor, "%" JSON_INTEGER_FORMAT, json_integer_value(cur));
+        else if (json_is_string(json_object_get(v, "high_water_mark")))
+            snprintf(cursor, sizeof cursor, "%s", json_string_value(json_object_get(v, "high_water_mark")));
+        json_t *l = json_object_get(v, "lag_ms");
+        if (json_is_integer(l)) snprintf(lag, sizeof lag, "%.1fs", (double)json_integer_value(l) / 1000);
+        printf("  %-8s state=%s last_success=%s last_error=%s cursor=%s lag=%s\n", k, str(v, "state"),
+               str(v, "last_success"), json_is_string(json_object_get(v, "last_error")) ? str(v, "last_error") : "-",
+               cursor, lag);
+    }
+}
+
 int cmd_status(struct cli *c, int argc, char **argv)
 {
-    if (argc > 1) {
-        fprintf(stderr, "synccf status: unknown argument '%s'\n", argv[1]);
-        return EXIT_USAGE;
+    if (argc > 1) return cli_bad_option("status", argv[1]);
+    if (no_store(c)) {
+        if (c->json) {
+            json_t *o = json_pack("{s:{s:s,s:b},s:{s:i}}", "store", "path", c->db_path, "created", 0, "events", "total", 0);
+            char *out = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+            if (out) puts(out);
+            free(out);
+            json_decref(o);
+        } else {
+            say_no_store(c, stdout);
+        }
+        return EXIT_OK;
     }
     struct store *st = open_ro(c);
     if (!st) return EXIT_RUNTIME;
@@ -64,6 +115,7 @@ int cmd_status(struct cli *c, int argc, char **argv)
     print_pairs("duplicates (by way in)", json_object_get(s, "duplicates"));
     print_pairs("rejected (by reason)", json_object_get(s, "rejected"));
     print_pairs("filtered", json_object_get(s, "filtered"));
+    print_sources(json_object_get(s, "sources"));
     json_t *le = json_object_get(s, "last_error");
     printf("last error  %s\n", json_is_string(le) ? json_string_value(le) : "none");
     json_t *h = json_object_get(s, "handlers");
@@ -103,9 +155,12 @@ static int events_list(struct cli *c, int argc, char **argv)
                 return EXIT_USAGE;
             }
         } else {
-            fprintf(stderr, "synccf events list: unknown option '%s'\n", argv[i]);
-            return EXIT_USAGE;
+            return cli_bad_option("events list", argv[i]);
         }
+    }
+    if (no_store(c)) {
+        say_no_store(c, c->json ? stderr : stdout);
+        return EXIT_OK;
     }
     struct store *st = open_ro(c);
     if (!st) return EXIT_RUNTIME;
@@ -132,8 +187,13 @@ static int events_list(struct cli *c, int argc, char **argv)
 static int events_show(struct cli *c, int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: synccf events show ID\n");
+        fprintf(stderr, "usage: synccf events show ID [--json]\n");
         return EXIT_USAGE;
+    }
+    if (no_store(c)) {
+        fprintf(stderr, "synccf: no event with id '%s': ", argv[2]);
+        say_no_store(c, stderr);
+        return EXIT_RUNTIME;
     }
     struct store *st = open_ro(c);
     if (!st) return EXIT_RUNTIME;
@@ -167,38 +227,80 @@ static int events_show(struct cli *c, int argc, char **argv)
     return EXIT_OK;
 }
 
+/* `synccf replay ID`. The handler runs are reset to pending in the store;
+ * who runs them depends on the state directory's lock (lock.c): a daemon
+ * holding it runs them with its dispatcher (which looks at the outbox at
+ * least every second), and replay only queues. With no daemon, replay takes
+ * the lock -- so that none starts meanwhile and runs them too -- and runs
+ * them itself, once each. */
 int cmd_replay(struct cli *c, int argc, char **argv)
 {
-    if (argc != 2) {
+    if (argc != 2 || argv[1][0] == '-') {
+        if (argc == 2) return cli_bad_option("replay", argv[1]);
         fprintf(stderr, "usage: synccf replay ID\n");
         return EXIT_USAGE;
+    }
+    const char *id = argv[1];
+    if (no_store(c)) {
+        fprintf(stderr, "synccf: no event with id '%s': ", id);
+        say_no_store(c, stderr);
+        return EXIT_RUNTIME;
     }
     struct config cfg;
     char err[512];
     if (cli_config(c, &cfg) != 0) return EXIT_USAGE;
-    struct store *st = store_open(c->db_path, 0, err, sizeof err);
-    if (!st) {
-        fprintf(stderr, "synccf: cannot open %s: %s\n", c->db_path, err);
+    config_env(&cfg);
+    long holder = 0;
+    int lock = state_lock(c->state_dir, &holder, err, sizeof err);
+    if (lock == -1) {
+        fprintf(stderr, "synccf: %s\n", err);
         config_free(&cfg);
         return EXIT_RUNTIME;
     }
-    json_t *row = query_event(store_db(st), argv[1]);
+    struct store *st = store_open(c->db_path, 0, err, sizeof err);
+    if (!st) {
+        fprintf(stderr, "synccf: cannot open the store: %s\n", err);
+        state_unlock(lock);
+        config_free(&cfg);
+        return EXIT_RUNTIME;
+    }
+    json_t *row = query_event(store_db(st), id);
+    long long seq = row ? (long long)json_integer_value(json_object_get(row, "seq")) : 0;
     const char **names = row ? config_route(&cfg, json_object_get(row, "event")) : NULL;
-    int n = query_replay(store_db(st), argv[1], names);
+    int n = query_replay(store_db(st), id, names);
     free(names);
     json_decref(row);
     store_close(st);
-    config_free(&cfg);
+    int rc = EXIT_OK;
     if (n == -1) {
-        fprintf(stderr, "synccf: no event with id '%s'\n", argv[1]);
-        return EXIT_RUNTIME;
-    }
-    if (n < 0) {
+        fprintf(stderr, "synccf: no event with id '%s'\n", id);
+        rc = EXIT_RUNTIME;
+    } else if (n < 0) {
         fprintf(stderr, "synccf: could not queue the runs (is the store writable?)\n");
-        return EXIT_RUNTIME;
+        rc = EXIT_RUNTIME;
+    } else if (lock < 0) {
+        if (holder)
+            printf("%d handler run%s queued for %s; the daemon (pid %ld) runs them\n", n, n == 1 ? "" : "s", id, holder);
+        else
+            printf("%d handler run%s queued for %s; the running daemon runs them\n", n, n == 1 ? "" : "s", id);
+    } else if (n == 0) {
+        printf("no handler matches %s\n", id);
+    } else {
+        int ok = 0;
+        int ran = dispatch_run_event(c->db_path, &cfg, seq, &ok, err, sizeof err);
+        if (ran < 0) {
+            fprintf(stderr, "synccf: %s\n", err);
+            rc = EXIT_RUNTIME;
+        } else {
+            printf("%d handler run%s for %s: %d ok", ran, ran == 1 ? "" : "s", id, ok);
+            if (ran > ok) printf(", %d failed (see synccf events show %s; a daemon retries them)", ran - ok, id);
+            printf("\n");
+            if (ran > ok) rc = EXIT_RUNTIME;
+        }
     }
-    printf("%d handler run%s queued for %s\n", n, n == 1 ? "" : "s", argv[1]);
-    return EXIT_OK;
+    state_unlock(lock);
+    config_free(&cfg);
+    return rc;
 }
 
 /* `events tail`: new events and handler outcomes as they happen, like tail -f.
@@ -212,10 +314,11 @@ static int events_tail(struct cli *c, int argc, char **argv)
     for (int i = 2; i < argc; i++) {
         const char *v;
         if ((v = cli_value(argc, argv, &i, "--lines"))) backlog = strtol(v, NULL, 10);
-        else {
-            fprintf(stderr, "synccf events tail: unknown option '%s'\n", argv[i]);
-            return EXIT_USAGE;
-        }
+        else return cli_bad_option("events tail", argv[i]);
+    }
+    if (no_store(c)) {
+        say_no_store(c, c->json ? stderr : stdout);
+        return EXIT_OK;
     }
     struct store *st = open_ro(c);
     if (!st) return EXIT_RUNTIME;
@@ -282,6 +385,6 @@ int cmd_events(struct cli *c, int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "tail") == 0) return events_tail(c, argc, argv);
     if (argc < 2 || strcmp(argv[1], "list") == 0) return events_list(c, argc < 2 ? 1 : argc, argv);
     if (strcmp(argv[1], "show") == 0) return events_show(c, argc, argv);
-    fprintf(stderr, "usage: synccf events list|show|tail\n");
+    cli_help(stderr, "events");
     return EXIT_USAGE;
 }

@@ -10,26 +10,153 @@
 #include "cli.h"
 #include "synccf.h"
 
-static const char usage[] =
-    "usage: synccf [--config FILE] [--state DIR] [--log-format logfmt|json] [--log-level LEVEL] COMMAND [ARGS]\n"
-    "\n"
-    "commands:\n"
-    "  run                 everything the config's mode asks for (worker, queue, tunnel, poll, hybrid)\n"
-    "  receive             accept Cloudflare events over HTTP (loopback :9091 by default)\n"
-    "  tunnel              the receiver plus cloudflared, supervised; prints the public URL\n"
-    "  pull                follow the synccf Worker (--worker-url URL, SYNCCF_PULL_TOKEN)\n"
-    "  queue               consume a Cloudflare Queue (--queue-id, CLOUDFLARE_ACCOUNT_ID, CLOUDFLARE_API_TOKEN)\n"
-    "  poll                read the Audit Logs API (--interval 5m, CLOUDFLARE_ACCOUNT_ID, CLOUDFLARE_API_TOKEN)\n"
-    "  status [--json]     what the store holds: events by source and type, duplicates, rejections\n"
-    "  events list [--type GLOB] [--since TIME] [--limit N] [--json]\n"
-    "  events show ID      one stored event and its handler runs\n"
-    "  events tail [--json] follow new events and handler outcomes\n"
-    "  replay ID           run an event's handlers again\n"
-    "  config check        validate the configuration and print it (secrets redacted)\n"
-    "  version             print the version\n"
-    "\n"
-    "config file: --config FILE, SYNCCF_CONFIG (synccf.yaml, or xplat.yaml's sync.cloudflare)\n"
-    "state directory: --state DIR, SYNCCF_STATE, the file's state, default ~/.xplat/cache/synccf\n";
+/* Every subcommand: its dispatch, its line in `synccf help` and its --help.
+ * This table is the one place the command line is described; README.md's
+ * usage block, the man page and shell completion are checked against it.
+ * A new subcommand is one entry here. */
+#define DAEMON_LIMITS                                                                                                   \
+    "  --max-body BYTES, --max-logpush-body BYTES, --max-decompressed BYTES, --max-line BYTES\n"                    \
+    "  --max-connections N, --max-connections-per-ip N, --timeout SECONDS, --threads N\n"                            \
+    "                          receiver limits (see README.md, Configuration)\n"
+#define DAEMON_COMMON                                                                                                   \
+    "  --listen HOST:PORT      where the receiver listens (127.0.0.1:9091; port 0 picks one)\n"                      \
+    "  --concurrency N         handler runs at once (4)\n"                                                             \
+    "  --status-page on|off    the status page at GET / for loopback clients (on)\n"                                 \
+    "  --SECTION-KEY VALUE     any other setting of the config file, e.g. --dispatch-max-attempts 5\n"              \
+    "                          (secrets only from the environment or the file)\n"                                    \
+    "One daemon runs per state directory: a second one exits 1 naming the first's pid.\n"
+
+static const struct command {
+    const char *name;
+    int (*run)(struct cli *c, int argc, char **argv);
+    const char *synopsis; /* after "synccf "; one line per form */
+    const char *summary;  /* one line, for `synccf help` */
+    const char *options;  /* the rest of its --help */
+} commands[] = {
+    {"run", cmd_run, "run [--mode worker|queue|tunnel|poll|hybrid] [OPTIONS]",
+     "everything the config's mode asks for, plus the receiver",
+     "  --mode MODE             worker (follow the Worker), queue, tunnel (the receiver only), poll, or\n"
+     "                          hybrid; by default worker when worker_url is set, else tunnel\n"
+     "  --worker-url URL, --heartbeat SECONDS, --queue-id ID, --account-id ID, --api-base URL,\n"
+     "  --interval DURATION, --overlap DURATION, --pages-project NAME, --filter [DATASET.]FIELD=GLOB\n"
+     "                          as for pull, queue, poll and receive\n" DAEMON_COMMON DAEMON_LIMITS
+     "SIGHUP reloads the handler rules; SIGTERM drains and exits 0.\n"},
+    {"receive", cmd_receive, "receive [--listen HOST:PORT] [--filter [DATASET.]FIELD=GLOB]... [OPTIONS]",
+     "accept Cloudflare events over HTTP (loopback :9091 by default)",
+     "  --filter [DATASET.]FIELD=GLOB\n"
+     "                          keep only the Logpush records that match (repeatable)\n" DAEMON_COMMON DAEMON_LIMITS},
+    {"tunnel", cmd_tunnel, "tunnel [--cloudflared PATH] [OPTIONS]",
+     "the receiver plus cloudflared, supervised; prints the public URL",
+     "  --cloudflared PATH      the cloudflared binary (found on PATH by default); a named tunnel\n"
+     "                          with tunnel_token in the config, else a quick tunnel\n" DAEMON_COMMON DAEMON_LIMITS},
+    {"pull", cmd_pull, "pull --worker-url URL [--heartbeat SECONDS] [OPTIONS]",
+     "follow the synccf Worker's event stream (token: SYNCCF_PULL_TOKEN)",
+     "  --worker-url URL        the Worker (also SYNCCF_WORKER_URL or worker_url)\n"
+     "  --heartbeat SECONDS     the stream's heartbeat; three missed ones drop it (15)\n" DAEMON_COMMON},
+    {"queue", cmd_queue, "queue [--queue-id ID] [--account-id ID] [--api-base URL] [OPTIONS]",
+     "consume a Cloudflare Queue (CLOUDFLARE_ACCOUNT_ID, CLOUDFLARE_API_TOKEN)",
+     "  --queue-id ID           the Queue (also SYNCCF_QUEUE_ID or queue_id)\n"
+     "  --account-id ID         the account (also CLOUDFLARE_ACCOUNT_ID)\n"
+     "  --api-base URL          the API's address (https://api.cloudflare.com)\n" DAEMON_COMMON},
+    {"poll", cmd_poll,
+     "poll [--interval 5m] [--overlap 10m] [--account-id ID] [--api-base URL] [--pages-project NAME]... [OPTIONS]",
+     "read the Audit Logs API (CLOUDFLARE_ACCOUNT_ID, CLOUDFLARE_API_TOKEN)",
+     "  --interval DURATION     time between polls (5m)\n"
+     "  --overlap DURATION      how far back each poll reaches again (10m)\n"
+     "  --account-id ID         the account (also CLOUDFLARE_ACCOUNT_ID)\n"
+     "  --api-base URL          the API's address (https://api.cloudflare.com)\n"
+     "  --pages-project NAME    also poll this Pages project's deployments (repeatable)\n" DAEMON_COMMON},
+    {"status", cmd_status, "status [--json]",
+     "what the store holds: events by source and type, sources, duplicates, rejections, handler runs",
+     "  --json                  the same as one JSON object\n"
+     "Reads the store only; works beside a running daemon.\n"},
+    {"events", cmd_events, "events list [--type GLOB] [--since TIME] [--limit N] [--json]\n"
+                           "events show ID [--json]\n"
+                           "events tail [--lines N] [--json]",
+     "list stored events, show one with its handler runs, or follow new ones",
+     "  list                    the newest events, oldest first\n"
+     "    --type GLOB           only events whose type matches, e.g. 'com.cloudflare.pages.*'\n"
+     "    --since TIME          only events received at or after an RFC 3339 time\n"
+     "    --limit N             at most N events (20)\n"
+     "  show ID                 one stored event and its handler runs\n"
+     "  tail                    the last events, then new events and handler outcomes as they happen\n"
+     "    --lines N             how many earlier events to show first (10)\n"
+     "  --json                  one JSON object per line (show: one object)\n"
+     "Reads the store only; works beside a running daemon.\n"},
+    {"replay", cmd_replay, "replay ID", "run an event's handlers again",
+     "With a daemon running on the state directory, queues the event's handler runs for its\n"
+     "dispatcher; with none, takes the state directory and runs them itself, once each (a run\n"
+     "that fails stays pending for the daemon's retries). Exits 1 when a run failed.\n"},
+    {"config", cmd_config, "config check",
+     "validate the configuration and print it (secrets redacted)",
+     "Loads the file and the environment as the daemon would; reports the first error with its\n"
+     "file, line and key (exit 2), or prints the effective settings as JSON.\n"},
+    {"version", NULL, "version", "print the version (also --version)", ""},
+    {"help", NULL, "help [COMMAND]", "list the commands, or one command's options (also COMMAND --help)", ""},
+};
+#define NCOMMANDS (sizeof commands / sizeof *commands)
+
+static const char global_usage[] =
+    "usage: synccf [--config FILE] [--state DIR] [--log-format logfmt|json] [--log-level LEVEL] COMMAND [ARGS]\n";
+static const char global_options[] =
+    "common options (before or after COMMAND):\n"
+    "  --config FILE           the config file (SYNCCF_CONFIG; synccf.yaml, or xplat.yaml's sync.cloudflare)\n"
+    "  --state DIR             the state directory (SYNCCF_STATE, the file's state; ~/.xplat/cache/synccf)\n"
+    "  --log-format logfmt|json, --log-level debug|info|warn|error\n"
+    "exit status: 0 success, 1 runtime failure, 2 usage or configuration error\n";
+
+static const struct command *find_command(const char *name)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0) return &commands[i];
+    return NULL;
+}
+
+/* Each form of c's synopsis on its own line, after lead (and indent for the
+ * ones after the first). */
+static void print_synopsis(FILE *f, const struct command *c, const char *lead, const char *indent)
+{
+    const char *p = c->synopsis;
+    for (int first = 1; *p; first = 0) {
+        size_t n = strcspn(p, "\n");
+        fprintf(f, "%ssynccf %.*s\n", first ? lead : indent, (int)n, p);
+        p += n + (p[n] == '\n');
+    }
+}
+
+static void print_usage(FILE *f)
+{
+    fputs(global_usage, f);
+    fputs("\ncommands:\n", f);
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        print_synopsis(f, &commands[i], "  ", "  ");
+        fprintf(f, "      %s\n", commands[i].summary);
+    }
+    fputc('\n', f);
+    fputs(global_options, f);
+}
+
+void cli_help(FILE *f, const char *name)
+{
+    const struct command *c = find_command(name);
+    if (!c) return;
+    print_synopsis(f, c, "usage: ", "       ");
+    fprintf(f, "\n%s\n", c->summary);
+    if (*c->options) fprintf(f, "\n%s", c->options);
+    fputc('\n', f);
+    fputs(global_options, f);
+}
+
+/* The option whose value was missing at the last cli_value, for the error
+ * (a copy: the caller's name may be a buffer of its own). */
+static char missing_value[128];
+
+int cli_bad_option(const char *cmd, const char *arg)
+{
+    if (*missing_value && strcmp(arg, missing_value) == 0) fprintf(stderr, "synccf %s: %s needs a value\n", cmd, arg);
+    else fprintf(stderr, "synccf %s: unknown option '%s' (synccf %s --help lists them)\n", cmd, arg, cmd);
+    return EXIT_USAGE;
+}
 
 const char *cli_value(int argc, char **argv, int *i, const char *name)
 {
@@ -37,7 +164,12 @@ const char *cli_value(int argc, char **argv, int *i, const char *name)
     if (strncmp(argv[*i], name, n) != 0) return NULL;
     if (argv[*i][n] == '=') return argv[*i] + n + 1;
     if (argv[*i][n] != '\0') return NULL;
-    if (*i + 1 >= argc) return NULL;
+    /* A following option is not this one's value: `--listen --json` is a
+     * forgotten value, not a listen address. */
+    if (*i + 1 >= argc || strncmp(argv[*i + 1], "--", 2) == 0) {
+        snprintf(missing_value, sizeof missing_value, "%s", name);
+        return NULL;
+    }
     return argv[++*i];
 }
 
@@ -65,7 +197,10 @@ int cli_common(struct cli *c, int *argc, char **argv)
         else if ((v = cli_value(*argc, argv, &i, "--log-format"))) fmt = v;
         else if ((v = cli_value(*argc, argv, &i, "--log-level"))) level = v;
         else if (strcmp(argv[i], "--json") == 0) c->json = 1;
-        else argv[out++] = argv[i];
+        else if (*missing_value) {
+            fprintf(stderr, "synccf: %s needs a value\n", missing_value);
+            return -1;
+        } else argv[out++] = argv[i];
     }
     *argc = out;
     argv[out] = NULL;
@@ -94,25 +229,44 @@ int main(int argc, char **argv)
 {
     struct cli c = {0};
     if (cli_common(&c, &argc, argv) != 0) return EXIT_USAGE;
-    if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        fputs(usage, argc < 2 ? stderr : stdout);
-        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+    if (argc < 2) {
+        print_usage(stderr);
+        return EXIT_USAGE;
     }
     const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        if (strcmp(cmd, "help") == 0 && argc > 2) {
+            if (!find_command(argv[2])) {
+                fprintf(stderr, "synccf help: unknown command '%s'\n", argv[2]);
+                return EXIT_USAGE;
+            }
+            cli_help(stdout, argv[2]);
+        } else {
+            print_usage(stdout);
+        }
+        return EXIT_OK;
+    }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("synccf %s\n", synccf_version());
         return EXIT_OK;
     }
-    if (strcmp(cmd, "receive") == 0) return cmd_receive(&c, argc - 1, argv + 1);
-    if (strcmp(cmd, "pull") == 0) return cmd_pull(&c, argc - 1, argv + 1);
-    if (strcmp(cmd, "run") == 0) return cmd_run(&c, argc - 1, argv + 1);
-    if (strcmp(cmd, "config") == 0) return cmd_config(&c, argc - 1, argv + 1);
-    if (strcmp(cmd, "tunnel") == 0) return cmd_tunnel(&c, argc - 1, argv + 1);
-    if (strcmp(cmd, "poll") == 0) return cmd_poll(&c, argc - 1, argv + 1);
-    if (strcmp(cmd, "queue") == 0) return cmd_queue(&c, argc - 1, argv + 1);
-    if (strcmp(cmd, "status") == 0) return cmd_status(&c, argc - 1, argv + 1);
-    if (strcmp(cmd, "events") == 0) return cmd_events(&c, argc - 1, argv + 1);
-    if (strcmp(cmd, "replay") == 0) return cmd_replay(&c, argc - 1, argv + 1);
-    fprintf(stderr, "synccf: unknown command '%s'\n\n%s", cmd, usage);
-    return EXIT_USAGE;
+    if (cmd[0] == '-') {
+        fprintf(stderr, "synccf: unknown option '%s'\n\n", cmd);
+        print_usage(stderr);
+        return EXIT_USAGE;
+    }
+    const struct command *k = find_command(cmd);
+    if (!k || !k->run) {
+        fprintf(stderr, "synccf: unknown command '%s'\n\n", cmd);
+        print_usage(stderr);
+        return EXIT_USAGE;
+    }
+    /* --help anywhere after the command wins, before anything is opened:
+     * `synccf replay --help` must not look for an event named --help. */
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            cli_help(stdout, cmd);
+            return EXIT_OK;
+        }
+    return k->run(&c, argc - 1, argv + 1);
 }
