@@ -18,7 +18,7 @@ trap 'rm -rf "$scratch"' EXIT
     "$bin" help | grep -oE -- '--[a-z][a-z0-9-]*'
     # Each command's own help, where it has one (a scratch store and home:
     # a command that does not know --help must not touch the real ones).
-    for cmd in $("$bin" help | sed -n '/^commands:/,/^$/p' | awk 'NF && $1 != "commands:" { print $1 }' | sort -u); do
+    for cmd in $("$bin" help | sed -n '/^commands:/,/^$/p' | awk '$1 == "synccf" { print $2 }' | sort -u); do
         HOME=$scratch SYNCCF_STATE=$scratch timeout 5 "$bin" "$cmd" --help </dev/null 2>&1 | grep -oE -- '--[a-z][a-z0-9-]*' || true
     done
     grep -ohE '"--[a-z][a-z0-9-]*' src/*.c | tr -d '"'

@@ -94,7 +94,7 @@ while read -r kind name; do
 done <"$tmp/names"
 check "synccf(1) names every option, synccf.yaml(5) every setting and variable${missing:+ (missing:$missing)}" [ -z "$missing" ]
 missing=""
-for cmd in $("$bin" help | sed -n '/^commands:/,/^$/p' | awk 'NF { print $1 }' | grep -v '^commands:'); do
+for cmd in $("$bin" help | sed -n '/^commands:/,/^$/p' | awk '$1 == "synccf" { print $2 }' | sort -u); do
     grep -qE "^     $cmd( |$)" "$tmp/synccf.1.txt" || missing="$missing $cmd"
 done
 check "synccf(1) has an entry for every command of synccf help${missing:+ (missing:$missing)}" [ -z "$missing" ]
