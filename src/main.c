@@ -5,13 +5,14 @@
 #include <string.h>
 
 #include "../lib/config.h"
+#include "../lib/envfile.h"
 #include "../lib/log.h"
 #include "../lib/store.h"
 #include "cli.h"
 #include "synccf.h"
 
 static const char usage[] =
-    "usage: synccf [--config FILE] [--state DIR] [--log-format logfmt|json] [--log-level LEVEL] COMMAND [ARGS]\n"
+    "usage: synccf [--config FILE] [--env-file FILE] [--state DIR] [--log-format logfmt|json] [--log-level LEVEL] COMMAND [ARGS]\n"
     "\n"
     "commands:\n"
     "  run                 everything the config's mode asks for (worker, queue, tunnel, poll, hybrid)\n"
@@ -26,9 +27,12 @@ static const char usage[] =
     "  events tail [--json] follow new events and handler outcomes\n"
     "  replay ID           run an event's handlers again\n"
     "  config check        validate the configuration and print it (secrets redacted)\n"
+    "  cloudflare setup [--dry-run] | check [--json] | teardown [--dry-run]\n"
+    "                      wire Cloudflare to send what the handlers need (docs/cloudflare.md)\n"
     "  version             print the version\n"
     "\n"
     "config file: --config FILE, SYNCCF_CONFIG (synccf.yaml, or xplat.yaml's sync.cloudflare)\n"
+    "environment file: --env-file FILE (KEY=value lines; the process environment wins)\n"
     "state directory: --state DIR, SYNCCF_STATE, the file's state, default ~/.xplat/cache/synccf\n";
 
 const char *cli_value(int argc, char **argv, int *i, const char *name)
@@ -57,6 +61,19 @@ int cli_common(struct cli *c, int *argc, char **argv)
 {
     const char *state = NULL, *fmt = "logfmt", *level = "info";
     int out = 1;
+    /* --env-file first: the file may set SYNCCF_CONFIG and SYNCCF_STATE. */
+    for (int i = 1; i < *argc; i++) {
+        const char *v;
+        char err[512];
+        if (!(v = cli_value(*argc, argv, &i, "--env-file"))) argv[out++] = argv[i];
+        else if (envfile_load(v, err, sizeof err) != 0) {
+            fprintf(stderr, "synccf: --env-file %s\n", err);
+            return -1;
+        }
+    }
+    *argc = out;
+    out = 1;
+    env_xplat_fallbacks();
     c->config = getenv("SYNCCF_CONFIG") && *getenv("SYNCCF_CONFIG") ? getenv("SYNCCF_CONFIG") : NULL;
     for (int i = 1; i < *argc; i++) {
         const char *v;
@@ -113,6 +130,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "status") == 0) return cmd_status(&c, argc - 1, argv + 1);
     if (strcmp(cmd, "events") == 0) return cmd_events(&c, argc - 1, argv + 1);
     if (strcmp(cmd, "replay") == 0) return cmd_replay(&c, argc - 1, argv + 1);
+    if (strcmp(cmd, "cloudflare") == 0) return cmd_cloudflare(&c, argc - 1, argv + 1);
     fprintf(stderr, "synccf: unknown command '%s'\n\n%s", cmd, usage);
     return EXIT_USAGE;
 }
