@@ -2,7 +2,11 @@
 // (shapes from Cloudflare's documented formats, tests/vectors/inputs): Audit
 // Logs v2 (cursor pages) and v1 (page numbers), Pages deployments lists
 // (newest first, page numbers), and a Queue's HTTP pull consumer with leases,
-// visibility timeouts and redelivery. Failures are scripted per test.
+// visibility timeouts and redelivery. Also what `synccf cloudflare setup`
+// wires: alerting v3 webhook destinations and policies, Pages projects,
+// Logpush jobs and ownership, event subscriptions, the workers.dev subdomain
+// (paths and bodies as the official `cloudflare` package sends them).
+// Failures are scripted per test.
 import { createServer } from 'node:http';
 import { randomBytes } from 'node:crypto';
 
@@ -26,7 +30,10 @@ export async function startFakeCloudflare({ token = 'cf-token', account = '9035f
     workersSubdomain: 'example-sub',
   };
   let seq = 0;
-  const uuid = () => { const h = randomBytes(16).toString('hex'); return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`; };
+  // Ids are a sequence, so two fakes given the same calls hand out the same ids
+  // (the contract test compares synccf's requests with the official client's).
+  let ids = 0;
+  const uuid = () => `0000${api.account.slice(0, 4)}-0000-4000-8000-${String(++ids).padStart(12, '0')}`;
   const now = () => new Date().toISOString();
   const body = (raw) => { try { return JSON.parse(raw || '{}'); } catch { return null; } };
   // Cloudflare's answers for the wiring endpoints; true when it answered.
@@ -106,7 +113,7 @@ export async function startFakeCloudflare({ token = 'cf-token', account = '9035f
       }
       if (m === 'POST') {
         if (!b.source?.type || !b.destination?.queue_id || !b.events?.length) { send(res, 400, fail(1001, 'source, destination and events are required')); return true; }
-        const sub = { id: randomBytes(16).toString('hex'), created_at: now(), modified_at: now(), name: b.name, enabled: b.enabled ?? true,
+        const sub = { id: uuid().replace(/-/g, ''), created_at: now(), modified_at: now(), name: b.name, enabled: b.enabled ?? true,
           source: b.source, destination: b.destination, events: b.events };
         api.subscriptions.push(sub);
         send(res, 200, ok(sub)); return true;
