@@ -496,6 +496,7 @@ static int notifications(struct run *r, const char *acct)
                 if (proj || oc == CF_NOT_FOUND) explain(r, "pages", what, CF_NOT_FOUND, 404, "no such project");
                 json_decref(proj);
                 rc = 1;
+                json_array_append_new(keep, json_string(name)); /* not known now is not unwanted: never removed for it */
                 continue;
             }
             filters = pages_filters(&pages[i], pid);
@@ -655,12 +656,9 @@ static int logpush(struct run *r, const char *acct)
                         "the same as the Worker's HOOK_TOKEN\n");
         return 2;
     }
-    int any_account = 0, rc = 0;
-    for (size_t i = 0; w && i < w->nlogpush; i++) any_account |= !w->logpush[i].zone_id;
     /* The account's jobs are always read: leftovers of ours are removed even
      * when the file no longer lists any. */
-    (void)any_account;
-    rc = logpush_scope(r, acct, NULL);
+    int rc = logpush_scope(r, acct, NULL);
     for (size_t i = 0; w && i < w->nlogpush; i++) {
         const char *z = w->logpush[i].zone_id;
         if (!z) continue;
