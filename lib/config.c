@@ -14,6 +14,7 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "cfwire.h"
 #include "normalize.h"
 #include "util.h"
 
@@ -98,6 +99,7 @@ void config_free(struct config *c)
     free(c->notify_webhook_id);
     free_list(c->filters);
     free_list(c->pages_projects);
+    cfwire_config_free(c->cloudflare);
     for (size_t i = 0; i < c->nhandlers; i++) handler_free(&c->handlers[i]);
     free(c->handlers);
     for (struct rules *r = atomic_load(&c->rules), *next; r; r = next) {
@@ -554,6 +556,9 @@ static int top_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *
         if (get_list(x, v, k, &c->pages_projects)) return 0;
         for (char **p = c->pages_projects; *p; p++)
             if (!norm_valid_pages_project(*p)) return fail(x, v, k, "'%s' is not a Pages project name ([a-z0-9-], at most 58)", *p), 0;
+    }
+    else if (strcmp(k, "cloudflare") == 0) { /* what `synccf cloudflare setup` wires: lib/cfwire_config.c */
+        if (cfwire_config_parse(&c->cloudflare, x->doc, v, x->file, x->err, x->errlen) != 0) x->failed = 1;
     }
     else if (strcmp(k, "limits") == 0) each_pair(x, v, k, limits_pair, c);
     else if (strcmp(k, "dispatch") == 0) each_pair(x, v, k, dispatch_pair, c);

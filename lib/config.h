@@ -9,6 +9,8 @@
 
 #include "handler.h"
 
+struct cfwire_config;
+
 enum handler_kind { HANDLER_TASK_CACHE, HANDLER_EXEC, HANDLER_CALLBACK };
 
 struct data_match {
@@ -69,6 +71,8 @@ struct config {
     unsigned backoff_ms;     /* first retry delay; doubles each time, with jitter */
     unsigned max_backoff_ms;
     unsigned concurrency;    /* handler runs at once */
+
+    struct cfwire_config *cloudflare; /* the `cloudflare:` section (lib/cfwire_config.c), or NULL */
 
     struct handler_def *handlers; /* as loaded; config_publish() makes them live */
     size_t nhandlers;

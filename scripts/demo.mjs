@@ -2,14 +2,17 @@
 // run` following it with a task-cache rule on an example Taskfile project,
 // Cloudflare's payloads replayed into the Worker, and the events, the
 // invalidated go-task files and `synccf status` shown as they happen.
+// Before the events, `synccf cloudflare setup` wires a stand-in for
+// Cloudflare's API (tests/integration/fakecf.mjs; no account needed).
 // Ctrl-C stops everything; nothing is left running.
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, existsSync, rmSync, readdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startWorker, INGEST_SECRETS } from '../worker/test/helpers.mjs';
+import { startWorker } from '../worker/test/helpers.mjs';
+import { startFakeCloudflare } from '../tests/integration/fakecf.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'build', 'synccf');
@@ -17,13 +20,14 @@ const FIX = join(ROOT, 'tests', 'vectors', 'inputs');
 const work = mkdtempSync(join(tmpdir(), 'synccf-demo-'));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const say = (s = '') => process.stdout.write(s + '\n');
-let worker, daemon, stopping = false;
+let worker, daemon, fakeApi, stopping = false;
 
 async function cleanup(code) {
   if (stopping) return;
   stopping = true;
   if (daemon && daemon.exitCode === null) { daemon.kill('SIGTERM'); await new Promise((r) => daemon.once('exit', r)); }
   if (worker) await worker.dispose();
+  if (fakeApi) await fakeApi.close();
   rmSync(work, { recursive: true, force: true });
   process.exit(code);
 }
@@ -44,10 +48,8 @@ for (const url of ['https://marketing-site.pages.dev/taskfiles/Taskfile.yml', 'h
   for (const ext of ['yaml', 'timestamp', 'checksum']) writeFileSync(join(project, '.task', 'remote', `${remoteKey(url)}.${ext}`), ext);
 const cacheFiles = () => readdirSync(join(project, '.task'), { recursive: true }).map(String).filter((f) => f.includes('/')).sort();
 
-const PULL_TOKEN = 'demo-pull-token';
-// The Worker's ingest routes are closed until their secrets are set, as in a
-// deployment (wrangler secret put NOTIFY_SECRET, HOOK_TOKEN).
-worker = await startWorker({ bindings: { ...INGEST_SECRETS, PULL_TOKEN, HEARTBEAT_SECONDS: '5' } });
+const PULL_TOKEN = 'demo-pull-token', NOTIFY_SECRET = 'demo-notify-secret', HOOK_TOKEN = 'demo-hook-token';
+worker = await startWorker({ bindings: { PULL_TOKEN, NOTIFY_SECRET, HOOK_TOKEN, HEARTBEAT_SECONDS: '5' } });
 const cfg = join(work, 'synccf.yaml');
 writeFileSync(cfg, `mode: worker
 worker_url: ${worker.url}
@@ -61,6 +63,10 @@ handlers:
     task_cache:
       dir: ${project}
       tasks: [build, deploy]
+cloudflare:
+  logpush:
+    - dataset: http_requests
+      zone_id: 023e105f4ecef8ad9ca31a8372d0c353
 `);
 const state = join(work, 'state');
 daemon = spawn(BIN, ['--config', cfg, '--state', state, '--log-level', 'error', 'run'], { env: { ...process.env, SYNCCF_PULL_TOKEN: PULL_TOKEN }, stdio: ['ignore', 'inherit', 'inherit'] });
@@ -73,15 +79,29 @@ say(`  example Taskfile project:      ${project}`);
 say('  go-task cache before:');
 for (const f of cacheFiles()) say(`    .task/${f}`);
 say();
-say('Cloudflare sends its events to the Worker:');
+// The wiring step: Cloudflare told to send what the handlers need.
+fakeApi = await startFakeCloudflare();
+fakeApi.pages['marketing-site'] = [];
+const cfEnv = { ...process.env, CLOUDFLARE_API_TOKEN: fakeApi.token, CLOUDFLARE_ACCOUNT_ID: fakeApi.account, CLOUDFLARE_API_BASE_URL: fakeApi.url,
+  SYNCCF_NOTIFY_SECRET: NOTIFY_SECRET, SYNCCF_HOOK_TOKEN: HOOK_TOKEN };
+const synccfCloudflare = (...args) => new Promise((resolve) =>
+  execFile(BIN, ['--config', cfg, 'cloudflare', ...args], { env: cfEnv }, (e, out, err) => resolve((out + err).trimEnd())));
+say('synccf cloudflare setup (against a stand-in for Cloudflare\'s API):');
+say((await synccfCloudflare('setup')).replace(/^/gm, '  '));
+say('synccf cloudflare check:');
+say((await synccfCloudflare('check')).replace(/^/gm, '  '));
+say();
+say('Cloudflare sends its events to the Worker, as the created destination and job deliver them:');
+const dest = fakeApi.webhooks[0], job = Object.values(fakeApi.jobs).flat()[0];
+const notify = { 'content-type': 'application/json', 'cf-webhook-auth': dest.secret };
+const logpushAuth = { authorization: new URL(job.destination_conf).searchParams.get('header_Authorization') };
 const post = async (label, path, file, headers = {}) => {
   const res = await fetch(worker.url + path, { method: 'POST', body: readFileSync(join(FIX, file)), headers });
   say(`  ${label.padEnd(44)} -> ${res.status} ${await res.text()}`);
 };
-const notify = { 'content-type': 'application/json', 'cf-webhook-auth': INGEST_SECRETS.NOTIFY_SECRET };
 await post('Pages deployment succeeded (Notifications)', '/hooks/notifications', 'pages-deployment-success.json', notify);
 await post('L7 DDoS alert (Notifications)', '/hooks/notifications', 'ddos-l7.json', notify);
-await post('Logpush batch, gzip, 4 records', '/hooks/logpush/http_requests', 'http_requests.ndjson.gz', { authorization: `Bearer ${INGEST_SECRETS.HOOK_TOKEN}` });
+await post('Logpush batch, gzip, 4 records', new URL(job.destination_conf).pathname, 'http_requests.ndjson.gz', logpushAuth);
 await post('the same Pages alert again (a retry)', '/hooks/notifications', 'pages-deployment-success.json', notify);
 
 const count = () => { try { return JSON.parse(execFileSync(BIN, ['--state', state, 'status', '--json'], { encoding: 'utf8' })).events.total; } catch { return 0; } };

@@ -45,5 +45,6 @@ int cmd_tunnel(struct cli *c, int argc, char **argv);
 int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_events(struct cli *c, int argc, char **argv);
 int cmd_replay(struct cli *c, int argc, char **argv);
+int cmd_cloudflare(struct cli *c, int argc, char **argv);
 
 #endif

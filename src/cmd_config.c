@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/cfwire.h"
 #include "../lib/config.h"
+#include "../lib/envfile.h"
 #include "cli.h"
 
 static json_t *secret(const char *v) { return v ? json_string("(set, redacted)") : json_null(); }
@@ -95,6 +97,10 @@ int cmd_config(struct cli *c, int argc, char **argv)
                                                 (json_int_t)cfg.queue_idle_min_ms, "idle_max_ms",
                                                 (json_int_t)cfg.queue_idle_max_ms));
     json_object_set_new(out, "handlers", h);
+    json_object_set_new(out, "cloudflare", cfwire_config_json(&cfg));
+    json_t *fb = json_object(); /* synccf's variables read from xplat's names (lib/envfile.c) */
+    for (const char *const *u = env_fallbacks_used(); u && *u; u += 2) json_object_set_new(fb, u[0], json_string(u[1]));
+    json_object_set_new(out, "env_fallbacks", fb);
     char *s = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     printf("configuration ok\n%s\n", s);
     free(s);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../lib/config.h"
+#include "../lib/envfile.h"
 #include "../lib/log.h"
 #include "../lib/store.h"
 #include "cli.h"
@@ -91,16 +92,30 @@ static const struct command {
      "validate the configuration and print it (secrets redacted)",
      "Loads the file and the environment as the daemon would; reports the first error with its\n"
      "file, line and key (exit 2), or prints the effective settings as JSON.\n"},
+    {"cloudflare", cmd_cloudflare, "cloudflare setup [--dry-run] [--api-base URL]\n"
+                                   "cloudflare check [--json] [--api-base URL]\n"
+                                   "cloudflare teardown [--dry-run] [--api-base URL]",
+     "wire Cloudflare to send what the handlers need, say what drifted, or undo it (docs/cloudflare.md)",
+     "  setup                   create what is missing, update what drifted (every name starts with synccf)\n"
+     "  check                   one row per wired object: ok, missing, drifted: FIELDS, failing: WHY;\n"
+     "                          exit 1 unless all are ok\n"
+     "  teardown                remove every object setup created\n"
+     "  --dry-run               print each changing call (secrets redacted) and make none\n"
+     "  --json                  check's rows as JSON\n"
+     "  --api-base URL          the API's address (https://api.cloudflare.com)\n"
+     "Needs CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID (or xplat's CF_API_TOKEN, CF_ACCOUNT_ID).\n"},
     {"version", NULL, "version", "print the version (also --version)", ""},
     {"help", NULL, "help [COMMAND]", "list the commands, or one command's options (also COMMAND --help)", ""},
 };
 #define NCOMMANDS (sizeof commands / sizeof *commands)
 
 static const char global_usage[] =
-    "usage: synccf [--config FILE] [--state DIR] [--log-format logfmt|json] [--log-level LEVEL] COMMAND [ARGS]\n";
+    "usage: synccf [--config FILE] [--env-file FILE] [--state DIR] [--log-format logfmt|json] [--log-level LEVEL] COMMAND [ARGS]\n";
 static const char global_options[] =
     "common options (before or after COMMAND):\n"
     "  --config FILE           the config file (SYNCCF_CONFIG; synccf.yaml, or xplat.yaml's sync.cloudflare)\n"
+    "  --env-file FILE         KEY=value lines read into the environment first (the process\n"
+    "                          environment wins; xplat's .env names are understood)\n"
     "  --state DIR             the state directory (SYNCCF_STATE, the file's state; ~/.xplat/cache/synccf)\n"
     "  --log-format logfmt|json, --log-level debug|info|warn|error\n"
     "exit status: 0 success, 1 runtime failure, 2 usage or configuration error\n";
@@ -189,6 +204,19 @@ int cli_common(struct cli *c, int *argc, char **argv)
 {
     const char *state = NULL, *fmt = "logfmt", *level = "info";
     int out = 1;
+    /* --env-file first: the file may set SYNCCF_CONFIG and SYNCCF_STATE. */
+    for (int i = 1; i < *argc; i++) {
+        const char *v;
+        char err[512];
+        if (!(v = cli_value(*argc, argv, &i, "--env-file"))) argv[out++] = argv[i];
+        else if (envfile_load(v, err, sizeof err) != 0) {
+            fprintf(stderr, "synccf: --env-file %s\n", err);
+            return -1;
+        }
+    }
+    *argc = out;
+    out = 1;
+    env_xplat_fallbacks();
     c->config = getenv("SYNCCF_CONFIG") && *getenv("SYNCCF_CONFIG") ? getenv("SYNCCF_CONFIG") : NULL;
     for (int i = 1; i < *argc; i++) {
         const char *v;

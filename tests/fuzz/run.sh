@@ -7,11 +7,11 @@ cd "$(dirname "$0")/../.."
 SECONDS_EACH=${1:-30}
 OUT=build-fuzz
 mkdir -p "$OUT"
-PKGS="jansson zlib libcrypto sqlite3 yaml-0.1"
+PKGS="jansson zlib libcrypto sqlite3 yaml-0.1 libcurl"
 CFLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iinclude $(pkg-config --cflags $PKGS)"
 LIBS="$(pkg-config --libs $PKGS) -lpthread -lm"
-LIBSRC="lib/sse.c lib/event.c lib/normalize.c lib/logpush.c lib/webhook.c lib/util.c lib/log.c lib/config.c lib/handler.c"
-for t in normalize logpush webhook sources config sse; do
+LIBSRC="lib/sse.c lib/event.c lib/normalize.c lib/logpush.c lib/webhook.c lib/util.c lib/log.c lib/config.c lib/handler.c lib/cfwire_config.c lib/cfwire.c lib/http.c lib/envfile.c"
+for t in ${FUZZ_TARGETS:-normalize logpush webhook sources config sse envfile}; do
     clang $CFLAGS -o "$OUT/fuzz_$t" "tests/fuzz/fuzz_$t.c" $LIBSRC $LIBS
     corpus="$OUT/corpus_$t"
     mkdir -p "$corpus"
@@ -19,7 +19,10 @@ for t in normalize logpush webhook sources config sse; do
         normalize) for f in tests/vectors/inputs/*.json; do { printf '\000'; cat "$f"; } > "$corpus/n-$(basename "$f")"; { printf '\001'; cat "$f"; } > "$corpus/g-$(basename "$f")"; done ;;
         logpush) for f in tests/vectors/inputs/*.ndjson* tests/vectors/inputs/*.gz; do { printf '\377'; cat "$f"; } > "$corpus/$(basename "$f")"; done ;;
         sources) cp tests/vectors/inputs/audit-*.json tests/vectors/inputs/pages-deployments.json tests/vectors/inputs/queue-pull-response.json "$corpus/" ;;
-        config) cp examples/synccf.yaml "$corpus/"; printf 'sync:\n  cloudflare:\n    mode: hybrid\n' > "$corpus/xplat.yaml" ;;
+        config) cp examples/synccf.yaml "$corpus/"; printf 'sync:\n  cloudflare:\n    mode: hybrid\n' > "$corpus/xplat.yaml"
+                printf 'cloudflare:\n  target: https://x.example\n  pages: [a, {project: b, environments: [preview], events: [failed]}]\n  alerts: [{type: dos_attack_l7, filters: {zones: [z]}}]\n  logpush: [{dataset: http_requests, zone_id: 023e105f4ecef8ad9ca31a8372d0c353, max_upload_bytes: 8M}]\n  subscriptions: [{source: kv, events: [x]}]\n' > "$corpus/cloudflare.yaml" ;;
+        envfile) { printf '\000'; printf 'CF_API_TOKEN=abc\nexport A="x\\"y" # c\nB=\x27lit\x27\n'; } > "$corpus/env"
+                 { printf '\001'; cat tests/vectors/inputs/queue-pull-response.json; } > "$corpus/list" ;;
         sse) printf '\003: hello\n\nid: 1\nevent: cloudevent\ndata: {"specversion":"1.0"}\n\nid: 2\r\ndata: a\r\ndata: b\r\n\r\n' > "$corpus/seed" ;;
         webhook) printf 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\000msg_p5jXN8AQM9LWM0D4loKWxJek\0001614265330\000v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=\000{"test": 2432232314}' > "$corpus/seed" ;;
     esac

@@ -87,10 +87,15 @@ tests/install/options.sh "$bin" >"$tmp/names"
 check "options.sh found the options, settings and variables ($(wc -l <"$tmp/names"))" [ "$(wc -l <"$tmp/names")" -ge 100 ]
 missing=""
 while read -r kind name; do
-    # Options in synccf(1); settings and variables in synccf.yaml(5).
-    page=$tmp/synccf.yaml.5.txt
-    [ "$kind" = option ] && page=$tmp/synccf.1.txt
-    grep -qE -- "(^|[^A-Za-z0-9_-])$name([^A-Za-z0-9_-]|$)" "$page" || missing="$missing $kind:$name"
+    # Options in synccf(1); settings in synccf.yaml(5); variables in either
+    # (synccf(1)'s ENVIRONMENT has those that are no setting's).
+    case $kind in
+        option) pages=$tmp/synccf.1.txt ;;
+        setting) pages=$tmp/synccf.yaml.5.txt ;;
+        *) pages="$tmp/synccf.1.txt $tmp/synccf.yaml.5.txt" ;;
+    esac
+    # shellcheck disable=SC2086
+    cat $pages | grep -qE -- "(^|[^A-Za-z0-9_-])$name([^A-Za-z0-9_-]|$)" || missing="$missing $kind:$name"
 done <"$tmp/names"
 check "synccf(1) names every option, synccf.yaml(5) every setting and variable${missing:+ (missing:$missing)}" [ -z "$missing" ]
 missing=""
@@ -134,7 +139,7 @@ for i in ("build-1", "build-2"):
             printf "%s\n" "${COMPREPLY[@]}" | sort | tr "\n" " "' "$dest$P/share/bash-completion/completions/synccf" "$@"
     }
     got=$(complete_words synccf "")
-    check "completion: the commands ($got)" [ "$got" = "$(printf '%s\n' config events help poll pull queue receive replay run status tunnel version --config --help --json --log-format --log-level --state --version | sort | tr '\n' ' ')" ]
+    check "completion: the commands ($got)" [ "$got" = "$(printf '%s\n' cloudflare config events help poll pull queue receive replay run status tunnel version --config --env-file --help --json --log-format --log-level --state --version | sort | tr '\n' ' ')" ]
     got=$(complete_words synccf events "")
     check "completion: events subcommands ($got)" [ "$got" = "list show tail " ]
     got=$(complete_words synccf receive --max-c)
@@ -147,7 +152,7 @@ for i in ("build-1", "build-2"):
     got=$(complete_words synccf --state "$tmp/st" replay "")
     check "completion: replay completes stored ids" [ "$got" = "$ids" ]
     # Every option of the daemon commands that the code accepts is offered.
-    offered=$(complete_words synccf run --)
+    offered="$(complete_words synccf run --) $(complete_words synccf cloudflare setup --)"
     miss=""
     for o in $(grep '^option' "$tmp/names" | awk '{ print $2 }'); do
         case " $offered " in *" $o "*) ;; *) case $o in --type|--since|--limit|--lines) ;; *) miss="$miss $o" ;; esac ;; esac
