@@ -1,4 +1,4 @@
-// The deployment examples: the systemd unit passes systemd-analyze verify
+// The deployment examples: the installed systemd unit (dist/synccf.service.in) passes systemd-analyze verify
 // and runs synccf as Type=notify (READY=1 reaches a notify socket), the
 // process-compose file is checked by the unit tests (libyaml), the commented
 // config by `config check`.
@@ -6,17 +6,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, dirname } from 'node:path';
 import { BIN, ROOT, tempDir } from './lib.mjs';
 
-const unit = readFileSync(join(ROOT, 'examples', 'systemd', 'synccf.service'), 'utf8');
+const unit = readFileSync(join(ROOT, 'dist', 'synccf.service.in'), 'utf8');
 
 test('the systemd unit is valid and hardened', { skip: spawnSync('which', ['systemd-analyze']).status !== 0 && 'no systemd-analyze' }, () => {
-  for (const k of ['Type=notify', 'WatchdogSec=', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'StateDirectory=synccf', 'DynamicUser=yes'])
+  for (const k of ['Type=notify', 'WatchdogSec=', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'StateDirectory=synccf', 'User=synccf', 'ReadWritePaths=/var/lib/synccf', 'PrivateTmp=yes', 'SystemCallFilter=@system-service'])
     assert.ok(unit.includes(k), k);
   const dir = tempDir();
   // verify needs the ExecStart binary to exist: point it at the build.
-  writeFileSync(join(dir, 'synccf.service'), unit.replaceAll('/usr/local/bin/synccf', BIN));
+  writeFileSync(join(dir, 'synccf.service'), unit.replaceAll('@bindir@', dirname(BIN)));
   const r = spawnSync('systemd-analyze', ['verify', '--man=no', join(dir, 'synccf.service')], { encoding: 'utf8' });
   const problems = (r.stderr || '').split('\n').filter((l) => l.includes('synccf.service') && !/Failed to (connect|determine)|Cannot|not running|System has not been booted/.test(l));
   assert.deepEqual(problems, [], r.stderr);
