@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "jsonx.h"
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
@@ -127,7 +128,7 @@ int store_event_from_json(const json_t *ev, struct store_event *out)
     out->time = attr(ev, "time");
     out->via = attr(ev, "synccfvia");
     out->received = attr(ev, "synccfreceived");
-    out->body = json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    out->body = jx_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (!out->id || !out->type || !out->source || !out->time || !out->via || !out->received || !out->body) {
         store_event_free(out);
         return -1;
