@@ -70,6 +70,8 @@ struct config {
     unsigned max_backoff_ms;
     unsigned concurrency;    /* handler runs at once */
 
+    unsigned metrics_max_series; /* /metrics series per input-fed label set; beyond, "other" */
+
     struct handler_def *handlers; /* as loaded; config_publish() makes them live */
     size_t nhandlers;
     struct rules *_Atomic rules;

@@ -87,6 +87,7 @@ int cmd_config(struct cli *c, int argc, char **argv)
                                                 (json_int_t)cfg.queue_visibility_ms, "idle_min_ms",
                                                 (json_int_t)cfg.queue_idle_min_ms, "idle_max_ms",
                                                 (json_int_t)cfg.queue_idle_max_ms));
+    json_object_set_new(out, "metrics", json_pack("{s:I}", "max_series", (json_int_t)cfg.metrics_max_series));
     json_object_set_new(out, "handlers", h);
     char *s = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     printf("configuration ok\n%s\n", s);

@@ -324,3 +324,14 @@ export function checkEvent(ev) {
     return 'synccfreceived must be an RFC 3339 string';
   return null;
 }
+
+// An event accepted from elsewhere, as event_accept (lib/event.c) stores it:
+// checked, then a missing synccfvia / synccfreceived filled in. Returns the
+// refusal's message, or null.
+export function acceptEvent(ev, { via, receivedMs }) {
+  const why = checkEvent(ev);
+  if (why) return why;
+  if (!Object.hasOwn(ev, 'synccfvia')) ev.synccfvia = via;
+  if (!Object.hasOwn(ev, 'synccfreceived')) ev.synccfreceived = formatMs(receivedMs);
+  return null;
+}
