@@ -72,7 +72,7 @@ static long walk(const char *buf, size_t len, char *out, size_t *outlen)
             for (p++; p < end && *p != '"'; p++) {
                 if (*p != '\\') continue;
                 if (end - p >= 6 && memcmp(p, "\\u0000", 6) == 0) return -1;
-                p++; /* the escaped character, a quote included */
+                if (p + 1 < end) p++; /* the escaped character, a quote included */
             }
             if (p < end) p++;
             prev = '"';
