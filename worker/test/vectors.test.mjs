@@ -9,7 +9,7 @@ import { WORKER_DIR, ROOT } from './helpers.mjs';
 
 // A test Worker that imports the production module and exposes it.
 const harness = `
-import { normNotification, normGeneric, normLogpush, parseJson, acceptEvent } from './src/normalize.js';
+import { normNotification, normGeneric, normLogpush, parseJson, acceptEvent, checkEvent } from './src/normalize.js';
 export default {
   async fetch(request) {
     const u = new URL(request.url);
@@ -25,7 +25,7 @@ export default {
     const kind = u.searchParams.get('kind');
     if (kind === 'logpush') {
       const r = await normLogpush(u.searchParams.get('dataset'), request.body, o);
-      return Response.json({ ...r, events: r.events.map((e) => JSON.stringify(e)) });
+      return Response.json({ ...r, events: r.events.map((e) => JSON.stringify(e)), checks: r.events.map(checkEvent) });
     }
     if (kind === 'cloudevents') {
       const verdicts = [], events = [];
@@ -39,7 +39,7 @@ export default {
     const raw = new Uint8Array(await request.arrayBuffer());
     const body = parseJson(new TextDecoder().decode(raw));
     const e = kind === 'notification' ? await normNotification(body, o) : await normGeneric(u.searchParams.get('name'), raw, body, o);
-    return Response.json({ events: e ? [JSON.stringify(e)] : [], rejected: 0 });
+    return Response.json({ events: e ? [JSON.stringify(e)] : [], rejected: 0, checks: e ? [checkEvent(e)] : [] });
   },
 };`;
 
@@ -71,6 +71,8 @@ for (const name of vectors) {
     assert.equal(res.status, 200);
     assert.equal(out.rejected, v.rejected);
     if (v.verdicts) assert.deepEqual(out.verdicts, v.verdicts.map((x) => x.error));
+    // Every event the Worker makes passes the checks the receiver applies.
+    else assert.ok(out.checks.every((c) => c === null), JSON.stringify(out.checks));
     const want = await (await mf.dispatchFetch(new URL('/expected', url), { method: 'POST', body: readFileSync(join(dir, name)) })).json();
     assert.deepEqual(out.events, want);
   });
