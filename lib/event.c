@@ -117,7 +117,11 @@ static int is_context_attr(const char *k)
     return 0;
 }
 
-static _Thread_local char ext_msg[96];
+static _Thread_local char ext_msg[112];
+
+/* Printable ASCII but the quote and backslash, which JSON would escape. */
+#define NAME_SHOWN                                                                                                     \
+    "!#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[]^_`abcdefghijklmnopqrstuvwxyz{|}~"
 
 const char *event_check(json_t *ev)
 {
@@ -147,8 +151,13 @@ const char *event_check(json_t *ev)
     if (json_object_get(ev, "schemaurl")) return "schemaurl is not a CloudEvents 1.0 attribute (use dataschema)";
     const char *k;
     json_object_foreach(ev, k, v) {
-        if (strcmp(k, "data_base64") != 0 && !valid_attr_name(k))
-            return "attribute names must be 1-20 lowercase letters or digits";
+        if (strcmp(k, "data_base64") == 0 || valid_attr_name(k)) continue;
+        /* Named when it can be shown as it is (printable ASCII, short). */
+        if (str_of_class(k, strlen(k), NAME_SHOWN, 40)) {
+            snprintf(ext_msg, sizeof ext_msg, "attribute name %s is not 1-20 lowercase letters or digits", k);
+            return ext_msg;
+        }
+        return "attribute names must be 1-20 lowercase letters or digits";
     }
     json_object_foreach(ev, k, v) {
         if (is_context_attr(k) || jx_is_string(v) || json_is_boolean(v) || ce_integer(v)) continue;

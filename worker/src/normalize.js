@@ -313,8 +313,12 @@ export function checkEvent(ev) {
     return 'data_base64 must be a base64 string';
   if (has('data_base64') && has('data')) return 'data and data_base64 must not both be present';
   if (has('schemaurl')) return 'schemaurl is not a CloudEvents 1.0 attribute (use dataschema)';
-  for (const k of Object.keys(ev))
-    if (k !== 'data_base64' && !/^[a-z0-9]{1,20}$/.test(k)) return 'attribute names must be 1-20 lowercase letters or digits';
+  for (const k of Object.keys(ev)) {
+    if (k === 'data_base64' || /^[a-z0-9]{1,20}$/.test(k)) continue;
+    // Named when it can be shown as it is (printable ASCII, short).
+    if (/^[!#-[\]-~]{1,40}$/.test(k)) return `attribute name ${k} is not 1-20 lowercase letters or digits`;
+    return 'attribute names must be 1-20 lowercase letters or digits';
+  }
   for (const [k, v] of Object.entries(ev)) {
     if (CONTEXT.has(k) || typeof v === 'string' || typeof v === 'boolean' || ceInteger(v)) continue;
     return `extension attribute ${k} must be a string, boolean or 32-bit integer`;
