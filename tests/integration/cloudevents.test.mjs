@@ -4,7 +4,7 @@
 // handlers; refusals name their route in the log.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { readFileSync, writeFileSync, chmodSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CloudEvent } from 'cloudevents';
 import { Webhook } from 'standardwebhooks';
@@ -29,7 +29,9 @@ let d, dir;
 before(async () => {
   dir = tempDir();
   const rec = join(dir, 'record.sh');
-  writeFileSync(rec, `#!/bin/sh\ncat >> ${dir}/handed\necho >> ${dir}/handed\n`);
+  // One file per run: runs of different subjects go at once.
+  writeFileSync(rec, `#!/bin/sh\ncat > "$(mktemp ${dir}/handed/run.XXXXXX)"\n`);
+  mkdirSync(join(dir, 'handed'));
   chmodSync(rec, 0o755);
   const cfg = join(dir, 'synccf.yaml');
   writeFileSync(cfg, `handlers:\n  - name: record\n    match: { type: "com.example.thing" }\n    exec: { argv: [${rec}] }\n`);
@@ -83,10 +85,9 @@ test('accepted events are stored byte for byte (data_base64, big integers), and 
   assert.ok(lines.some((l) => l.includes('"data_base64":"AAECAwQ="') && !l.includes('"data":')));
   assert.ok(lines.some((l) => l.includes('"n":12345678901234567890,"m":-98765432109876543210')));
   const handed = await until('the handler runs', async () => {
-    let t = '';
-    try { t = readFileSync(join(dir, 'handed'), 'utf8'); } catch { return false; }
-    const got = t.split('\n').filter(Boolean);
-    return got.length === expected.length && got;
+    const got = readdirSync(join(dir, 'handed')).map((f) => readFileSync(join(dir, 'handed', f), 'utf8'));
+    // A run's file exists before its command has written it: wait for all.
+    return got.length === expected.length && lines.every((l) => got.includes(l)) && got;
   }, 15000);
   for (const l of lines) assert.ok(handed.includes(l), `handed to the handler as stored: ${l}`);
 });
