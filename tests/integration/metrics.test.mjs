@@ -99,7 +99,10 @@ test('labels fed by input are bounded: past metrics.max_series, sources are coun
     }, 15000);
     const stored = p.samples.filter((x) => x.name === 'synccf_events_stored_total');
     const own = stored.filter((x) => x.labels.source !== 'other');
-    assert.equal(own.length, 5, 'max_series series of their own');
+    assert.deepEqual(own.map((x) => `${x.labels.via}|${x.labels.source}`),
+      ['h0', 'h1', 'h10', 'h11', 'h2'].map((h) => `tunnel|/synccf/hooks/${h}`), 'the first max_series in name order');
+    assert.equal(value(p, 'synccf_events_stored_total', { via: 'tunnel', source: 'other' }), 7);
+    assert.equal(value(p, 'synccf_events_stored_total', { via: 'worker', source: 'other' }), 31);
     assert.deepEqual(stored.filter((x) => x.labels.source === 'other').map((x) => x.labels.via).sort(), ['tunnel', 'worker']);
     assert.ok(stored.every((x) => ['worker', 'tunnel', 'queue', 'poll', 'other'].includes(x.labels.via)));
     assert.equal(new Set(stored.map((x) => `${x.labels.via}|${x.labels.source}`)).size, stored.length, 'no series twice');
