@@ -44,7 +44,7 @@ synccf *synccf_open(const char *config_file, char *err, size_t errlen);
  * settings by their own name ("max_body", "max_logpush_body",
  * "max_decompressed", "max_line", "max_connections", "max_connections_per_ip",
  * "timeout", "threads", "max_attempts", "backoff", "max_backoff",
- * "concurrency"), and "filter" and "pages_project" (each call adds one). */
+ * "concurrency", "max_series"), and "filter" and "pages_project" (each call adds one). */
 int synccf_set(synccf *s, const char *key, const char *value, char *err, size_t errlen);
 
 /* Registers a handler for events whose type matches type_glob (NULL: all).

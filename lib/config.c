@@ -48,6 +48,7 @@ void config_defaults(struct config *c)
     c->backoff_ms = 1000;
     c->max_backoff_ms = 5 * 60 * 1000;
     c->concurrency = 4;
+    c->metrics_max_series = 200;
 }
 
 static void free_list(char **l)
@@ -375,6 +376,15 @@ static int limits_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_
     return 0;
 }
 
+static int metrics_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *v, void *obj)
+{
+    (void)kn;
+    struct config *c = obj;
+    if (strcmp(k, "max_series") == 0) get_uint(x, v, k, &c->metrics_max_series, 1, 100000);
+    else return 1;
+    return 0;
+}
+
 static int dispatch_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *v, void *obj)
 {
     (void)kn;
@@ -562,6 +572,7 @@ static int top_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *
     }
     else if (strcmp(k, "limits") == 0) each_pair(x, v, k, limits_pair, c);
     else if (strcmp(k, "dispatch") == 0) each_pair(x, v, k, dispatch_pair, c);
+    else if (strcmp(k, "metrics") == 0) each_pair(x, v, k, metrics_pair, c);
     else if (strcmp(k, "handlers") == 0) {
         if (!v || v->type != YAML_SEQUENCE_NODE) return fail(x, v, k, "expected a list%s", NULL), 0;
         for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top && !x->failed; it++) {
@@ -639,7 +650,7 @@ static const char *const settable[] = {
     "api_token", "tunnel_token", "push_secret_file", "notify_secret_file", "hook_token_file", "pull_token_file",
     "api_token_file", "tunnel_token_file", "limits.max_body", "limits.max_logpush_body", "limits.max_decompressed",
     "limits.max_line", "limits.max_connections", "limits.max_connections_per_ip", "limits.timeout", "limits.threads", "dispatch.max_attempts",
-    "dispatch.backoff", "dispatch.max_backoff", "dispatch.concurrency", NULL};
+    "dispatch.backoff", "dispatch.max_backoff", "dispatch.concurrency", "metrics.max_series", NULL};
 
 const char *config_setting(const char *name)
 {

@@ -73,6 +73,7 @@ struct config {
     unsigned concurrency;    /* handler runs at once */
 
     struct cfwire_config *cloudflare; /* the `cloudflare:` section (lib/cfwire_config.c), or NULL */
+    unsigned metrics_max_series; /* /metrics series per input-fed label set; beyond, "other" */
 
     struct handler_def *handlers; /* as loaded; config_publish() makes them live */
     size_t nhandlers;

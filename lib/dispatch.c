@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "jsonx.h"
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
@@ -129,7 +130,7 @@ static unsigned backoff_ms(const struct config *cfg, int attempts, unsigned *see
 
 static void run_one(const struct handler_def *h, const char *body, struct handler_result *res)
 {
-    json_t *ev = json_loads(body, 0, NULL);
+    json_t *ev = jx_loads(body, 0, NULL);
     if (!ev) {
         res->permanent = 1;
         snprintf(res->error, sizeof res->error, "stored event is not JSON");
@@ -172,7 +173,7 @@ static const char *run_and_record(struct dispatch *d, struct claim *c, unsigned 
     const char *state = res.ok ? "ok" : (res.permanent || attempts >= (int)d->cfg->max_attempts) ? "gave_up" : "pending";
     int64_t next = res.ok ? 0 : now_ms() + backoff_ms(d->cfg, attempts, seed);
 
-    json_t *ev = json_loads(c->body, 0, NULL);
+    json_t *ev = jx_loads(c->body, 0, NULL);
     const char *id = ev ? json_string_value(json_object_get(ev, "id")) : "?";
     char att[16], ms[24];
     snprintf(att, sizeof att, "%d", attempts);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonx.h"
 #include "normalize.h"
 #include "util.h"
 
@@ -38,6 +39,7 @@ bad:
 static void value_text(const json_t *v, char *out, size_t n)
 {
     if (!v) out[0] = '\0';
+    else if (jx_is_bigint(v)) snprintf(out, n, "%s", json_string_value(v) + 1); /* its digits */
     else if (json_is_string(v)) snprintf(out, n, "%s", json_string_value(v));
     else if (json_is_integer(v)) snprintf(out, n, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
     else if (json_is_real(v)) snprintf(out, n, "%.17g", json_real_value(v));

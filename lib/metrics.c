@@ -72,10 +72,37 @@ static void label(struct buf *out, const char *v)
 
 struct family {
     const char *prefix, *metric, *help, *lab1, *lab2; /* counter name "prefix.<l1>[.<l2>]" */
+    int input; /* its labels come from what senders send (via, source): bounded */
 };
 
-/* Counters named "<prefix><l1>|<l2>" or "<prefix><l1>" in the store. */
-static void counters(sqlite3 *db, struct buf *out, const struct family *f)
+/* The ways in: the only via a label shows by name (docs/events.md). */
+static const char *const vias[] = {"worker", "tunnel", "queue", "poll", "other"};
+#define NVIAS (sizeof vias / sizeof *vias)
+
+static size_t via_index(const char *v)
+{
+    for (size_t i = 0; i + 1 < NVIAS; i++)
+        if (strcmp(v, vias[i]) == 0) return i;
+    return NVIAS - 1;
+}
+
+static void series(struct buf *out, const struct family *f, const char *a, const char *b, long long v)
+{
+    buf_printf(out, "%s{%s=\"", f->metric, f->lab1);
+    label(out, a);
+    if (f->lab2) {
+        buf_printf(out, "\",%s=\"", f->lab2);
+        label(out, b ? b : "");
+    }
+    buf_printf(out, "\"} %lld\n", v);
+}
+
+/* Counters named "<prefix><l1>|<l2>" or "<prefix><l1>" in the store. A
+ * family fed by input shows at most max_series series of its own: a via
+ * other than the documented ones, a source past the first max_series (in
+ * name order) or named "other" itself, are counted under "other", so that
+ * no sender can grow /metrics without bound. */
+static void counters(sqlite3 *db, struct buf *out, const struct family *f, unsigned max_series)
 {
     buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n", f->metric, f->help, f->metric);
     sqlite3_stmt *st;
@@ -84,21 +111,31 @@ static void counters(sqlite3 *db, struct buf *out, const struct family *f)
         return;
     sqlite3_bind_int(st, 1, (int)strlen(f->prefix));
     sqlite3_bind_text(st, 2, f->prefix, -1, SQLITE_STATIC);
+    long long other[NVIAS] = {0};
+    int has_other[NVIAS] = {0};
+    unsigned shown = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
         const char *rest = (const char *)sqlite3_column_text(st, 0) + strlen(f->prefix);
+        long long v = (long long)sqlite3_column_int64(st, 1);
         char a[256];
         snprintf(a, sizeof a, "%s", rest);
         char *b = f->lab2 ? strchr(a, '|') : NULL;
         if (b) *b++ = '\0';
-        buf_printf(out, "%s{%s=\"", f->metric, f->lab1);
-        label(out, a);
-        if (f->lab2) {
-            buf_printf(out, "\",%s=\"", f->lab2);
-            label(out, b ? b : "");
+        if (f->input) {
+            size_t vi = via_index(a);
+            int own = vi + 1 < NVIAS && (!f->lab2 || (shown < max_series && strcmp(b ? b : "", "other") != 0));
+            if (!own) {
+                other[vi] += v;
+                has_other[vi] = 1;
+                continue;
+            }
+            shown++;
         }
-        buf_printf(out, "\"} %lld\n", (long long)sqlite3_column_int64(st, 1));
+        series(out, f, a, b, v);
     }
     sqlite3_finalize(st);
+    for (size_t i = 0; i < NVIAS; i++)
+        if (has_other[i]) series(out, f, vias[i], "other", other[i]);
 }
 
 static long long scalar(sqlite3 *db, const char *sql)
@@ -111,17 +148,17 @@ static long long scalar(sqlite3 *db, const char *sql)
     return v;
 }
 
-void metrics_render_store(sqlite3 *db, struct buf *out)
+void metrics_render_store(sqlite3 *db, unsigned max_series, struct buf *out)
 {
     static const struct family fams[] = {
-        {"events.", "synccf_events_stored_total", "Events stored, by way in and source.", "via", "source"},
-        {"duplicates.", "synccf_duplicates_total", "Events received again and not stored, by way in.", "via", NULL},
-        {"rejected.", "synccf_rejections_total", "Requests, records and messages refused, by reason.", "reason", NULL},
-        {"filtered.", "synccf_filtered_total", "Logpush records dropped by the record filter.", "kind", NULL},
-        {"handler.", "synccf_handler_runs_total", "Handler runs finished, by handler and outcome.", "handler", "outcome"},
-        {"poll.requests.", "synccf_poll_requests_total", "Audit log API requests, by HTTP status (0: no answer).", "status", NULL},
+        {"events.", "synccf_events_stored_total", "Events stored, by way in and source.", "via", "source", 1},
+        {"duplicates.", "synccf_duplicates_total", "Events received again and not stored, by way in.", "via", NULL, 1},
+        {"rejected.", "synccf_rejections_total", "Requests, records and messages refused, by reason.", "reason", NULL, 0},
+        {"filtered.", "synccf_filtered_total", "Logpush records dropped by the record filter.", "kind", NULL, 0},
+        {"handler.", "synccf_handler_runs_total", "Handler runs finished, by handler and outcome.", "handler", "outcome", 0},
+        {"poll.requests.", "synccf_poll_requests_total", "Audit log API requests, by HTTP status (0: no answer).", "status", NULL, 0},
     };
-    for (size_t i = 0; i < sizeof fams / sizeof *fams; i++) counters(db, out, &fams[i]);
+    for (size_t i = 0; i < sizeof fams / sizeof *fams; i++) counters(db, out, &fams[i], max_series);
 
     buf_printf(out, "# HELP synccf_outbox_pending Handler runs waiting to run or to be retried.\n"
                     "# TYPE synccf_outbox_pending gauge\nsynccf_outbox_pending %lld\n",

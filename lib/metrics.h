@@ -24,7 +24,7 @@ void hist_render(struct hist *h, const char *name, const char *labels, struct bu
 
 /* Everything in the store that /metrics shows: persisted counters, the
  * outbox, the last event, each source's state. Appends to out. */
-void metrics_render_store(sqlite3 *db, struct buf *out);
+void metrics_render_store(sqlite3 *db, unsigned max_series, struct buf *out);
 
 /* printf into a buf. */
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "jsonx.h"
 #include "util.h"
 
 #define LOWER_DIGITS "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -21,7 +22,7 @@ int norm_valid_hook_name(const char *s) { return str_of_class(s, strlen(s), LOWE
 static const char *short_str(json_t *obj, const char *key)
 {
     json_t *v = json_object_get(obj, key);
-    if (!json_is_string(v)) return NULL;
+    if (!jx_is_string(v)) return NULL;
     size_t n = json_string_length(v);
     if (n == 0 || n > EVENT_SUBJECT_MAX) return NULL;
     return json_string_value(v);
@@ -30,7 +31,7 @@ static const char *short_str(json_t *obj, const char *key)
 static const char *str_or_empty(json_t *obj, const char *key)
 {
     json_t *v = json_object_get(obj, key);
-    return json_is_string(v) ? json_string_value(v) : "";
+    return jx_is_string(v) ? json_string_value(v) : "";
 }
 
 /* Lowercase, [a-z0-9_] only, at most 64 characters. */
@@ -86,7 +87,7 @@ json_t *norm_notification(json_t *body, const struct norm_opts *o)
     json_t *at = json_object_get(body, "alert_type");
     char h[HASH_HEX], id[EVENT_ID_MAX], type[128], seg[65];
 
-    if (json_is_string(at) && strcmp(json_string_value(at), "pages_event_alert") == 0) {
+    if (jx_is_string(at) && strcmp(json_string_value(at), "pages_event_alert") == 0) {
         static const char pfx[] = "EVENT_DEPLOYMENT_";
         const char *evn = data ? str_or_empty(data, "event") : "";
         if (strncmp(evn, pfx, sizeof pfx - 1) == 0 && evn[sizeof pfx - 1])
@@ -106,7 +107,7 @@ json_t *norm_notification(json_t *body, const struct norm_opts *o)
         return event_build(id, "/cloudflare/pages", type, subject, t, account, o, body);
     }
 
-    if (json_is_string(at) && json_string_length(at) > 0)
+    if (jx_is_string(at) && json_string_length(at) > 0)
         sanitize_segment(json_string_value(at), seg);
     else
         strcpy(seg, "test");
@@ -180,7 +181,7 @@ json_t *norm_generic(const char *name, const char *raw, size_t rawlen, json_t *b
     json_t *bid = json_object_get(body, "id");
     const void *parts[3] = {name, "\n", NULL};
     size_t lens[3] = {strlen(name), 1, 0};
-    if (json_is_string(bid) && json_string_length(bid) >= 1 && json_string_length(bid) <= 128) {
+    if (jx_is_string(bid) && json_string_length(bid) >= 1 && json_string_length(bid) <= 128) {
         parts[2] = json_string_value(bid);
         lens[2] = json_string_length(bid);
     } else {
@@ -201,7 +202,7 @@ json_t *norm_generic(const char *name, const char *raw, size_t rawlen, json_t *b
 static int is_logpush_check(json_t *rec)
 {
     json_t *c = json_object_get(rec, "content");
-    return json_object_size(rec) == 1 && json_is_string(c) && strcmp(json_string_value(c), "tests") == 0;
+    return json_object_size(rec) == 1 && jx_is_string(c) && strcmp(json_string_value(c), "tests") == 0;
 }
 
 int norm_logpush_line(const char *dataset, const char *line, size_t len, const struct norm_opts *o, json_t **ev,
@@ -211,7 +212,7 @@ int norm_logpush_line(const char *dataset, const char *line, size_t len, const s
                                               "Timestamp", "When"};
     static const char *const subject_fields[] = {"ZoneName", "ScriptName", "ClientRequestHost"};
     json_error_t jerr;
-    json_t *rec = json_loadb(line, len, 0, &jerr);
+    json_t *rec = jx_loadb(line, len, 0, &jerr);
     *ev = NULL;
     if (!json_is_object(rec)) {
         snprintf(err, errlen, "%s", rec ? "not a JSON object" : jerr.text);
@@ -252,8 +253,8 @@ static json_t *xplat_raw(json_t *body, json_t **parsed)
 {
     json_t *raw = json_object_get(body, "raw");
     *parsed = NULL;
-    if (json_is_string(raw)) {
-        *parsed = json_loadb(json_string_value(raw), json_string_length(raw), 0, NULL);
+    if (jx_is_string(raw)) {
+        *parsed = jx_loadb(json_string_value(raw), json_string_length(raw), 0, NULL);
         return *parsed ? *parsed : raw;
     }
     return raw;
@@ -282,7 +283,7 @@ static int add_line(const char *ds, const char *line, size_t len, const struct n
 static int xplat_logpush(const char *ds, json_t *raw, const struct norm_opts *o, json_t *out, size_t *rejected)
 {
     int n = 0;
-    if (json_is_string(raw)) {
+    if (jx_is_string(raw)) {
         /* NDJSON text: every line keeps its exact bytes, hence its id. */
         const char *p = json_string_value(raw), *end = p + json_string_length(raw);
         while (p < end) {
@@ -302,7 +303,7 @@ static int xplat_logpush(const char *ds, json_t *raw, const struct norm_opts *o,
     size_t i;
     json_t *rec;
     json_array_foreach(one, i, rec) {
-        char *line = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        char *line = jx_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
         if (line) n += add_line(ds, line, strlen(line), o, out, rejected);
         free(line);
     }
@@ -329,7 +330,7 @@ int norm_xplat(json_t *body, const struct norm_opts *o, json_t *out, size_t *rej
         json_array_append_new(out, norm_notification(raw, o));
         n = 1;
     } else if (strcmp(xtype, "logpush") == 0 && xplat_dataset(body) &&
-               (json_is_string(raw) || json_is_object(raw) || json_is_array(raw))) {
+               (jx_is_string(raw) || json_is_object(raw) || json_is_array(raw))) {
         n = xplat_logpush(xplat_dataset(body), raw, o, out, rejected);
     }
     json_decref(parsed);
@@ -339,7 +340,7 @@ int norm_xplat(json_t *body, const struct norm_opts *o, json_t *out, size_t *rej
     char seg[65], type[128], src[128], id[64], h[HASH_HEX], ts[32] = "";
     sanitize_segment(xtype, seg);
     json_t *tv = json_object_get(body, "timestamp");
-    if (json_is_string(tv)) snprintf(ts, sizeof ts, "%.31s", json_string_value(tv));
+    if (jx_is_string(tv)) snprintf(ts, sizeof ts, "%.31s", json_string_value(tv));
     else if (json_is_integer(tv)) snprintf(ts, sizeof ts, "%" JSON_INTEGER_FORMAT, json_integer_value(tv));
     const char *f[6] = {xtype, ts, str_or_empty(body, "account_id"), str_or_empty(body, "zone_id"),
                         str_or_empty(body, "action"), str_or_empty(body, "resource")};
@@ -395,7 +396,7 @@ json_t *norm_evsub(json_t *body, const char *msg_id, const struct norm_opts *o)
     if (!*own) own = msg_id ? msg_id : "";
     char ts[32] = "";
     json_t *st = json_object_get(md, "eventTimestamp");
-    if (json_is_string(st)) snprintf(ts, sizeof ts, "%.31s", json_string_value(st));
+    if (jx_is_string(st)) snprintf(ts, sizeof ts, "%.31s", json_string_value(st));
     const char *f[4] = {type, str_or_empty(md, "eventSubscriptionId"), ts, own};
     const void *parts[7];
     size_t lens[7], k = 0;
@@ -419,7 +420,7 @@ json_t *norm_evsub(json_t *body, const char *msg_id, const struct norm_opts *o)
         const char *k2;
         json_t *v;
         json_object_foreach(src, k2, v) {
-            if (strcmp(k2, "type") != 0 && json_is_string(v) && (subject = short_str(src, k2))) break;
+            if (strcmp(k2, "type") != 0 && jx_is_string(v) && (subject = short_str(src, k2))) break;
         }
     }
     return event_build(id, source, type, subject, time_of(st), short_str(md, "accountId"), o, body);

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "event.h"
+#include "jsonx.h"
 #include "http.h"
 #include "ingest.h"
 #include "log.h"
@@ -64,7 +65,7 @@ static int stopping(struct pull *p) { return source_stopping(&p->src); }
 static void take_event(struct pull *p, long long seq, const char *text, size_t len)
 {
     json_error_t jerr;
-    json_t *ev = json_loadb(text, len, 0, &jerr);
+    json_t *ev = jx_loadb(text, len, 0, &jerr);
     struct norm_opts o = {"worker", now_ms()};
     const char *why = ev ? event_accept(ev, &o) : jerr.text;
     if (why) {
@@ -130,7 +131,7 @@ static int catch_up(struct pull *p)
             continue;
         }
         if (limit < PAGE) limit = limit * 2 < PAGE ? limit * 2 : PAGE;
-        json_t *j = r.status == 200 ? json_loadb(r.body.p ? r.body.p : "", r.body.len, 0, NULL) : NULL;
+        json_t *j = r.status == 200 ? jx_loadb(r.body.p ? r.body.p : "", r.body.len, 0, NULL) : NULL;
         json_t *evs = json_object_get(j, "events");
         if (!json_is_array(evs)) {
             if (r.status) snprintf(p->src.last_error, sizeof p->src.last_error, "GET /v1/events: HTTP %ld", r.status);
@@ -143,7 +144,7 @@ static int catch_up(struct pull *p)
         json_t *row;
         json_array_foreach(evs, i, row) {
             json_int_t seq = json_integer_value(json_object_get(row, "seq"));
-            char *text = json_dumps(json_object_get(row, "event"), JSON_COMPACT | JSON_PRESERVE_ORDER);
+            char *text = jx_dumps(json_object_get(row, "event"), JSON_COMPACT | JSON_PRESERVE_ORDER);
             if (seq > p->cursor && text) take_event(p, seq, text, strlen(text));
             free(text);
         }

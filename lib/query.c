@@ -4,6 +4,8 @@
  * another process (the CLI) while the daemon commits. */
 #include "query.h"
 
+#include "jsonx.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,7 +79,7 @@ json_t *query_status(sqlite3 *db, const char *path)
     if (sqlite3_prepare_v2(db, "SELECT substr(key, 8), value FROM meta WHERE key LIKE 'source.%' ORDER BY key", -1, &st0,
                            NULL) == SQLITE_OK) {
         while (sqlite3_step(st0) == SQLITE_ROW) {
-            json_t *sv = json_loads((const char *)sqlite3_column_text(st0, 1), 0, NULL);
+            json_t *sv = jx_loads((const char *)sqlite3_column_text(st0, 1), 0, NULL);
             json_object_set_new(src, (const char *)sqlite3_column_text(st0, 0), sv ? sv : json_null());
         }
         sqlite3_finalize(st0);
@@ -105,7 +107,7 @@ json_t *query_status(sqlite3 *db, const char *path)
 
 static json_t *row_event(sqlite3_stmt *st)
 {
-    json_t *ev = json_loads((const char *)sqlite3_column_text(st, 1), 0, NULL);
+    json_t *ev = jx_loads((const char *)sqlite3_column_text(st, 1), 0, NULL);
     return json_pack("{s:I,s:o}", "seq", (json_int_t)sqlite3_column_int64(st, 0), "event", ev ? ev : json_null());
 }
 

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "event.h"
+#include "jsonx.h"
 #include "http.h"
 #include "ingest.h"
 #include "log.h"
@@ -44,7 +45,7 @@ static json_t *message_event(json_t *m, const char **why)
 {
     json_t *body = json_object_get(m, "body");
     json_t *parsed = NULL;
-    if (json_is_string(body)) body = parsed = json_loadb(json_string_value(body), json_string_length(body), 0, NULL);
+    if (json_is_string(body)) body = parsed = jx_loadb(json_string_value(body), json_string_length(body), 0, NULL);
     struct norm_opts o = {"queue", now_ms()};
     json_t *ev = NULL;
     *why = NULL;

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "event.h"
+#include "jsonx.h"
 #include "ingest.h"
 #include "log.h"
 #include "logpush.h"
@@ -140,6 +141,18 @@ static void client_addr(struct MHD_Connection *conn, char *out, size_t n)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out, (socklen_t)n);
 }
 
+/* The route a log line names: its path, with the dataset or hook name. */
+static const char *route_label(const struct req *r, char *out, size_t n)
+{
+    static const char *const names[] = {
+        [R_NONE] = "unknown",       [R_EVENTS] = "/v1/events", [R_NOTIFY] = "/hooks/notifications",
+        [R_LOGPUSH] = "/hooks/logpush/", [R_GENERIC] = "/hooks/generic/", [R_XPLAT] = "/",
+        [R_HEALTHZ] = "/healthz",   [R_READYZ] = "/readyz",    [R_METRICS] = "/metrics",
+        [R_PAGE] = "/"};
+    snprintf(out, n, "%s%s", names[r->route], r->route == R_LOGPUSH || r->route == R_GENERIC ? r->name : "");
+    return out;
+}
+
 /* Records why a request is refused: a counter, a log line, and the answer. */
 static void reject(struct req *r, int status, const char *reason, const char *msg)
 {
@@ -147,13 +160,13 @@ static void reject(struct req *r, int status, const char *reason, const char *ms
     r->status = status;
     r->reason = reason;
     snprintf(r->msg, sizeof r->msg, "%s", msg);
-    char name[64], peer[64], st[8];
+    char name[64], peer[64], st[8], rt[96];
     snprintf(name, sizeof name, "rejected.%s", reason);
     store_count(r->srv->store, name, 1);
     client_addr(r->conn, peer, sizeof peer);
     snprintf(st, sizeof st, "%d", status);
     log_msg(LOG_WARN, "request rejected", "status", st, "reason", reason, "detail", msg, "peer", peer,
-            "route", r->name[0] ? r->name : "", NULL);
+            "route", route_label(r, rt, sizeof rt), NULL);
 }
 
 static enum MHD_Result answer_error(struct req *r)
@@ -336,7 +349,7 @@ static enum MHD_Result json_final(struct req *r)
 {
     if (r->route == R_EVENTS && verify_push(r) != 0) return answer_error(r);
     json_error_t jerr;
-    json_t *body = json_loadb(r->body.p ? r->body.p : "", r->body.len, 0, &jerr);
+    json_t *body = jx_loadb(r->body.p ? r->body.p : "", r->body.len, 0, &jerr);
     if (!body) {
         char m[200];
         snprintf(m, sizeof m, "malformed JSON: %s (line %d)", jerr.text, jerr.line);

@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "jsonx.h"
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
@@ -127,7 +128,7 @@ int store_event_from_json(const json_t *ev, struct store_event *out)
     out->time = attr(ev, "time");
     out->via = attr(ev, "synccfvia");
     out->received = attr(ev, "synccfreceived");
-    out->body = json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    out->body = jx_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (!out->id || !out->type || !out->source || !out->time || !out->via || !out->received || !out->body) {
         store_event_free(out);
         return -1;
@@ -436,7 +437,15 @@ static int commit_group(struct store *s, struct store_batch *list, int *runs)
                 size_t k = 0;
                 while (k < nper && (strcmp(per[k].via, b->ev[i].via) || strcmp(per[k].source, b->ev[i].source))) k++;
                 if (k == nper && nper < 32) per[nper++] = (struct per_source){b->ev[i].via, b->ev[i].source, 0};
-                if (k < nper) per[k].n++;
+                if (k < nper) {
+                    per[k].n++;
+                } else { /* more pairs than per holds: this one is counted alone */
+                    char name[400];
+                    snprintf(name, sizeof name, "events.%s|%s", b->ev[i].via, b->ev[i].source);
+                    sqlite3_bind_text(s->cnt, 1, name, -1, SQLITE_TRANSIENT);
+                    sqlite3_bind_int64(s->cnt, 2, 1);
+                    ok = step_done(s->cnt) == 0;
+                }
             } else {
                 b->duplicates++;
             }

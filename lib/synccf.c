@@ -183,7 +183,7 @@ static void metrics(void *arg, struct buf *out)
     pthread_mutex_lock(&s->scrape_mu);
     char err[256];
     if (!s->scrape_db) s->scrape_db = store_open(s->db_path, 1, err, sizeof err);
-    if (s->scrape_db) metrics_render_store(store_db(s->scrape_db), out);
+    if (s->scrape_db) metrics_render_store(store_db(s->scrape_db), s->cfg.metrics_max_series, out);
     pthread_mutex_unlock(&s->scrape_mu);
     buf_printf(out, "# HELP synccf_commit_duration_seconds How long each store commit (one group) takes.\n"
                     "# TYPE synccf_commit_duration_seconds histogram\n");

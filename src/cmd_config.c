@@ -96,6 +96,7 @@ int cmd_config(struct cli *c, int argc, char **argv)
                                                 (json_int_t)cfg.queue_visibility_ms, "idle_min_ms",
                                                 (json_int_t)cfg.queue_idle_min_ms, "idle_max_ms",
                                                 (json_int_t)cfg.queue_idle_max_ms));
+    json_object_set_new(out, "metrics", json_pack("{s:I}", "max_series", (json_int_t)cfg.metrics_max_series));
     json_object_set_new(out, "handlers", h);
     json_object_set_new(out, "cloudflare", cfwire_config_json(&cfg));
     json_t *fb = json_object(); /* synccf's variables read from xplat's names (lib/envfile.c) */

@@ -12,6 +12,7 @@
 #include "../lib/config.h"
 #include "../lib/dispatch.h"
 #include "../lib/lock.h"
+#include "../lib/jsonx.h"
 #include "../lib/query.h"
 #include "../lib/store.h"
 #include "../lib/util.h"
@@ -172,7 +173,7 @@ static int events_list(struct cli *c, int argc, char **argv)
     json_array_foreach(arr, i, row) {
         json_t *e = json_object_get(row, "event");
         if (c->json) {
-            char *s = json_dumps(e, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            char *s = jx_dumps(e, JSON_COMPACT | JSON_PRESERVE_ORDER);
             puts(s);
             free(s);
         } else {
@@ -203,7 +204,7 @@ static int events_show(struct cli *c, int argc, char **argv)
         fprintf(stderr, "synccf: no event with id '%s'\n", argv[2]);
         return EXIT_RUNTIME;
     }
-    char *s = json_dumps(c->json ? row : json_object_get(row, "event"), JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    char *s = jx_dumps(c->json ? row : json_object_get(row, "event"), JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     puts(s);
     free(s);
     if (!c->json) {
@@ -348,7 +349,7 @@ static int events_tail(struct cli *c, int argc, char **argv)
                 printf("{\"kind\":\"event\",\"seq\":%lld,\"event\":%s}\n", last, body);
                 continue;
             }
-            json_t *e = json_loads(body, 0, NULL);
+            json_t *e = jx_loads(body, 0, NULL);
             printf("%s  event   %-48s %-42s %s\n", str(e, "synccfreceived"), str(e, "type"), str(e, "id"), str(e, "subject"));
             json_decref(e);
         }

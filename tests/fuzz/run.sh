@@ -10,13 +10,14 @@ mkdir -p "$OUT"
 PKGS="jansson zlib libcrypto sqlite3 yaml-0.1 libcurl"
 CFLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iinclude $(pkg-config --cflags $PKGS)"
 LIBS="$(pkg-config --libs $PKGS) -lpthread -lm"
-LIBSRC="lib/sse.c lib/event.c lib/normalize.c lib/logpush.c lib/webhook.c lib/util.c lib/log.c lib/config.c lib/handler.c lib/cfwire_config.c lib/cfwire.c lib/http.c lib/envfile.c"
+LIBSRC="lib/sse.c lib/jsonx.c lib/event.c lib/normalize.c lib/logpush.c lib/webhook.c lib/util.c lib/log.c lib/config.c lib/handler.c lib/cfwire_config.c lib/cfwire.c lib/http.c lib/envfile.c"
 for t in ${FUZZ_TARGETS:-normalize logpush webhook sources config sse envfile}; do
     clang $CFLAGS -o "$OUT/fuzz_$t" "tests/fuzz/fuzz_$t.c" $LIBSRC $LIBS
     corpus="$OUT/corpus_$t"
     mkdir -p "$corpus"
     case $t in
-        normalize) for f in tests/vectors/inputs/*.json; do { printf '\000'; cat "$f"; } > "$corpus/n-$(basename "$f")"; { printf '\001'; cat "$f"; } > "$corpus/g-$(basename "$f")"; done ;;
+        normalize) for f in tests/vectors/inputs/*.json; do { printf '\000'; cat "$f"; } > "$corpus/n-$(basename "$f")"; { printf '\001'; cat "$f"; } > "$corpus/g-$(basename "$f")"; done
+                   { printf '\003'; cat tests/vectors/inputs/cloudevents.json; } > "$corpus/ce-batch" ;;
         logpush) for f in tests/vectors/inputs/*.ndjson* tests/vectors/inputs/*.gz; do { printf '\377'; cat "$f"; } > "$corpus/$(basename "$f")"; done ;;
         sources) cp tests/vectors/inputs/audit-*.json tests/vectors/inputs/pages-deployments.json tests/vectors/inputs/queue-pull-response.json "$corpus/" ;;
         config) cp examples/synccf.yaml "$corpus/"; printf 'sync:\n  cloudflare:\n    mode: hybrid\n' > "$corpus/xplat.yaml"

@@ -1,12 +1,16 @@
 // Helpers for integration tests: start the real synccf binary on loopback with
 // a fresh state directory, talk to it over HTTP, read its store with the CLI.
 import { spawn, execFile } from 'node:child_process';
-import { createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+// Outside oracles (tests/package.json): the CloudEvents SDK judges every
+// stored event, the Standard Webhooks library signs what synccf verifies.
+import { CloudEvent } from 'cloudevents';
+import { Webhook } from 'standardwebhooks';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = process.env.SYNCCF_BIN ? resolve(ROOT, process.env.SYNCCF_BIN) : join(ROOT, 'build', 'synccf');
@@ -72,7 +76,20 @@ export async function cli(state, ...args) {
 
 export async function storedEvents(state, ...filter) {
   const out = await cli(state, 'events', 'list', '--json', '--limit', '1000000', ...filter);
-  return out.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const events = out.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  events.forEach(assertCloudEvent);
+  return events;
+}
+
+// The cloudevents SDK's strict validation (it throws on any breach of
+// CloudEvents 1.0 it knows), plus what it only checks on its way out: time
+// must survive toJSON.
+export function assertCloudEvent(e) {
+  try {
+    new CloudEvent(e, true).toJSON();
+  } catch (err) {
+    throw new Error(`stored event ${e?.id} is not a valid CloudEvent: ${err.message}\n${JSON.stringify(e)}`);
+  }
 }
 
 export async function status(state) {
@@ -90,8 +107,7 @@ export async function post(url, body, headers = {}) {
 // Standard Webhooks, as the Worker signs its pushes.
 export function newSecret() { return 'whsec_' + randomBytes(24).toString('base64'); }
 export function sign(secret, body, { id = 'msg_' + randomBytes(8).toString('hex'), ts = Math.floor(Date.now() / 1000) } = {}) {
-  const key = Buffer.from(secret.slice('whsec_'.length), 'base64');
-  const sig = createHmac('sha256', key).update(`${id}.${ts}.${body}`).digest('base64');
+  const sig = new Webhook(secret).sign(id, new Date(ts * 1000), Buffer.isBuffer(body) ? body : String(body)).slice('v1,'.length);
   return {
     'content-type': 'application/cloudevents-batch+json',
     'webhook-id': id, 'webhook-timestamp': String(ts), 'webhook-signature': `v1,${sig}`,
@@ -113,4 +129,16 @@ export function vectorRoute(v) {
     case 'xplat': return { path: '/', type: 'application/json' };
     default: return null;
   }
+}
+
+// `promtool check metrics` (Debian's prometheus) on a /metrics text: the
+// exposition format as Prometheus itself reads it, and its lint rules.
+export async function promtoolCheck(text) {
+  const child = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => { out += d; });
+  child.stdin.end(text);
+  const code = await new Promise((resolve) => child.on('exit', resolve));
+  return { code, out };
 }

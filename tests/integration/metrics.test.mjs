@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startDaemon, post, tempDir } from './lib.mjs';
+import { startDaemon, post, tempDir, promtoolCheck, sign, newSecret } from './lib.mjs';
 import { until } from '../../worker/test/helpers.mjs';
 
 // Prometheus text format 0.0.4: HELP/TYPE lines, then samples of known
@@ -69,6 +69,46 @@ test('exact counters after a scripted sequence', async () => {
     assert.deepEqual(buckets, [...buckets].sort((a, b) => a - b), 'cumulative buckets');
     assert.ok(value(p, 'synccf_last_event_timestamp_seconds') > Date.now() / 1000 - 60);
     assert.equal(value(p, 'synccf_build_info', { version: '0.1.0' }), 1);
+    const pc = await promtoolCheck(await (await fetch(d.url + '/metrics')).text());
+    assert.equal(pc.code, 0, `promtool check metrics:\n${pc.out}`);
+  } finally { await d.stop(); }
+});
+
+test('labels fed by input are bounded: past metrics.max_series, sources are counted under other', async () => {
+  const dir = tempDir();
+  const cfg = join(dir, 'synccf.yaml');
+  writeFileSync(cfg, 'metrics: { max_series: 5 }\n');
+  const secret = newSecret();
+  const d = await startDaemon({ args: ['--config', cfg], env: { SYNCCF_PUSH_SECRET: secret } });
+  try {
+    const J = { 'content-type': 'application/json' };
+    for (let i = 0; i < 12; i++) assert.equal((await post(`${d.url}/hooks/generic/h${i}`, JSON.stringify({ id: `x${i}` }), J)).status, 200);
+    // Pushed events with many sources and types (more in one batch than a
+    // commit tallies at once), and one whose source is "other".
+    const batch = JSON.stringify([...Array.from({ length: 40 }, (_, i) => ({
+      specversion: '1.0', id: `m${i}`, source: `/many/${i}`, type: `com.example.t${i}`, time: '2026-11-20T09:00:00Z', data: {},
+    })), { specversion: '1.0', id: 'o', source: 'other', type: 'x', time: '2026-11-20T09:00:00Z' }]);
+    assert.equal((await post(d.url + '/v1/events', batch, sign(secret, batch))).status, 200);
+    // An undocumented synccfvia never reaches a label: it is refused.
+    const odd = JSON.stringify([{ specversion: '1.0', id: 'v', source: '/v', type: 'x', time: '2026-11-20T09:00:00Z', synccfvia: 'x'.repeat(100) }]);
+    assert.equal((await post(d.url + '/v1/events', odd, sign(secret, odd))).status, 400);
+
+    const p = await until('the counters', async () => {
+      const parsed = parse(await (await fetch(d.url + '/metrics')).text());
+      const stored = parsed.samples.filter((x) => x.name === 'synccf_events_stored_total');
+      return stored.reduce((n, x) => n + x.value, 0) === 53 && parsed;
+    }, 15000);
+    const stored = p.samples.filter((x) => x.name === 'synccf_events_stored_total');
+    const own = stored.filter((x) => x.labels.source !== 'other');
+    assert.deepEqual(own.map((x) => `${x.labels.via}|${x.labels.source}`),
+      ['h0', 'h1', 'h10', 'h11', 'h2'].map((h) => `tunnel|/synccf/hooks/${h}`), 'the first max_series in name order');
+    assert.equal(value(p, 'synccf_events_stored_total', { via: 'tunnel', source: 'other' }), 7);
+    assert.equal(value(p, 'synccf_events_stored_total', { via: 'worker', source: 'other' }), 41);
+    assert.deepEqual(stored.filter((x) => x.labels.source === 'other').map((x) => x.labels.via).sort(), ['tunnel', 'worker']);
+    assert.ok(stored.every((x) => ['worker', 'tunnel', 'queue', 'poll', 'other'].includes(x.labels.via)));
+    assert.equal(new Set(stored.map((x) => `${x.labels.via}|${x.labels.source}`)).size, stored.length, 'no series twice');
+    const pc = await promtoolCheck(await (await fetch(d.url + '/metrics')).text());
+    assert.equal(pc.code, 0, `promtool check metrics:\n${pc.out}`);
   } finally { await d.stop(); }
 });
 

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { startDaemon, storedEvents, tempDir, cli, VECTORS } from './lib.mjs';
+import { startDaemon, startSource, storedEvents, tempDir, cli, VECTORS } from './lib.mjs';
 import { startWorker, req, newSecret, until, INGEST_SECRETS, notifyHeaders, hookHeaders } from '../../worker/test/helpers.mjs';
 
 const fixture = (n) => readFileSync(join(VECTORS, 'inputs', n));
@@ -47,6 +47,31 @@ test('Worker → push → synccf receive → task-cache; receiver down, then bac
     const st = JSON.parse(await cli(state, 'status', '--json'));
     assert.equal(st.events.by_via.worker, 9);
   } finally {
+    await w.dispose();
+    await d.stop();
+  }
+});
+
+test('integers past 64 bits: kept by the Worker, pushed, pulled and stored digit for digit (vector generic-bigint)', async () => {
+  const secret = newSecret();
+  const PULL_TOKEN = 'pull-token-big';
+  const pushed = tempDir(), pulled = tempDir();
+  const d = await startDaemon({ state: pushed, env: { SYNCCF_PUSH_SECRET: secret } });
+  const w = await startWorker({ bindings: { SYNC_ENDPOINT: d.url, SYNC_SECRET: secret, PULL_TOKEN, HEARTBEAT_SECONDS: '1' } });
+  let p;
+  try {
+    const v = JSON.parse(readFileSync(join(VECTORS, 'generic-bigint.json'), 'utf8'));
+    const body = fixture('generic-bigint.json');
+    assert.equal((await req(w.url + `/hooks/generic/${v.name}`, { body, headers: { 'content-type': 'application/json' } })).json.accepted, 1);
+    p = await startSource('pull', { state: pulled, env: { SYNCCF_PULL_TOKEN: PULL_TOKEN }, args: ['--worker-url', w.url, '--heartbeat', '1'] });
+    const data = `"data":${body.toString().trim()}}`;
+    for (const [how, state] of [['pushed', pushed], ['pulled', pulled]]) {
+      const line = await until(`the event ${how}`, async () => (await cli(state, 'events', 'list', '--json')).trim() || false, 20000);
+      assert.ok(line.endsWith(data), `${how}: data digit for digit\n${line}`);
+      assert.ok(line.startsWith(`{"specversion":"1.0","id":"${v.expected[0].id}",`), how);
+    }
+  } finally {
+    await p?.stop();
     await w.dispose();
     await d.stop();
   }

@@ -249,6 +249,14 @@ static void test_precedence(void **st)
     assert_null(config_flag_key("--push-secret"));
     assert_null(config_flag_key("--api-token"));
     assert_string_equal(config_flag_key("--push-secret-file"), "push_secret_file");
+    assert_int_equal(c.metrics_max_series, 200); /* default */
+    setenv("SYNCCF_METRICS_MAX_SERIES", "50", 1);
+    assert_int_equal(config_env_all(&c, err, sizeof err), 0);
+    unsetenv("SYNCCF_METRICS_MAX_SERIES");
+    assert_int_equal(c.metrics_max_series, 50);
+    assert_string_equal(config_flag_key("--metrics-max-series"), "metrics.max_series");
+    assert_int_equal(config_set(&c, "metrics.max_series", "0", "--metrics-max-series", err, sizeof err), -1);
+    assert_non_null(strstr(err, "key 'max_series': expected a whole number in 1..100000"));
     assert_int_equal(config_set(&c, "status_page", "off", "--status-page", err, sizeof err), 0);
     assert_int_equal(c.status_page, 0);
     setenv("SYNCCF_DISPATCH_MAX_ATTEMPTS", "lots", 1);

@@ -5,7 +5,9 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "../../lib/event.h"
 #include "../../lib/filter.h"
+#include "../../lib/jsonx.h"
 #include "../../lib/logpush.h"
 #include "../../lib/sse.h"
 #include "../../lib/util.h"
@@ -322,13 +324,81 @@ static void test_ct_and_glob(void **st)
     assert_false(str_of_class("", 0, "a", 64));
 }
 
+/* Integers past 64 bits survive jansson digit for digit, and only where a
+ * value is: everything else is left for jansson to judge. */
+static void test_big_integers(void **st)
+{
+    (void)st;
+    static const struct {
+        const char *in, *out; /* out NULL: refused */
+    } cases[] = {
+        {"{\"a\":12345678901234567890}", "{\"a\":12345678901234567890}"},
+        {"[ -98765432109876543210 , 9223372036854775807,-9223372036854775808 ]",
+         "[-98765432109876543210,9223372036854775807,-9223372036854775808]"},
+        {"[9223372036854775808,-9223372036854775809]", "[9223372036854775808,-9223372036854775809]"},
+        {"{\"s\":\"12345678901234567890\",\"t\":\"\\\"\",\"n\":[{\"x\":[123456789012345678901234567890]}]}",
+         "{\"s\":\"12345678901234567890\",\"t\":\"\\\"\",\"n\":[{\"x\":[123456789012345678901234567890]}]}"},
+        {"{\"a\":1.5e3,\"b\":100000000000000000000.0}", "{\"a\":1500.0,\"b\":1e20}"},
+        /* A key cannot be a number, marked or not. */
+        {"{12345678901234567890:1}", NULL},
+        {"{\"a\":1,12345678901234567890:1}", NULL},
+        /* Leading zeros stay malformed; an escaped NUL stays refused. */
+        {"[012345678901234567890]", NULL},
+        {"{\"a\":12345678901234567890,\"b\":\"\\u0000\"}", NULL},
+        {"{\"a\":12345678901234567890", NULL},
+        {"\"\\", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        json_error_t err;
+        json_t *j = jx_loads(cases[i].in, 0, &err);
+        if (!cases[i].out) {
+            if (j) fail_msg("case %zu accepted: %s", i, cases[i].in);
+            continue;
+        }
+        if (!j) fail_msg("case %zu refused: %s (%s)", i, cases[i].in, err.text);
+        char *s = jx_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        assert_string_equal(s, cases[i].out);
+        free(s);
+        json_decref(j);
+    }
+    /* A marker is no string to the code that reads events. */
+    json_t *j = jx_loads("{\"a\":12345678901234567890,\"b\":\"x\"}", 0, NULL);
+    assert_true(jx_is_bigint(json_object_get(j, "a")));
+    assert_false(jx_is_string(json_object_get(j, "a")));
+    assert_true(jx_is_string(json_object_get(j, "b")));
+    json_decref(j);
+}
+
+/* URI checks behind source (URI-reference) and dataschema (absolute URI). */
+static void test_uris(void **st)
+{
+    (void)st;
+    static const struct {
+        const char *s;
+        int ref, abs;
+    } cases[] = {
+        {"/cloudflare/pages", 1, 0},      {"https://example.com/a?b=c#d", 1, 1}, {"urn:uuid:6e8bc430", 1, 1},
+        {"mailto:a@b.c", 1, 1},           {"1-555-123-4567", 1, 0},              {"a/b:c", 1, 0},
+        {"http://[::1]:80/x", 1, 1},      {"/x/[y]", 0, 0},                      {"1a:b", 0, 0},
+        {"not a uri", 0, 0},              {"/a%2", 0, 0},                        {"/a%2g", 0, 0},
+        {"/a%2F", 1, 0},                  {"#a#b", 0, 0},                        {"", 0, 0},
+        {"caf\xc3\xa9", 0, 0},              {"a\"b", 0, 0},                       {"x:", 1, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        size_t n = strlen(cases[i].s);
+        if (event_valid_uri(cases[i].s, n, 0) != cases[i].ref) fail_msg("URI-reference %s", cases[i].s);
+        if (event_valid_uri(cases[i].s, n, 1) != cases[i].abs) fail_msg("absolute URI %s", cases[i].s);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_time_strings), cmocka_unit_test(test_time_numbers),
         cmocka_unit_test(test_webhook),      cmocka_unit_test(test_logpush_reader),
         cmocka_unit_test(test_filters),      cmocka_unit_test(test_ct_and_glob),
-        cmocka_unit_test(test_sse_reader),
+        cmocka_unit_test(test_sse_reader),   cmocka_unit_test(test_big_integers),
+        cmocka_unit_test(test_uris),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,7 +6,7 @@
 
 import { checkBearer, authorize, authState, INGEST } from './auth.js';
 import {
-  normNotification, normGeneric, normLogpush, parseJson, validDataset, validHookName,
+  normNotification, normGeneric, normLogpush, parseJson, validDataset, validHookName, checkEvent,
 } from './normalize.js';
 
 export { EventLog } from './log.js';
@@ -60,6 +60,12 @@ async function jsonBody(request, env) {
 }
 
 async function store(env, events) {
+  // What the Worker stores meets the receiver's checks (event_check), so a
+  // push of it is never refused.
+  for (const e of events) {
+    const why = checkEvent(e);
+    if (why) throw new HttpError(400, 'malformed', `not a valid CloudEvent: ${why}`);
+  }
   const stub = log(env);
   let accepted = 0, duplicates = 0;
   // Big Logpush batches go in slices: each append is one transaction.

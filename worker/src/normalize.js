@@ -253,3 +253,89 @@ export async function normLogpush(dataset, body, opts, limits = { maxTotal: 1 <<
   });
   return { events, rejected };
 }
+
+// The CloudEvents 1.0 rules an event must meet to be stored or accepted from
+// elsewhere: those the cloudevents SDK enforces in strict mode, and synccf's
+// own (RFC 3339 time, bounded id and subject, a documented synccfvia). The
+// twin of event_check (lib/event.c), message for message; the vectors
+// tests/vectors/cloudevents-*.json prove the two agree. Returns null when the
+// event meets them, else a message naming the attribute.
+const URI_CHARS = /^[A-Za-z0-9\-._~!$&'()*+,;=:/?#@[\]%]*$/;
+export function validUri(s, absolute) {
+  if (typeof s !== 'string' || s.length === 0 || !URI_CHARS.test(s)) return false;
+  // A scheme is what precedes the first ':' when no '/', '?' or '#' comes
+  // before it; a relative reference cannot have a ':' there.
+  const m = /^[^:/?#]*/.exec(s)[0].length;
+  let start = 0;
+  if (s[m] === ':') {
+    if (!/^[A-Za-z][A-Za-z0-9+\-.]*$/.test(s.slice(0, m))) return false;
+    start = m + 1;
+  } else if (absolute) return false;
+  // '[' and ']' only in the authority (an IPv6 host); '#' once.
+  let authEnd = start;
+  if (s.startsWith('//', start)) {
+    const r = /^[^/?#]*/.exec(s.slice(start + 2))[0].length;
+    authEnd = start + 2 + r;
+  }
+  let frag = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (c === '%') {
+      if (!/^[0-9A-Fa-f]{2}$/.test(s.slice(i + 1, i + 3))) return false;
+      i += 2;
+      continue;
+    }
+    if ((c === '[' || c === ']') && (i < start + 2 || i >= authEnd)) return false;
+    if (c === '#' && frag++) return false;
+  }
+  return true;
+}
+
+const bytes = (s) => enc.encode(s).length;
+const nonEmpty = (v, max) => typeof v === 'string' && v.length > 0 && bytes(v) <= max;
+const CONTEXT = new Set(['specversion', 'id', 'source', 'type', 'subject', 'time', 'datacontenttype', 'dataschema', 'data', 'data_base64']);
+const VIAS = new Set(['worker', 'tunnel', 'queue', 'poll']);
+// CloudEvents' Integer is 32-bit signed.
+const ceInteger = (v) => Number.isInteger(v) && v >= -2147483648 && v <= 2147483647;
+
+export function checkEvent(ev) {
+  if (!isObj(ev) || JSON.isRawJSON(ev)) return 'event is not a JSON object';
+  const has = (k) => Object.hasOwn(ev, k);
+  if (ev.specversion !== '1.0') return 'specversion must be "1.0"';
+  if (!nonEmpty(ev.id, 256)) return 'id must be a non-empty string of at most 256 bytes';
+  if (!nonEmpty(ev.source, 1024) || !validUri(ev.source, false)) return 'source must be a URI-reference of at most 1024 bytes';
+  if (!nonEmpty(ev.type, 256)) return 'type must be a non-empty string of at most 256 bytes';
+  if (typeof ev.time !== 'string' || parseRfc3339(ev.time) === null) return 'time must be an RFC 3339 string';
+  if (has('subject') && !nonEmpty(ev.subject, 256)) return 'subject must be a non-empty string of at most 256 bytes';
+  if (has('datacontenttype') && !nonEmpty(ev.datacontenttype, 256)) return 'datacontenttype must be a non-empty string of at most 256 bytes';
+  if (has('dataschema') && (!nonEmpty(ev.dataschema, 1024) || !validUri(ev.dataschema, true))) return 'dataschema must be an absolute URI of at most 1024 bytes';
+  if (has('data_base64') && (typeof ev.data_base64 !== 'string' || !/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(ev.data_base64)))
+    return 'data_base64 must be a base64 string';
+  if (has('data_base64') && has('data')) return 'data and data_base64 must not both be present';
+  if (has('schemaurl')) return 'schemaurl is not a CloudEvents 1.0 attribute (use dataschema)';
+  for (const k of Object.keys(ev)) {
+    if (k === 'data_base64' || /^[a-z0-9]{1,20}$/.test(k)) continue;
+    // Named when it can be shown as it is (printable ASCII, short).
+    if (/^[!#-[\]-~]{1,40}$/.test(k)) return `attribute name ${k} is not 1-20 lowercase letters or digits`;
+    return 'attribute names must be 1-20 lowercase letters or digits';
+  }
+  for (const [k, v] of Object.entries(ev)) {
+    if (CONTEXT.has(k) || typeof v === 'string' || typeof v === 'boolean' || ceInteger(v)) continue;
+    return `extension attribute ${k} must be a string, boolean or 32-bit integer`;
+  }
+  if (has('synccfvia') && !VIAS.has(ev.synccfvia)) return 'synccfvia must be worker, tunnel, queue or poll';
+  if (has('synccfreceived') && (typeof ev.synccfreceived !== 'string' || parseRfc3339(ev.synccfreceived) === null))
+    return 'synccfreceived must be an RFC 3339 string';
+  return null;
+}
+
+// An event accepted from elsewhere, as event_accept (lib/event.c) stores it:
+// checked, then a missing synccfvia / synccfreceived filled in. Returns the
+// refusal's message, or null.
+export function acceptEvent(ev, { via, receivedMs }) {
+  const why = checkEvent(ev);
+  if (why) return why;
+  if (!Object.hasOwn(ev, 'synccfvia')) ev.synccfvia = via;
+  if (!Object.hasOwn(ev, 'synccfreceived')) ev.synccfreceived = formatMs(receivedMs);
+  return null;
+}

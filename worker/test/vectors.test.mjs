@@ -9,7 +9,7 @@ import { WORKER_DIR, ROOT } from './helpers.mjs';
 
 // A test Worker that imports the production module and exposes it.
 const harness = `
-import { normNotification, normGeneric, normLogpush, parseJson } from './src/normalize.js';
+import { normNotification, normGeneric, normLogpush, parseJson, acceptEvent, checkEvent } from './src/normalize.js';
 export default {
   async fetch(request) {
     const u = new URL(request.url);
@@ -25,12 +25,21 @@ export default {
     const kind = u.searchParams.get('kind');
     if (kind === 'logpush') {
       const r = await normLogpush(u.searchParams.get('dataset'), request.body, o);
-      return Response.json({ ...r, events: r.events.map((e) => JSON.stringify(e)) });
+      return Response.json({ ...r, events: r.events.map((e) => JSON.stringify(e)), checks: r.events.map(checkEvent) });
+    }
+    if (kind === 'cloudevents') {
+      const verdicts = [], events = [];
+      for (const e of parseJson(await request.text())) {
+        const why = acceptEvent(e, o);
+        verdicts.push(why);
+        if (!why) events.push(JSON.stringify(e));
+      }
+      return Response.json({ events, verdicts, rejected: verdicts.filter(Boolean).length });
     }
     const raw = new Uint8Array(await request.arrayBuffer());
     const body = parseJson(new TextDecoder().decode(raw));
     const e = kind === 'notification' ? await normNotification(body, o) : await normGeneric(u.searchParams.get('name'), raw, body, o);
-    return Response.json({ events: e ? [JSON.stringify(e)] : [], rejected: 0 });
+    return Response.json({ events: e ? [JSON.stringify(e)] : [], rejected: 0, checks: e ? [checkEvent(e)] : [] });
   },
 };`;
 
@@ -55,12 +64,15 @@ for (const name of vectors) {
   const v = JSON.parse(readFileSync(join(dir, name), 'utf8'));
   // xplat events, audit entries and queue messages reach synccf without the
   // Worker (receive, poll, queue): those vectors are the C side's alone.
-  test(name, { skip: ['notification', 'logpush', 'generic'].includes(v.kind) ? false : 'C side only' }, async () => {
+  test(name, { skip: ['notification', 'logpush', 'generic', 'cloudevents'].includes(v.kind) ? false : 'C side only' }, async () => {
     const q = new URLSearchParams({ kind: v.kind, via: v.via, received: v.received, dataset: v.dataset ?? '', name: v.name ?? '' });
     const res = await mf.dispatchFetch(`${url}?${q}`, { method: 'POST', body: readFileSync(join(dir, v.input)) });
     const out = await res.json();
     assert.equal(res.status, 200);
     assert.equal(out.rejected, v.rejected);
+    if (v.verdicts) assert.deepEqual(out.verdicts, v.verdicts.map((x) => x.error));
+    // Every event the Worker makes passes the checks the receiver applies.
+    else assert.ok(out.checks.every((c) => c === null), JSON.stringify(out.checks));
     const want = await (await mf.dispatchFetch(new URL('/expected', url), { method: 'POST', body: readFileSync(join(dir, name)) })).json();
     assert.deepEqual(out.events, want);
   });
