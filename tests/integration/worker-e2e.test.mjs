@@ -57,12 +57,12 @@ test('integers past 64 bits: kept by the Worker, pushed, pulled and stored digit
   const PULL_TOKEN = 'pull-token-big';
   const pushed = tempDir(), pulled = tempDir();
   const d = await startDaemon({ state: pushed, env: { SYNCCF_PUSH_SECRET: secret } });
-  const w = await startWorker({ bindings: { SYNC_ENDPOINT: d.url, SYNC_SECRET: secret, PULL_TOKEN, HEARTBEAT_SECONDS: '1' } });
+  const w = await startWorker({ bindings: { ...INGEST_SECRETS, SYNC_ENDPOINT: d.url, SYNC_SECRET: secret, PULL_TOKEN, HEARTBEAT_SECONDS: '1' } });
   let p;
   try {
     const v = JSON.parse(readFileSync(join(VECTORS, 'generic-bigint.json'), 'utf8'));
     const body = fixture('generic-bigint.json');
-    assert.equal((await req(w.url + `/hooks/generic/${v.name}`, { body, headers: { 'content-type': 'application/json' } })).json.accepted, 1);
+    assert.equal((await req(w.url + `/hooks/generic/${v.name}`, { body, headers: { 'content-type': 'application/json', ...hookHeaders } })).json.accepted, 1);
     p = await startSource('pull', { state: pulled, env: { SYNCCF_PULL_TOKEN: PULL_TOKEN }, args: ['--worker-url', w.url, '--heartbeat', '1'] });
     const data = `"data":${body.toString().trim()}}`;
     for (const [how, state] of [['pushed', pushed], ['pulled', pulled]]) {
