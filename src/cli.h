@@ -5,7 +5,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
-/* Exit statuses (SPEC.md): success, runtime failure, usage or configuration. */
+/* Exit statuses (man/synccf.1, EXIT STATUS): success, runtime failure, usage
+ * or configuration. */
 #define EXIT_OK 0
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
