@@ -1,7 +1,9 @@
-/* query.c -- answers status and listing questions from state.db.
+/* query.c -- answers status and listing questions from state.db, and
+ * replays an event (query_replay).
  *
- * Read-only and separate from the writer: SQLite's WAL lets these run from
- * another process (the CLI) while the daemon commits. */
+ * Separate from the writer: SQLite's WAL lets these run from another process
+ * (the CLI) while the daemon commits. All but query_replay only read;
+ * query_replay writes runs, in one BEGIN IMMEDIATE transaction. */
 #include "query.h"
 
 #include <stdio.h>
