@@ -1,4 +1,5 @@
-/* source.c -- the thread, waits and status shared by pull, queue and poll. */
+/* source.c -- the thread, waits and status shared by pull, queue, poll and
+ * tunnel. */
 #include "source.h"
 
 #include <stdio.h>

@@ -1,6 +1,6 @@
-/* source.h -- what the outbound ways in (pull, queue, poll) share: a thread
- * that can be stopped promptly, interruptible waits, and the state that
- * `synccf status` shows for each of them. */
+/* source.h -- what the background loops (pull, queue, poll and tunnel)
+ * share: a thread that can be stopped promptly, interruptible waits, and the
+ * state that `synccf status` shows for each of them. */
 #ifndef SYNCCF_SOURCE_H
 #define SYNCCF_SOURCE_H
 
@@ -11,7 +11,7 @@
 #include "util.h"
 
 struct source {
-    const char *kind;           /* "pull", "queue", "poll": also the status key */
+    const char *kind;           /* "pull", "queue", "poll", "tunnel": also the status key */
     struct store *store;
     pthread_t thread;
     pthread_mutex_t mu;
