@@ -91,7 +91,8 @@ static int flush(struct pull *p)
     snprintf(cur, sizeof cur, "%lld", p->batch_last);
     p->batch.cursor_name = p->cursor_name;
     p->batch.cursor_value = strdup(cur);
-    int rc = store_commit(p->store, &p->batch);
+    /* Without its cursor (out of memory) the batch is not committed. */
+    int rc = p->batch.cursor_value ? store_commit(p->store, &p->batch) : -1;
     store_batch_clear(&p->batch);
     if (rc != 0) {
         snprintf(p->src.last_error, sizeof p->src.last_error, "the store could not commit");
@@ -261,10 +262,14 @@ struct pull *pull_start(const char *url, const char *token, unsigned heartbeat_s
         return NULL;
     }
     struct pull *p = calloc(1, sizeof *p);
-    p->url = strdup(url);
+    if (!p || !(p->url = strdup(url)) || (token && !(p->token = strdup(token)))) {
+        snprintf(err, errlen, "pull: out of memory");
+        if (p) free(p->url);
+        free(p);
+        return NULL;
+    }
     size_t n = strlen(p->url);
     while (n && p->url[n - 1] == '/') p->url[--n] = '\0';
-    p->token = token ? strdup(token) : NULL;
     p->heartbeat_s = heartbeat_s ? heartbeat_s : 15;
     p->store = st;
     p->routes = routes;
@@ -280,7 +285,11 @@ struct pull *pull_start(const char *url, const char *token, unsigned heartbeat_s
     }
     atomic_store(&p->down_since, (long long)now_ms());
     source_init(&p->src, "pull", st);
-    source_start(&p->src, run, p);
+    if (source_start(&p->src, run, p) != 0) {
+        snprintf(err, errlen, "pull: cannot start a thread");
+        pull_stop(p);
+        return NULL;
+    }
     return p;
 }
 

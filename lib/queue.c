@@ -182,12 +182,20 @@ struct queue *queue_start(struct store *st, const struct config *cfg, char *err,
         return NULL;
     }
     struct queue *q = calloc(1, sizeof *q);
+    if (!q) {
+        snprintf(err, errlen, "queue: out of memory");
+        return NULL;
+    }
     q->cfg = cfg;
     q->seed = (unsigned)now_ms();
     snprintf(q->base, sizeof q->base, "%s/client/v4/accounts/%s/queues/%s", cfg->api_base, cfg->account_id, cfg->queue_id);
     atomic_store(&q->healthy, 1);
     source_init(&q->src, "queue", st);
-    source_start(&q->src, run, q);
+    if (source_start(&q->src, run, q) != 0) {
+        snprintf(err, errlen, "queue: cannot start a thread");
+        queue_stop(q);
+        return NULL;
+    }
     return q;
 }
 

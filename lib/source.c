@@ -21,7 +21,9 @@ void source_init(struct source *s, const char *kind, struct store *st)
 
 int source_start(struct source *s, void *(*fn)(void *), void *arg)
 {
-    return pthread_create(&s->thread, NULL, fn, arg) == 0 ? 0 : -1;
+    if (pthread_create(&s->thread, NULL, fn, arg) != 0) return -1;
+    s->running = 1;
+    return 0;
 }
 
 void source_stop(struct source *s)
@@ -30,7 +32,8 @@ void source_stop(struct source *s)
     s->stop = 1;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
-    pthread_join(s->thread, NULL);
+    if (s->running) pthread_join(s->thread, NULL);
+    s->running = 0;
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
 }

@@ -17,12 +17,15 @@ struct source {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int stop;
+    int running;                /* the thread exists: source_stop joins it */
     char state[32];             /* starting, connected, ok, backing_off, auth_error, ... */
     char last_error[256];
     char last_success[TIME_BUF];
 };
 
 void source_init(struct source *s, const char *kind, struct store *st);
+/* Starts the thread; -1 when it cannot be created (then source_stop still
+ * tears down cleanly). */
 int source_start(struct source *s, void *(*fn)(void *), void *arg);
 /* Asks the thread to stop and waits for it. */
 void source_stop(struct source *s);

@@ -83,12 +83,19 @@ int synccf_on_event(synccf *s, const char *name, const char *type_glob, synccf_h
 {
     struct config *c = &s->cfg;
     if (!name || !fn || config_handler(c, name) || s->store) return -1;
-    c->handlers = realloc(c->handlers, (c->nhandlers + 1) * sizeof *c->handlers);
+    char *nm = strdup(name), *glob = type_glob ? strdup(type_glob) : NULL;
+    struct handler_def *grown = nm && (glob || !type_glob) ? realloc(c->handlers, (c->nhandlers + 1) * sizeof *c->handlers) : NULL;
+    if (!grown) {
+        free(nm);
+        free(glob);
+        return -1;
+    }
+    c->handlers = grown;
     struct handler_def *h = &c->handlers[c->nhandlers++];
     memset(h, 0, sizeof *h);
-    h->name = strdup(name);
+    h->name = nm;
     h->kind = HANDLER_CALLBACK;
-    h->match_type = type_glob ? strdup(type_glob) : NULL;
+    h->match_type = glob;
     h->fn = fn;
     h->arg = arg;
     return 0;
@@ -139,8 +146,12 @@ int synccf_start_source(synccf *s, const char *what, char *err, size_t errlen)
     }
     if (strcmp(what, "poll") == 0) {
         s->poll = poll_start(s->store, &s->cfg, s->db_path, err, errlen);
-        if (s->poll) poll_run(s->poll);
-        return s->poll ? 0 : 2;
+        if (!s->poll) return 2;
+        if (poll_run(s->poll) != 0) {
+            snprintf(err, errlen, "poll: cannot start a thread");
+            return 1;
+        }
+        return 0;
     }
     if (strcmp(what, "queue") == 0) {
         s->queue = queue_start(s->store, &s->cfg, err, errlen);
@@ -225,7 +236,10 @@ int synccf_run(synccf *s, char *err, size_t errlen)
         s->poll = poll_start(s->store, &s->cfg, s->db_path, err, errlen);
         if (!s->poll) return 2;
         poll_set_standby(s->poll, pull_down, s);
-        poll_run(s->poll);
+        if (poll_run(s->poll) != 0) {
+            snprintf(err, errlen, "poll: cannot start a thread");
+            return 1;
+        }
     }
     /* The receiver runs in every mode: it takes pushes and tunnelled
      * webhooks, and answers /healthz and /readyz. */

@@ -253,6 +253,10 @@ static void *run(void *arg)
 struct tunnel *tunnel_start(struct store *st, const struct config *cfg, unsigned port, char *err, size_t errlen)
 {
     struct tunnel *t = calloc(1, sizeof *t);
+    if (!t) {
+        snprintf(err, errlen, "tunnel: out of memory");
+        return NULL;
+    }
     const char *want = cfg->cloudflared ? cfg->cloudflared : "cloudflared";
     if (find_binary(want, t->bin, sizeof t->bin) != 0) {
         snprintf(err, errlen,
@@ -267,7 +271,11 @@ struct tunnel *tunnel_start(struct store *st, const struct config *cfg, unsigned
     t->cfg = cfg;
     t->seed = (unsigned)now_ms();
     source_init(&t->src, "tunnel", st);
-    source_start(&t->src, run, t);
+    if (source_start(&t->src, run, t) != 0) {
+        snprintf(err, errlen, "tunnel: cannot start a thread");
+        tunnel_stop(t);
+        return NULL;
+    }
     return t;
 }
 
