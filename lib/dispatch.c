@@ -105,6 +105,11 @@ static int claim_next(struct dispatch *d, struct claim *c, long *wait_ms)
         c->key = strdup(key);
         c->attempts = sqlite3_column_int(d->claim, 4);
         c->body = strdup((const char *)sqlite3_column_text(d->claim, 5));
+        if (!c->handler || !c->key || !c->body) { /* out of memory: the run stays pending, tried again later */
+            claim_free(c);
+            memset(c, 0, sizeof *c);
+            break;
+        }
         found = 1;
     }
     sqlite3_reset(d->claim);
