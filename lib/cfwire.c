@@ -135,8 +135,9 @@ static json_t *call(struct run *r, const char *kind, const char *what, const cha
         http_resp_free(&resp);
         if (oc != CF_RATE_LIMIT && oc != CF_RETRY) break;
         if (attempt == MAX_ATTEMPTS) break;
-        /* Retry-After when given (bounded), else 1, 2, 4, ... s. */
-        if (oc != CF_RATE_LIMIT || wait < 0) wait = 1L << (attempt - 1);
+        /* Retry-After when given (bounded), else 1, 2, 4, ... s: one command
+         * run by a person, so no jitter. */
+        if (oc != CF_RATE_LIMIT || wait < 0) wait = backoff_ms(NULL, attempt, 1000, 60000) / 1000;
         if (wait > 60) wait = 60;
         fprintf(stderr, "synccf: %s: %s; retrying in %ld s\n", what, msg, wait);
         sleep((unsigned)wait);

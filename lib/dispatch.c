@@ -123,15 +123,6 @@ static int claim_next(struct dispatch *d, struct claim *c, long *wait_ms)
     return 0;
 }
 
-static unsigned backoff_ms(const struct config *cfg, int attempts, unsigned *seed)
-{
-    unsigned long long d = cfg->backoff_ms;
-    for (int i = 1; i < attempts && d < cfg->max_backoff_ms; i++) d *= 2;
-    if (d > cfg->max_backoff_ms) d = cfg->max_backoff_ms;
-    /* Jitter in [d/2, d): retries of many failed runs do not arrive together. */
-    return (unsigned)(d / 2 + (d > 1 ? (unsigned long long)rand_r(seed) % (d / 2 + 1) : 0));
-}
-
 static void run_one(const struct handler_def *h, const char *body, struct handler_result *res)
 {
     json_t *ev = json_loads(body, 0, NULL);
@@ -175,7 +166,7 @@ static const char *run_and_record(struct dispatch *d, struct claim *c, unsigned 
     }
     int attempts = c->attempts + 1;
     const char *state = res.ok ? "ok" : (res.permanent || attempts >= (int)d->cfg->max_attempts) ? "gave_up" : "pending";
-    int64_t next = res.ok ? 0 : now_ms() + backoff_ms(d->cfg, attempts, seed);
+    int64_t next = res.ok ? 0 : now_ms() + backoff_ms(seed, attempts, d->cfg->backoff_ms, d->cfg->max_backoff_ms);
 
     json_t *ev = json_loads(c->body, 0, NULL);
     const char *id = ev ? json_string_value(json_object_get(ev, "id")) : "?";

@@ -97,7 +97,7 @@ static enum cf_outcome call(struct poll *p, const char *what, const char *url, j
             return o;
         }
         long wait = o == CF_RATE_LIMIT ? (retry_after >= 0 ? retry_after * 1000 : 60000)
-                                       : source_backoff(&p->seed, attempt, 1000, 60000);
+                                       : backoff_ms(&p->seed, attempt, 1000, 60000);
         snprintf(p->src.state, sizeof p->src.state, o == CF_RATE_LIMIT ? "rate_limited" : "backing_off");
         note(p);
         source_nap(&p->src, wait > 300000 ? 300000 : wait);

@@ -247,7 +247,7 @@ static void *run(void *arg)
         snprintf(p->src.state, sizeof p->src.state, "reconnecting");
         note(p);
         log_msg(LOG_WARN, "pull disconnected", "url", p->url, "error", p->src.last_error, NULL);
-        source_nap(&p->src, source_backoff(&seed, failures, 1000, 60000));
+        source_nap(&p->src, backoff_ms(&seed, failures, 1000, 60000));
     }
     snprintf(p->src.state, sizeof p->src.state, "stopped");
     note(p);

@@ -93,7 +93,7 @@ static int pull_once(struct queue *q, int *failures)
         (*failures)++;
         long wait = o == CF_RATE_LIMIT && retry_after >= 0 ? retry_after * 1000
                     : o == CF_AUTH                          ? 60000
-                                                            : source_backoff(&q->seed, *failures, 1000, 60000);
+                                                            : backoff_ms(&q->seed, *failures, 1000, 60000);
         source_nap(&q->src, wait);
         return -1;
     }

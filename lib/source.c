@@ -68,11 +68,3 @@ void source_note(struct source *s, json_t *extra)
     free(txt);
     json_decref(j);
 }
-
-long source_backoff(unsigned *seed, int n, long base_ms, long max_ms)
-{
-    long d = base_ms;
-    for (int i = 1; i < n && d < max_ms; i++) d *= 2;
-    if (d > max_ms) d = max_ms;
-    return d / 2 + (long)(rand_r(seed) % (unsigned long)(d / 2 + 1));
-}

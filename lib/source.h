@@ -34,7 +34,5 @@ int source_stopping(struct source *s);
 void source_nap(struct source *s, long ms);
 /* Records state (and extra fields, taken over) as meta "source.<kind>". */
 void source_note(struct source *s, json_t *extra);
-/* Exponential backoff with jitter: the n-th (1-based) wait, in ms. */
-long source_backoff(unsigned *seed, int n, long base_ms, long max_ms);
 
 #endif

@@ -242,7 +242,7 @@ static void *run(void *arg)
         t->url[0] = '\0';
         note(t);
         log_msg(LOG_WARN, "cloudflared exited; restarting", "error", t->src.last_error, NULL);
-        source_nap(&t->src, source_backoff(&t->seed, failures, 1000, 30000));
+        source_nap(&t->src, backoff_ms(&t->seed, failures, 1000, 30000));
     }
     regfree(&re);
     snprintf(t->src.state, sizeof t->src.state, "stopped");
