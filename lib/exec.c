@@ -1,9 +1,10 @@
 /* exec.c -- the exec handler: runs a configured argv with the event on stdin.
  *
  * This file owns everything about running a command for an event: building
- * its environment, starting it (vfork + execve, never a shell), feeding it the
- * event, collecting the tail of its output, enforcing the timeout, killing
- * what it leaves behind, and reporting the outcome as a handler_result.
+ * its environment, starting it (spawn.c: vfork + execve, never a shell),
+ * feeding it the event, collecting the tail of its output, enforcing the
+ * timeout, killing what it leaves behind, and reporting the outcome as a
+ * handler_result.
  *
  * Security: argv comes from the configuration only; the event reaches the
  * command through stdin and SYNCCF_EVENT_* variables, never through a shell
@@ -14,9 +15,8 @@
  * kills everything it started; stdin is written and output read in a single
  * poll() loop so neither side can deadlock the other; only the last
  * HANDLER_OUTPUT_TAIL bytes of output are kept. exec_run is called from
- * several dispatcher threads at once, so it uses no globals, and the child
- * makes only async-signal-safe calls between vfork and exec: it shares the
- * daemon's memory until then and changes nothing the daemon uses. */
+ * several dispatcher threads at once, so it uses no globals. The child is
+ * started by spawn.c (signals reset, descriptors closed, its own group). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -27,13 +27,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "handler.h"
+#include "spawn.h"
 
 /* Between SIGTERM and SIGKILL of the group: long enough for a well-behaved
  * command to clean up, short enough not to hold a dispatcher thread. */
@@ -44,15 +44,7 @@
 #define DRAIN_MS 200
 /* Without a pidfd the command's exit is noticed by polling at this period. */
 #define EXIT_POLL_MS 50
-#define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
 #define READ_CHUNK 65536
-
-/* What the child reports through the status pipe when it cannot exec. */
-enum { STAGE_SETUP = 1, STAGE_CHDIR, STAGE_EXEC };
-struct child_report {
-    int stage;
-    int err;
-};
 
 /* ---- output tail ------------------------------------------------------------ */
 
@@ -145,134 +137,11 @@ static int add_env(char **envp, int *ne, const char *k, const char *v)
     return 0;
 }
 
-/* The execve candidates for argv0, in execvp's order: argv0 itself if it has
- * a slash, else each PATH directory (an empty entry is the working
- * directory). Resolved here because execvp is not async-signal-safe and, on
- * ENOEXEC, would run the file with /bin/sh. NULL-terminated; NULL on ENOMEM. */
-static char **exec_candidates(const char *argv0, const char *path)
-{
-    size_t n = 2;
-    for (const char *p = path; *p; p++) n += *p == ':';
-    char **c = calloc(n, sizeof *c);
-    if (!c) return NULL;
-    if (strchr(argv0, '/')) {
-        if (!(c[0] = strdup(argv0))) goto fail;
-        return c;
-    }
-    size_t i = 0;
-    for (const char *p = path;; p++) {
-        const char *e = strchr(p, ':');
-        size_t dl = e ? (size_t)(e - p) : strlen(p);
-        if (asprintf(&c[i], "%.*s%s%s", (int)dl, p, dl ? "/" : "", argv0) < 0) {
-            c[i] = NULL;
-            goto fail;
-        }
-        i++;
-        if (!e) break;
-        p = e;
-    }
-    return c;
-fail:
-    for (size_t j = 0; c[j]; j++) free(c[j]);
-    free(c);
-    return NULL;
-}
-
-static void free_strv(char **v)
-{
-    if (!v) return;
-    for (size_t i = 0; v[i]; i++) free(v[i]);
-    free(v);
-}
-
 static int64_t mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Moves a descriptor out of 0..2: the child dup2()s onto those, and a pipe
- * end that happened to be one of them (a daemon started with stdin closed)
- * would be clobbered first. */
-static int above_stdio(int fd)
-{
-    if (fd > 2) return fd;
-    int n = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    close(fd);
-    return n;
-}
-
-/* ---- the child (between fork and exec: async-signal-safe calls only) -------- */
-
-static void close_from(unsigned lo, unsigned hi_excl_keep, int keep, int maxfd)
-{
-    /* close_range needs Linux 5.9; the loop is the fallback. */
-    if (hi_excl_keep > lo && close_range(lo, hi_excl_keep - 1, 0) != 0)
-        for (int fd = (int)lo; fd < (int)hi_excl_keep; fd++) close(fd);
-    unsigned from = (unsigned)keep + 1;
-    if (close_range(from, ~0U, 0) != 0)
-        for (int fd = (int)from; fd < maxfd; fd++) close(fd);
-}
-
-static _Noreturn void child_fail(int fd, int stage, int err)
-{
-    struct child_report rep = {stage, err};
-    ssize_t w = write(fd, &rep, sizeof rep); /* <= PIPE_BUF: atomic */
-    (void)w;
-    _exit(127);
-}
-
-static _Noreturn void child(char **argv, char **envp, char **cands, const char *cwd, int in_r, int out_w,
-                            int st_w, int maxfd)
-{
-    setpgid(0, 0); /* its own group: the timeout kills everything it starts */
-
-    /* The daemon ignores SIGPIPE and blocks SIGTERM/SIGINT/SIGHUP; ignored
-     * dispositions and the mask survive exec, so the command would inherit
-     * them. Handlers are reset first while everything is still blocked (the
-     * parent blocked all signals around fork), then the mask is cleared. */
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    sigemptyset(&dfl.sa_mask);
-    for (int s = 1; s < NSIG; s++)
-        if (s != SIGKILL && s != SIGSTOP) sigaction(s, &dfl, NULL); /* EINVAL for reserved ones: fine */
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-
-    /* All three pipe ends are above 2 (above_stdio), so dup2 onto 0..2
-     * clobbers nothing and gives descriptors without FD_CLOEXEC. */
-    if (dup2(in_r, 0) < 0 || dup2(out_w, 1) < 0 || dup2(out_w, 2) < 0) child_fail(st_w, STAGE_SETUP, errno);
-    /* Every other descriptor of the daemon (sockets, the store, other
-     * handlers' pipes) is closed; st_w closes itself at exec (CLOEXEC). */
-    close_from(3, (unsigned)st_w, st_w, maxfd);
-
-    if (cwd && chdir(cwd) != 0) child_fail(st_w, STAGE_CHDIR, errno);
-
-    /* execvp's search, without its shell fallback: EACCES is remembered and
-     * the search goes on; ENOENT-like errors go on; anything else stops. */
-    int err = ENOENT, eacces = 0;
-    for (char **c = cands; *c; c++) {
-        execve(*c, argv, envp);
-        err = errno;
-        if (err == EACCES) eacces = 1;
-        else if (err != ENOENT && err != ENOTDIR && err != ESTALE && err != ENODEV && err != ETIMEDOUT &&
-                 err != ELOOP && err != ENAMETOOLONG)
-            break;
-    }
-    child_fail(st_w, STAGE_EXEC, eacces && (err == ENOENT || err == ENOTDIR) ? EACCES : err);
-}
-
-/* vfork's second return, kept apart from exec_run so that it can clobber
- * none of exec_run's variables. */
-static __attribute__((noinline)) pid_t start_child(char **argv, char **envp, char **cands, const char *cwd, int in_r,
-                                                  int out_w, int st_w, int maxfd)
-{
-    pid_t pid = vfork();
-    if (pid == 0) child(argv, envp, cands, cwd, in_r, out_w, st_w, maxfd);
-    return pid;
 }
 
 /* ---- the parent ------------------------------------------------------------- */
@@ -328,8 +197,7 @@ void exec_run(const struct exec_rule *rule, const json_t *ev, const char *ev_jso
     int64_t t0 = mono_ms();
     char *envp[10];
     int ne = 0, oom = 0;
-    const char *path = getenv("PATH");
-    if (!path || !*path) path = DEFAULT_PATH;
+    const char *path = spawn_path();
     static const char *const pass[] = {"HOME", "LANG", "LC_ALL"};
     oom |= add_env(envp, &ne, "PATH", path);
     for (size_t i = 0; i < sizeof pass / sizeof *pass; i++) {
@@ -342,17 +210,13 @@ void exec_run(const struct exec_rule *rule, const json_t *ev, const char *ev_jso
     oom |= add_env(envp, &ne, "SYNCCF_EVENT_SOURCE", attr(ev, "source"));
     oom |= add_env(envp, &ne, "SYNCCF_EVENT_TIME", attr(ev, "time"));
     envp[ne] = NULL;
-    char **cands = exec_candidates(rule->argv[0], path);
-    struct rlimit rl;
-    int maxfd = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < INT_MAX
-                    ? (int)rl.rlim_cur
-                    : 65536;
+    char **cands = spawn_candidates(rule->argv[0], path);
 
     int in[2] = {-1, -1}, out[2] = {-1, -1}, st[2] = {-1, -1}, pidfd = -1;
     pid_t pid = -1;
     struct ring ring = {.len = 0};
     int status = 0, timed_out = 0, lost = 0, got_epipe = 0;
-    struct child_report rep = {0, 0};
+    struct spawn_report rep = {0, 0};
 
     /* SIGPIPE: writing to a command that exited without reading its stdin
      * fails with EPIPE and raises SIGPIPE on this thread. The daemon ignores
@@ -376,32 +240,22 @@ void exec_run(const struct exec_rule *rule, const json_t *ev, const char *ev_jso
         snprintf(res->error, sizeof res->error, "pipe: %s", strerror(errno));
         goto done;
     }
-    in[0] = above_stdio(in[0]);
-    out[1] = above_stdio(out[1]);
-    st[1] = above_stdio(st[1]);
+    in[0] = spawn_above_stdio(in[0]);
+    out[1] = spawn_above_stdio(out[1]);
+    st[1] = spawn_above_stdio(st[1]);
     if (in[0] < 0 || out[1] < 0 || st[1] < 0) {
         snprintf(res->error, sizeof res->error, "fcntl: %s", strerror(errno));
         goto done;
     }
 
-    /* All signals blocked across fork: the child must not run one of the
-     * daemon's handlers before it has reset them.
-     *
-     * vfork, not fork: fork copies the page tables of the whole daemon
-     * (~12 ms here, most of a short handler's run), vfork shares them and
-     * suspends this thread until the child has exec'd or exited. The child
-     * only makes system calls on what was prepared before, as it must. */
-    sigset_t all, before_fork;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &before_fork);
-    pid = start_child(rule->argv, envp, cands, rule->cwd, in[0], out[1], st[1], maxfd);
-    int fork_errno = errno;
-    pthread_sigmask(SIG_SETMASK, &before_fork, NULL);
+    /* The child: its own group, signals reset, only these three descriptors
+     * (spawn.c). */
+    struct spawn sp = {rule->argv, envp, cands, rule->cwd, in[0], out[1], st[1]};
+    pid = spawn_start(&sp);
     if (pid < 0) {
-        snprintf(res->error, sizeof res->error, "fork: %s", strerror(fork_errno));
+        snprintf(res->error, sizeof res->error, "fork: %s", strerror(errno));
         goto done;
     }
-    setpgid(pid, pid); /* also from here, so the group exists before any kill(-pid) */
     close_fd(&in[0]);
     close_fd(&out[1]);
     close_fd(&st[1]);
@@ -509,7 +363,7 @@ done:
     }
     close_fd(&pidfd);
     for (int i = 0; i < ne; i++) free(envp[i]);
-    free_strv(cands);
+    spawn_free_strv(cands);
     if (pid < 0) return; /* never started: res->error says why; retrying may help */
 
     int code = !lost && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -525,16 +379,16 @@ done:
     if (res->error[0]) return; /* poll failed */
     if (rep.stage) {
         int e = rep.err;
-        if (rep.stage == STAGE_CHDIR)
+        if (rep.stage == SPAWN_CHDIR)
             snprintf(res->error, sizeof res->error, "cannot change to directory %s: %s", rule->cwd, strerror(e));
-        else if (rep.stage == STAGE_SETUP)
+        else if (rep.stage == SPAWN_SETUP)
             snprintf(res->error, sizeof res->error, "cannot set up %s: %s", rule->argv[0], strerror(e));
         else
             snprintf(res->error, sizeof res->error, "cannot run %s: %s", rule->argv[0], strerror(e));
         /* A missing or unusable program or directory is a configuration
          * problem; retrying cannot help. Resource errors (EMFILE, ENOMEM,
          * ETXTBSY) may pass. */
-        res->permanent = rep.stage != STAGE_SETUP && (e == ENOENT || e == EACCES || e == ENOTDIR || e == ENOEXEC ||
+        res->permanent = rep.stage != SPAWN_SETUP && (e == ENOENT || e == EACCES || e == ENOTDIR || e == ENOEXEC ||
                                                       e == ELOOP || e == ENAMETOOLONG || e == EPERM);
     } else if (timed_out) {
         snprintf(res->error, sizeof res->error, "timed out after %u ms", rule->timeout_ms);
