@@ -404,6 +404,22 @@ static void remove_obj(struct run *r, const char *kind, const json_t *o, const c
     fprintf(r->out, "%s %s %s\n", r->o->dry_run ? "to remove" : "removed", kind, name);
 }
 
+/* Removes each object of ours in list whose name the configuration no
+ * longer wants (not in keep), but never the one whose id is keep_id. */
+static void remove_stale(struct run *r, const char *kind, const json_t *list, const json_t *keep, const char *base,
+                         const char *keep_id)
+{
+    size_t i, j;
+    json_t *o, *k;
+    json_array_foreach(list, i, o)
+    {
+        int wanted = 0;
+        json_array_foreach(keep, j, k) if (json_equal(k, json_object_get(o, "name"))) wanted = 1;
+        const char *id = json_string_value(json_object_get(o, "id"));
+        if (ours(o) && !wanted && !(keep_id && id && !strcmp(id, keep_id))) remove_obj(r, kind, o, base);
+    }
+}
+
 /* Cloudflare's own report of failed deliveries, when it has one. */
 static const char *dest_failing(const json_t *d)
 {
@@ -528,23 +544,11 @@ static int notifications(struct run *r, const char *acct)
         json_decref(body);
         json_array_append_new(keep, json_string(name));
     }
-    /* Ours but no longer wanted: a project or alert taken out of the file. */
-    size_t i, j;
-    json_t *o, *k;
-    json_array_foreach(policies, i, o)
-    {
-        int wanted = 0;
-        json_array_foreach(keep, j, k) if (json_equal(k, json_object_get(o, "name"))) wanted = 1;
-        if (ours(o) && !wanted) remove_obj(r, "policy", o, pbase);
-    }
-    json_array_foreach(dests, i, o)
-    {
-        int wanted = 0;
-        json_array_foreach(keep, j, k) if (json_equal(k, json_object_get(o, "name"))) wanted = 1;
-        /* The tunnel's configured destination stays: `synccf tunnel` keeps it pointed at its URL. */
-        const char *id = json_string_value(json_object_get(o, "id"));
-        if (ours(o) && !wanted && !(c->notify_webhook_id && id && !strcmp(id, c->notify_webhook_id))) remove_obj(r, "destination", o, dbase);
-    }
+    /* Ours but no longer wanted: a project or alert taken out of the file.
+     * The tunnel's configured destination stays: `synccf tunnel` keeps it
+     * pointed at its URL. */
+    remove_stale(r, "policy", policies, keep, pbase, NULL);
+    remove_stale(r, "destination", dests, keep, dbase, c->notify_webhook_id);
     json_decref(keep);
 out:
     json_decref(dest_id);
@@ -636,14 +640,7 @@ static int logpush_scope(struct run *r, const char *scope_path, const char *zone
         explicit_bzero(tok, strlen(tok));
         free(tok);
     }
-    size_t j;
-    json_t *k;
-    json_array_foreach(jobs, i, o)
-    {
-        int wanted = 0;
-        json_array_foreach(keep, j, k) if (json_equal(k, json_object_get(o, "name"))) wanted = 1;
-        if (ours(o) && !wanted) remove_obj(r, "logpush", o, base);
-    }
+    remove_stale(r, "logpush", jobs, keep, base, NULL);
     json_decref(keep);
     json_decref(jobs);
     return rc;
@@ -742,14 +739,7 @@ static int subscriptions(struct run *r, const char *acct)
         json_decref(upd);
         json_array_append_new(keep, json_string(name));
     }
-    size_t j;
-    json_t *k;
-    json_array_foreach(subs, i, o)
-    {
-        int wanted = 0;
-        json_array_foreach(keep, j, k) if (json_equal(k, json_object_get(o, "name"))) wanted = 1;
-        if (ours(o) && !wanted) remove_obj(r, "subscription", o, base);
-    }
+    remove_stale(r, "subscription", subs, keep, base, NULL);
     json_decref(keep);
     json_decref(subs);
     return rc;
