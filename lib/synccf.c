@@ -188,29 +188,28 @@ static int ready(void *arg, json_t *checks)
     return ok;
 }
 
-static void metrics(void *arg, struct buf *out)
+/* Renders the store through the read-only connection that /metrics and the
+ * status page share (opened on first use), one scrape at a time. */
+static void render_scrape(synccf *s, void (*render)(sqlite3 *db, struct buf *out), struct buf *out)
 {
-    synccf *s = arg;
     pthread_mutex_lock(&s->scrape_mu);
     char err[256];
     if (!s->scrape_db) s->scrape_db = store_open(s->db_path, 1, err, sizeof err);
-    if (s->scrape_db) metrics_render_store(store_db(s->scrape_db), out);
+    if (s->scrape_db) render(store_db(s->scrape_db), out);
     pthread_mutex_unlock(&s->scrape_mu);
+}
+
+static void metrics(void *arg, struct buf *out)
+{
+    synccf *s = arg;
+    render_scrape(s, metrics_render_store, out);
     buf_printf(out, "# HELP synccf_commit_duration_seconds How long each store commit (one group) takes.\n"
                     "# TYPE synccf_commit_duration_seconds histogram\n");
     hist_render(store_commit_hist(s->store), "synccf_commit_duration_seconds", "", out);
     dispatch_render(s->dispatch, out);
 }
 
-static void page(void *arg, struct buf *out)
-{
-    synccf *s = arg;
-    pthread_mutex_lock(&s->scrape_mu);
-    char err[256];
-    if (!s->scrape_db) s->scrape_db = store_open(s->db_path, 1, err, sizeof err);
-    if (s->scrape_db) page_render(store_db(s->scrape_db), out);
-    pthread_mutex_unlock(&s->scrape_mu);
-}
+static void page(void *arg, struct buf *out) { render_scrape(arg, page_render, out); }
 
 static int pull_down(void *arg)
 {
