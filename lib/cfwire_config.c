@@ -106,40 +106,46 @@ static void *grow(void **arr, size_t *n, size_t size)
     return p + (*n)++ * size;
 }
 
-/* production|preview -> mask */
-static int envs_of(struct wctx *x, yaml_node_t *n, unsigned *mask)
+/* A list of words -> the mask of their bits; expect names the words in the
+ * error for any other. */
+struct word {
+    const char *name;
+    unsigned bit;
+};
+
+static int mask_of(struct wctx *x, yaml_node_t *n, const char *key, const struct word *words, const char *expect,
+                   unsigned *mask)
 {
     char **l = NULL;
-    if (wlist(x, n, "pages.environments", &l)) return -1;
+    if (wlist(x, n, key, &l)) return -1;
     *mask = 0;
     for (char **p = l; *p; p++) {
-        if (!strcmp(*p, "production")) *mask |= CFWIRE_ENV_PRODUCTION;
-        else if (!strcmp(*p, "preview")) *mask |= CFWIRE_ENV_PREVIEW;
-        else {
-            wfail(x, n, "pages.environments", "'%s': expected production or preview", *p);
-            break;
+        const struct word *w = words;
+        while (w->name && strcmp(*p, w->name)) w++;
+        if (w->name) {
+            *mask |= w->bit;
+            continue;
         }
+        char fmt[128]; /* "'%s': expected ...", the word as wfail's detail */
+        snprintf(fmt, sizeof fmt, "'%%s': expected %s", expect);
+        wfail(x, n, key, fmt, *p);
+        break;
     }
     free_list(l);
     return x->failed ? -1 : 0;
 }
 
+static int envs_of(struct wctx *x, yaml_node_t *n, unsigned *mask)
+{
+    static const struct word w[] = {{"production", CFWIRE_ENV_PRODUCTION}, {"preview", CFWIRE_ENV_PREVIEW}, {NULL, 0}};
+    return mask_of(x, n, "pages.environments", w, "production or preview", mask);
+}
+
 static int events_of(struct wctx *x, yaml_node_t *n, unsigned *mask)
 {
-    char **l = NULL;
-    if (wlist(x, n, "pages.events", &l)) return -1;
-    *mask = 0;
-    for (char **p = l; *p; p++) {
-        if (!strcmp(*p, "started")) *mask |= CFWIRE_EV_STARTED;
-        else if (!strcmp(*p, "success")) *mask |= CFWIRE_EV_SUCCESS;
-        else if (!strcmp(*p, "failed")) *mask |= CFWIRE_EV_FAILED;
-        else {
-            wfail(x, n, "pages.events", "'%s': expected started, success or failed", *p);
-            break;
-        }
-    }
-    free_list(l);
-    return x->failed ? -1 : 0;
+    static const struct word w[] = {
+        {"started", CFWIRE_EV_STARTED}, {"success", CFWIRE_EV_SUCCESS}, {"failed", CFWIRE_EV_FAILED}, {NULL, 0}};
+    return mask_of(x, n, "pages.events", w, "started, success or failed", mask);
 }
 
 static int is_map(yaml_node_t *n) { return n && n->type == YAML_MAPPING_NODE; }
