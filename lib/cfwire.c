@@ -404,9 +404,9 @@ static void remove_obj(struct run *r, const char *kind, const json_t *o, const c
     fprintf(r->out, "%s %s %s\n", r->o->dry_run ? "to remove" : "removed", kind, name);
 }
 
-/* Removes each object of ours in list whose name the configuration no
- * longer wants (not in keep), but never the one whose id is keep_id. */
-static void remove_stale(struct run *r, const char *kind, const json_t *list, const json_t *keep, const char *base,
+/* Removes each object of ours in list but those whose name is in keep (the
+ * configuration's; NULL on teardown: none) and the one whose id is keep_id. */
+static void remove_ours(struct run *r, const char *kind, const json_t *list, const json_t *keep, const char *base,
                          const char *keep_id)
 {
     size_t i, j;
@@ -472,10 +472,8 @@ static int notifications(struct run *r, const char *acct)
         goto out;
     }
     if (r->o->op == CFWIRE_TEARDOWN) {
-        size_t i;
-        json_t *o;
-        json_array_foreach(policies, i, o) if (ours(o)) remove_obj(r, "policy", o, pbase);
-        json_array_foreach(dests, i, o) if (ours(o)) remove_obj(r, "destination", o, dbase);
+        remove_ours(r, "policy", policies, NULL, pbase, NULL);
+        remove_ours(r, "destination", dests, NULL, dbase, NULL);
         goto out;
     }
     json_t *keep = json_array(); /* names wanted */
@@ -547,8 +545,8 @@ static int notifications(struct run *r, const char *acct)
     /* Ours but no longer wanted: a project or alert taken out of the file.
      * The tunnel's configured destination stays: `synccf tunnel` keeps it
      * pointed at its URL. */
-    remove_stale(r, "policy", policies, keep, pbase, NULL);
-    remove_stale(r, "destination", dests, keep, dbase, c->notify_webhook_id);
+    remove_ours(r, "policy", policies, keep, pbase, NULL);
+    remove_ours(r, "destination", dests, keep, dbase, c->notify_webhook_id);
     json_decref(keep);
 out:
     json_decref(dest_id);
@@ -565,10 +563,8 @@ static int logpush_scope(struct run *r, const char *scope_path, const char *zone
     snprintf(base, sizeof base, "%s/logpush/jobs", scope_path);
     json_t *jobs = list_all(r, "logpush", base, 0);
     if (!jobs) return 1;
-    size_t i;
-    json_t *o;
     if (r->o->op == CFWIRE_TEARDOWN) {
-        json_array_foreach(jobs, i, o) if (ours(o)) remove_obj(r, "logpush", o, base);
+        remove_ours(r, "logpush", jobs, NULL, base, NULL);
         json_decref(jobs);
         return 0;
     }
@@ -640,7 +636,7 @@ static int logpush_scope(struct run *r, const char *scope_path, const char *zone
         explicit_bzero(tok, strlen(tok));
         free(tok);
     }
-    remove_stale(r, "logpush", jobs, keep, base, NULL);
+    remove_ours(r, "logpush", jobs, keep, base, NULL);
     json_decref(keep);
     json_decref(jobs);
     return rc;
@@ -694,10 +690,8 @@ static int subscriptions(struct run *r, const char *acct)
     snprintf(base, sizeof base, "%s/event_subscriptions/subscriptions", acct);
     json_t *subs = list_all(r, "subscription", base, 1);
     if (!subs) return 1;
-    size_t i;
-    json_t *o;
     if (r->o->op == CFWIRE_TEARDOWN) {
-        json_array_foreach(subs, i, o) if (ours(o)) remove_obj(r, "subscription", o, base);
+        remove_ours(r, "subscription", subs, NULL, base, NULL);
         json_decref(subs);
         return 0;
     }
@@ -739,7 +733,7 @@ static int subscriptions(struct run *r, const char *acct)
         json_decref(upd);
         json_array_append_new(keep, json_string(name));
     }
-    remove_stale(r, "subscription", subs, keep, base, NULL);
+    remove_ours(r, "subscription", subs, keep, base, NULL);
     json_decref(keep);
     json_decref(subs);
     return rc;
