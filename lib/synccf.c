@@ -131,6 +131,26 @@ static int start_core(synccf *s, char *err, size_t errlen)
     return 0;
 }
 
+static int pull_down(void *arg)
+{
+    synccf *s = arg;
+    return !pull_reachable(s->pull, s->cfg.failover_ms);
+}
+
+/* The audit log poller; with standby, it polls only while the Worker stream
+ * is down (hybrid mode). */
+static int start_poll(synccf *s, int standby, char *err, size_t errlen)
+{
+    s->poll = poll_start(s->store, &s->cfg, s->db_path, err, errlen);
+    if (!s->poll) return 2;
+    if (standby) poll_set_standby(s->poll, pull_down, s);
+    if (poll_run(s->poll) != 0) {
+        snprintf(err, errlen, "poll: cannot start a thread");
+        return 1;
+    }
+    return 0;
+}
+
 int synccf_start_source(synccf *s, const char *what, char *err, size_t errlen)
 {
     int rc = start_core(s, err, errlen);
@@ -145,13 +165,7 @@ int synccf_start_source(synccf *s, const char *what, char *err, size_t errlen)
         return s->pull ? 0 : 2;
     }
     if (strcmp(what, "poll") == 0) {
-        s->poll = poll_start(s->store, &s->cfg, s->db_path, err, errlen);
-        if (!s->poll) return 2;
-        if (poll_run(s->poll) != 0) {
-            snprintf(err, errlen, "poll: cannot start a thread");
-            return 1;
-        }
-        return 0;
+        return start_poll(s, 0, err, errlen);
     }
     if (strcmp(what, "queue") == 0) {
         s->queue = queue_start(s->store, &s->cfg, err, errlen);
@@ -211,12 +225,6 @@ static void metrics(void *arg, struct buf *out)
 
 static void page(void *arg, struct buf *out) { render_scrape(arg, page_render, out); }
 
-static int pull_down(void *arg)
-{
-    synccf *s = arg;
-    return !pull_reachable(s->pull, s->cfg.failover_ms);
-}
-
 int synccf_run(synccf *s, char *err, size_t errlen)
 {
     const char *mode = config_mode(&s->cfg);
@@ -232,13 +240,7 @@ int synccf_run(synccf *s, char *err, size_t errlen)
     if (queue && (rc = synccf_start_source(s, "queue", err, errlen))) return rc;
     if (strcmp(mode, "poll") == 0 && (rc = synccf_start_source(s, "poll", err, errlen))) return rc;
     if (strcmp(mode, "hybrid") == 0) {
-        s->poll = poll_start(s->store, &s->cfg, s->db_path, err, errlen);
-        if (!s->poll) return 2;
-        poll_set_standby(s->poll, pull_down, s);
-        if (poll_run(s->poll) != 0) {
-            snprintf(err, errlen, "poll: cannot start a thread");
-            return 1;
-        }
+        if ((rc = start_poll(s, 1, err, errlen))) return rc;
     }
     /* The receiver runs in every mode: it takes pushes and tunnelled
      * webhooks, and answers /healthz and /readyz. */
