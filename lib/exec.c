@@ -179,6 +179,214 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
+/* One command's run, from its start to its outcome. */
+struct run {
+    const struct exec_rule *rule;
+    int64_t t0;
+    int in[2], out[2], st[2], pidfd; /* stdin, output and status pipes; -1 once closed */
+    pid_t pid;
+    const char *wp;                  /* what is left of the event to write */
+    size_t left;
+    struct ring ring;
+    int status, timed_out, lost, got_epipe;
+    struct spawn_report rep;
+    char *error;                     /* the handler_result's, set on a failure of ours */
+    size_t errlen;
+};
+
+/* The command's environment, built from scratch: PATH, a few locale and home
+ * variables, and the event's attributes. Returns nonzero when out of memory. */
+static int build_env(const json_t *ev, const char *path, char **envp, int *ne)
+{
+    static const char *const pass[] = {"HOME", "LANG", "LC_ALL"};
+    int oom = add_env(envp, ne, "PATH", path);
+    for (size_t i = 0; i < sizeof pass / sizeof *pass; i++) {
+        const char *v = getenv(pass[i]);
+        if (v) oom |= add_env(envp, ne, pass[i], v);
+    }
+    oom |= add_env(envp, ne, "SYNCCF_EVENT_ID", attr(ev, "id"));
+    oom |= add_env(envp, ne, "SYNCCF_EVENT_TYPE", attr(ev, "type"));
+    oom |= add_env(envp, ne, "SYNCCF_EVENT_SUBJECT", attr(ev, "subject"));
+    oom |= add_env(envp, ne, "SYNCCF_EVENT_SOURCE", attr(ev, "source"));
+    oom |= add_env(envp, ne, "SYNCCF_EVENT_TIME", attr(ev, "time"));
+    envp[*ne] = NULL;
+    return oom;
+}
+
+/* The pipes, then the child; 0, or -1 with r->error set. */
+static int start(struct run *r, char **envp, char **cands)
+{
+    /* O_CLOEXEC: another thread's fork + exec must not keep our pipes open
+     * (a stray write end would keep us waiting for EOF). */
+    if (pipe2(r->in, O_CLOEXEC) || pipe2(r->out, O_CLOEXEC) || pipe2(r->st, O_CLOEXEC)) {
+        snprintf(r->error, r->errlen, "pipe: %s", strerror(errno));
+        return -1;
+    }
+    r->in[0] = spawn_above_stdio(r->in[0]);
+    r->out[1] = spawn_above_stdio(r->out[1]);
+    r->st[1] = spawn_above_stdio(r->st[1]);
+    if (r->in[0] < 0 || r->out[1] < 0 || r->st[1] < 0) {
+        snprintf(r->error, r->errlen, "fcntl: %s", strerror(errno));
+        return -1;
+    }
+
+    /* The child: its own group, signals reset, only these three descriptors
+     * (spawn.c). */
+    struct spawn sp = {r->rule->argv, envp, cands, r->rule->cwd, r->in[0], r->out[1], r->st[1]};
+    r->pid = spawn_start(&sp);
+    if (r->pid < 0) {
+        snprintf(r->error, r->errlen, "fork: %s", strerror(errno));
+        return -1;
+    }
+    close_fd(&r->in[0]);
+    close_fd(&r->out[1]);
+    close_fd(&r->st[1]);
+#ifdef SYS_pidfd_open
+    r->pidfd = (int)syscall(SYS_pidfd_open, r->pid, 0); /* readable at exit; -1 on old kernels */
+#endif
+    set_nonblock(r->in[1]);
+    set_nonblock(r->out[0]);
+    if (!r->left) close_fd(&r->in[1]);
+    return 0;
+}
+
+/* One round of I/O on whatever poll() found ready. */
+static void pump(struct run *r, const struct pollfd *p, int i_out, int i_in, int i_st)
+{
+    if (i_out >= 0 && p[i_out].revents) {
+        char buf[READ_CHUNK];
+        ssize_t n = read(r->out[0], buf, sizeof buf);
+        if (n > 0) ring_put(&r->ring, buf, (size_t)n);
+        else if (n == 0 || (errno != EAGAIN && errno != EINTR)) close_fd(&r->out[0]);
+    }
+    if (i_in >= 0 && r->in[1] >= 0 && p[i_in].revents) {
+        size_t chunk = r->left > READ_CHUNK ? READ_CHUNK : r->left;
+        ssize_t n = write(r->in[1], r->wp, chunk);
+        if (n > 0) {
+            r->wp += n;
+            r->left -= (size_t)n;
+        } else if (n < 0 && errno == EPIPE)
+            r->got_epipe = 1;
+        if (r->left == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            close_fd(&r->in[1]); /* done (EOF for the command), or it stopped reading */
+    }
+    if (i_st >= 0 && p[i_st].revents) {
+        /* Data: exec failed and the child is about to exit. EOF: exec
+         * succeeded (the CLOEXEC write end closed) or the child died. */
+        ssize_t n = read(r->st[0], &r->rep, sizeof r->rep);
+        if (n != (ssize_t)sizeof r->rep) r->rep.stage = 0;
+        close_fd(&r->st[0]);
+    }
+}
+
+/* Feeds the event, collects output and enforces the timeout until the
+ * command has exited and its output is drained (or DRAIN_MS has passed). */
+static void supervise(struct run *r)
+{
+    int exited = 0, term_sent = 0, kill_sent = 0;
+    int64_t deadline = r->rule->timeout_ms ? r->t0 + r->rule->timeout_ms : -1, exited_at = 0, term_at = 0;
+    for (;;) {
+        int64_t now = mono_ms();
+        if (!exited && child_exited(r->pid, &r->lost)) {
+            exited = 1;
+            exited_at = now;
+            close_fd(&r->in[1]); /* nobody we care about will read the rest */
+        }
+        if (!exited && deadline >= 0 && !term_sent && now >= deadline) {
+            r->timed_out = term_sent = 1;
+            term_at = now;
+            kill_group(r->pid, SIGTERM);
+        }
+        if (term_sent && !kill_sent && now >= term_at + KILL_GRACE_MS) {
+            kill_sent = 1;
+            kill_group(r->pid, SIGKILL);
+        }
+        if (exited && (r->out[0] < 0 || now >= exited_at + DRAIN_MS)) break;
+
+        /* Sleep until I/O or the next thing due. */
+        int64_t wake = -1;
+#define WAKE_AT(t) (wake = wake < 0 || (t) < wake ? (t) : wake)
+        if (!exited && deadline >= 0 && !term_sent) WAKE_AT(deadline);
+        if (term_sent && !kill_sent) WAKE_AT(term_at + KILL_GRACE_MS);
+        if (exited) WAKE_AT(exited_at + DRAIN_MS);
+        if (!exited && r->pidfd < 0) WAKE_AT(now + EXIT_POLL_MS);
+#undef WAKE_AT
+        struct pollfd p[4];
+        nfds_t np = 0;
+        int i_out = -1, i_in = -1, i_st = -1;
+        if (r->out[0] >= 0) p[i_out = (int)np++] = (struct pollfd){r->out[0], POLLIN, 0};
+        if (r->in[1] >= 0) p[i_in = (int)np++] = (struct pollfd){r->in[1], POLLOUT, 0};
+        if (r->st[0] >= 0) p[i_st = (int)np++] = (struct pollfd){r->st[0], POLLIN, 0};
+        if (!exited && r->pidfd >= 0) p[np++] = (struct pollfd){r->pidfd, POLLIN, 0};
+        int64_t tmo = wake < 0 ? -1 : wake - now;
+        if (tmo > INT_MAX) tmo = INT_MAX;
+        if (poll(p, np, (int)tmo) < 0) {
+            if (errno == EINTR) continue;
+            snprintf(r->error, r->errlen, "poll: %s", strerror(errno));
+            break; /* cannot supervise it: killed and reaped below */
+        }
+        pump(r, p, i_out, i_in, i_st);
+    }
+}
+
+/* Whatever the command left behind in its group goes with it, timeout or
+ * not: a handler run must not leave processes running. The zombie is reaped
+ * only now, so the group id cannot have been reused. */
+static void reap(struct run *r)
+{
+    kill_group(r->pid, SIGKILL);
+    if (!r->lost)
+        while (waitpid(r->pid, &r->status, 0) < 0)
+            if (errno != EINTR) {
+                r->lost = 1;
+                break;
+            }
+    if (r->st[0] >= 0) { /* the child is gone: this read cannot block */
+        if (read(r->st[0], &r->rep, sizeof r->rep) != (ssize_t)sizeof r->rep) r->rep.stage = 0;
+    }
+}
+
+/* The run's detail and its verdict, into res. */
+static void outcome(const struct run *r, struct handler_result *res)
+{
+    const struct exec_rule *rule = r->rule;
+    int code = !r->lost && WIFEXITED(r->status) ? WEXITSTATUS(r->status) : -1;
+    int sig = !r->lost && WIFSIGNALED(r->status) ? WTERMSIG(r->status) : 0;
+    json_t *d = json_object();
+    json_object_set_new(d, "exit", code >= 0 ? json_integer(code) : json_null());
+    json_object_set_new(d, "signal", sig ? json_integer(sig) : json_null());
+    json_object_set_new(d, "timed_out", json_boolean(r->timed_out));
+    json_object_set_new(d, "output", ring_json(&r->ring));
+    json_object_set_new(d, "ms", json_integer(mono_ms() - r->t0));
+    res->detail = d;
+
+    if (res->error[0]) return; /* poll failed */
+    if (r->rep.stage) {
+        int e = r->rep.err;
+        if (r->rep.stage == SPAWN_CHDIR)
+            snprintf(res->error, sizeof res->error, "cannot change to directory %s: %s", rule->cwd, strerror(e));
+        else if (r->rep.stage == SPAWN_SETUP)
+            snprintf(res->error, sizeof res->error, "cannot set up %s: %s", rule->argv[0], strerror(e));
+        else
+            snprintf(res->error, sizeof res->error, "cannot run %s: %s", rule->argv[0], strerror(e));
+        /* A missing or unusable program or directory is a configuration
+         * problem; retrying cannot help. Resource errors (EMFILE, ENOMEM,
+         * ETXTBSY) may pass. */
+        res->permanent = r->rep.stage != SPAWN_SETUP && (e == ENOENT || e == EACCES || e == ENOTDIR || e == ENOEXEC ||
+                                                         e == ELOOP || e == ENAMETOOLONG || e == EPERM);
+    } else if (r->timed_out) {
+        snprintf(res->error, sizeof res->error, "timed out after %u ms", rule->timeout_ms);
+    } else if (r->lost) {
+        snprintf(res->error, sizeof res->error, "exit status of %s lost (is SIGCHLD ignored?)", rule->argv[0]);
+    } else if (sig) {
+        snprintf(res->error, sizeof res->error, "killed by signal %d", sig);
+    } else if (code != 0) {
+        snprintf(res->error, sizeof res->error, "exit status %d", code);
+    } else {
+        res->ok = 1;
+    }
+}
+
 void exec_run(const struct exec_rule *rule, const json_t *ev, const char *ev_json, struct handler_result *res)
 {
     res->ok = 0;
@@ -194,29 +402,14 @@ void exec_run(const struct exec_rule *rule, const json_t *ev, const char *ev_jso
     /* Everything the child needs is prepared before fork: between fork and
      * exec only async-signal-safe calls are allowed in a threaded process
      * (another thread may hold the malloc lock at the moment of fork). */
-    int64_t t0 = mono_ms();
+    struct run r = {.rule = rule, .t0 = mono_ms(), .in = {-1, -1}, .out = {-1, -1}, .st = {-1, -1}, .pidfd = -1,
+                    .pid = -1, .wp = ev_json, .left = strlen(ev_json), .error = res->error,
+                    .errlen = sizeof res->error};
     char *envp[10];
-    int ne = 0, oom = 0;
+    int ne = 0;
     const char *path = spawn_path();
-    static const char *const pass[] = {"HOME", "LANG", "LC_ALL"};
-    oom |= add_env(envp, &ne, "PATH", path);
-    for (size_t i = 0; i < sizeof pass / sizeof *pass; i++) {
-        const char *v = getenv(pass[i]);
-        if (v) oom |= add_env(envp, &ne, pass[i], v);
-    }
-    oom |= add_env(envp, &ne, "SYNCCF_EVENT_ID", attr(ev, "id"));
-    oom |= add_env(envp, &ne, "SYNCCF_EVENT_TYPE", attr(ev, "type"));
-    oom |= add_env(envp, &ne, "SYNCCF_EVENT_SUBJECT", attr(ev, "subject"));
-    oom |= add_env(envp, &ne, "SYNCCF_EVENT_SOURCE", attr(ev, "source"));
-    oom |= add_env(envp, &ne, "SYNCCF_EVENT_TIME", attr(ev, "time"));
-    envp[ne] = NULL;
+    int oom = build_env(ev, path, envp, &ne);
     char **cands = spawn_candidates(rule->argv[0], path);
-
-    int in[2] = {-1, -1}, out[2] = {-1, -1}, st[2] = {-1, -1}, pidfd = -1;
-    pid_t pid = -1;
-    struct ring ring = {.len = 0};
-    int status = 0, timed_out = 0, lost = 0, got_epipe = 0;
-    struct spawn_report rep = {0, 0};
 
     /* SIGPIPE: writing to a command that exited without reading its stdin
      * fails with EPIPE and raises SIGPIPE on this thread. The daemon ignores
@@ -230,175 +423,25 @@ void exec_run(const struct exec_rule *rule, const json_t *ev, const char *ev_jso
     sigpending(&pend);
     int pipe_was_pending = sigismember(&pend, SIGPIPE) == 1;
 
-    if (oom || !cands) {
-        snprintf(res->error, sizeof res->error, "out of memory");
-        goto done;
-    }
-    /* O_CLOEXEC: another thread's fork + exec must not keep our pipes open
-     * (a stray write end would keep us waiting for EOF). */
-    if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(st, O_CLOEXEC)) {
-        snprintf(res->error, sizeof res->error, "pipe: %s", strerror(errno));
-        goto done;
-    }
-    in[0] = spawn_above_stdio(in[0]);
-    out[1] = spawn_above_stdio(out[1]);
-    st[1] = spawn_above_stdio(st[1]);
-    if (in[0] < 0 || out[1] < 0 || st[1] < 0) {
-        snprintf(res->error, sizeof res->error, "fcntl: %s", strerror(errno));
-        goto done;
+    if (oom || !cands) snprintf(res->error, sizeof res->error, "out of memory");
+    else if (start(&r, envp, cands) == 0) {
+        supervise(&r);
+        reap(&r);
     }
 
-    /* The child: its own group, signals reset, only these three descriptors
-     * (spawn.c). */
-    struct spawn sp = {rule->argv, envp, cands, rule->cwd, in[0], out[1], st[1]};
-    pid = spawn_start(&sp);
-    if (pid < 0) {
-        snprintf(res->error, sizeof res->error, "fork: %s", strerror(errno));
-        goto done;
-    }
-    close_fd(&in[0]);
-    close_fd(&out[1]);
-    close_fd(&st[1]);
-#ifdef SYS_pidfd_open
-    pidfd = (int)syscall(SYS_pidfd_open, pid, 0); /* readable at exit; -1 on old kernels */
-#endif
-    set_nonblock(in[1]);
-    set_nonblock(out[0]);
-    const char *wp = ev_json;
-    size_t left = strlen(ev_json);
-    if (!left) close_fd(&in[1]);
-
-    int exited = 0, term_sent = 0, kill_sent = 0;
-    int64_t deadline = rule->timeout_ms ? t0 + rule->timeout_ms : -1, exited_at = 0, term_at = 0;
-    for (;;) {
-        int64_t now = mono_ms();
-        if (!exited && child_exited(pid, &lost)) {
-            exited = 1;
-            exited_at = now;
-            close_fd(&in[1]); /* nobody we care about will read the rest */
-        }
-        if (!exited && deadline >= 0 && !term_sent && now >= deadline) {
-            timed_out = term_sent = 1;
-            term_at = now;
-            kill_group(pid, SIGTERM);
-        }
-        if (term_sent && !kill_sent && now >= term_at + KILL_GRACE_MS) {
-            kill_sent = 1;
-            kill_group(pid, SIGKILL);
-        }
-        if (exited && (out[0] < 0 || now >= exited_at + DRAIN_MS)) break;
-
-        /* Sleep until I/O or the next thing due. */
-        int64_t wake = -1;
-#define WAKE_AT(t) (wake = wake < 0 || (t) < wake ? (t) : wake)
-        if (!exited && deadline >= 0 && !term_sent) WAKE_AT(deadline);
-        if (term_sent && !kill_sent) WAKE_AT(term_at + KILL_GRACE_MS);
-        if (exited) WAKE_AT(exited_at + DRAIN_MS);
-        if (!exited && pidfd < 0) WAKE_AT(now + EXIT_POLL_MS);
-#undef WAKE_AT
-        struct pollfd p[4];
-        nfds_t np = 0;
-        int i_out = -1, i_in = -1, i_st = -1;
-        if (out[0] >= 0) p[i_out = (int)np++] = (struct pollfd){out[0], POLLIN, 0};
-        if (in[1] >= 0) p[i_in = (int)np++] = (struct pollfd){in[1], POLLOUT, 0};
-        if (st[0] >= 0) p[i_st = (int)np++] = (struct pollfd){st[0], POLLIN, 0};
-        if (!exited && pidfd >= 0) p[np++] = (struct pollfd){pidfd, POLLIN, 0};
-        int64_t tmo = wake < 0 ? -1 : wake - now;
-        if (tmo > INT_MAX) tmo = INT_MAX;
-        if (poll(p, np, (int)tmo) < 0) {
-            if (errno == EINTR) continue;
-            snprintf(res->error, sizeof res->error, "poll: %s", strerror(errno));
-            break; /* cannot supervise it: killed and reaped below */
-        }
-        if (i_out >= 0 && p[i_out].revents) {
-            char buf[READ_CHUNK];
-            ssize_t n = read(out[0], buf, sizeof buf);
-            if (n > 0) ring_put(&ring, buf, (size_t)n);
-            else if (n == 0 || (errno != EAGAIN && errno != EINTR)) close_fd(&out[0]);
-        }
-        if (i_in >= 0 && in[1] >= 0 && p[i_in].revents) {
-            size_t chunk = left > READ_CHUNK ? READ_CHUNK : left;
-            ssize_t n = write(in[1], wp, chunk);
-            if (n > 0) {
-                wp += n;
-                left -= (size_t)n;
-            } else if (n < 0 && errno == EPIPE)
-                got_epipe = 1;
-            if (left == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-                close_fd(&in[1]); /* done (EOF for the command), or it stopped reading */
-        }
-        if (i_st >= 0 && p[i_st].revents) {
-            /* Data: exec failed and the child is about to exit. EOF: exec
-             * succeeded (the CLOEXEC write end closed) or the child died. */
-            ssize_t n = read(st[0], &rep, sizeof rep);
-            if (n != (ssize_t)sizeof rep) rep.stage = 0;
-            close_fd(&st[0]);
-        }
-    }
-
-    /* Whatever the command left behind in its group goes with it, timeout
-     * or not: a handler run must not leave processes running. The zombie is
-     * reaped only now, so the group id cannot have been reused. */
-    kill_group(pid, SIGKILL);
-    if (!lost)
-        while (waitpid(pid, &status, 0) < 0)
-            if (errno != EINTR) {
-                lost = 1;
-                break;
-            }
-    if (st[0] >= 0) { /* the child is gone: this read cannot block */
-        if (read(st[0], &rep, sizeof rep) != (ssize_t)sizeof rep) rep.stage = 0;
-    }
-
-done:
-    if (got_epipe && !pipe_was_pending) {
+    if (r.got_epipe && !pipe_was_pending) {
         struct timespec zero = {0, 0};
         while (sigtimedwait(&pipe_set, NULL, &zero) > 0) {}
     }
     pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     for (int i = 0; i < 2; i++) {
-        close_fd(&in[i]);
-        close_fd(&out[i]);
-        close_fd(&st[i]);
+        close_fd(&r.in[i]);
+        close_fd(&r.out[i]);
+        close_fd(&r.st[i]);
     }
-    close_fd(&pidfd);
+    close_fd(&r.pidfd);
     for (int i = 0; i < ne; i++) free(envp[i]);
     spawn_free_strv(cands);
-    if (pid < 0) return; /* never started: res->error says why; retrying may help */
-
-    int code = !lost && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    int sig = !lost && WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-    json_t *d = json_object();
-    json_object_set_new(d, "exit", code >= 0 ? json_integer(code) : json_null());
-    json_object_set_new(d, "signal", sig ? json_integer(sig) : json_null());
-    json_object_set_new(d, "timed_out", json_boolean(timed_out));
-    json_object_set_new(d, "output", ring_json(&ring));
-    json_object_set_new(d, "ms", json_integer(mono_ms() - t0));
-    res->detail = d;
-
-    if (res->error[0]) return; /* poll failed */
-    if (rep.stage) {
-        int e = rep.err;
-        if (rep.stage == SPAWN_CHDIR)
-            snprintf(res->error, sizeof res->error, "cannot change to directory %s: %s", rule->cwd, strerror(e));
-        else if (rep.stage == SPAWN_SETUP)
-            snprintf(res->error, sizeof res->error, "cannot set up %s: %s", rule->argv[0], strerror(e));
-        else
-            snprintf(res->error, sizeof res->error, "cannot run %s: %s", rule->argv[0], strerror(e));
-        /* A missing or unusable program or directory is a configuration
-         * problem; retrying cannot help. Resource errors (EMFILE, ENOMEM,
-         * ETXTBSY) may pass. */
-        res->permanent = rep.stage != SPAWN_SETUP && (e == ENOENT || e == EACCES || e == ENOTDIR || e == ENOEXEC ||
-                                                      e == ELOOP || e == ENAMETOOLONG || e == EPERM);
-    } else if (timed_out) {
-        snprintf(res->error, sizeof res->error, "timed out after %u ms", rule->timeout_ms);
-    } else if (lost) {
-        snprintf(res->error, sizeof res->error, "exit status of %s lost (is SIGCHLD ignored?)", rule->argv[0]);
-    } else if (sig) {
-        snprintf(res->error, sizeof res->error, "killed by signal %d", sig);
-    } else if (code != 0) {
-        snprintf(res->error, sizeof res->error, "exit status %d", code);
-    } else {
-        res->ok = 1;
-    }
+    if (r.pid < 0) return; /* never started: res->error says why; retrying may help */
+    outcome(&r, res);
 }
