@@ -255,6 +255,19 @@ void dispatch_wake(void *arg)
 }
 
 /* The dispatcher's connection and statements, no threads yet. */
+/* What dispatch_open made (any part of it) and the busy keys array. */
+static void dispatch_free(struct dispatch *d)
+{
+    sqlite3_finalize(d->claim);
+    sqlite3_finalize(d->next_due);
+    sqlite3_finalize(d->record);
+    sqlite3_close(d->db);
+    free(d->busy);
+    pthread_mutex_destroy(&d->mu);
+    pthread_cond_destroy(&d->cv);
+    free(d);
+}
+
 static struct dispatch *dispatch_open(const char *db_path, const struct config *cfg, struct store *st, char *err,
                                       size_t errlen)
 {
@@ -284,26 +297,8 @@ static struct dispatch *dispatch_open(const char *db_path, const struct config *
     return d;
 sqlerr:
     snprintf(err, errlen, "dispatcher: %s", d->db ? sqlite3_errmsg(d->db) : "out of memory");
-    sqlite3_finalize(d->claim);
-    sqlite3_finalize(d->next_due);
-    sqlite3_finalize(d->record);
-    sqlite3_close(d->db);
-    pthread_mutex_destroy(&d->mu);
-    pthread_cond_destroy(&d->cv);
-    free(d);
+    dispatch_free(d);
     return NULL;
-}
-
-static void dispatch_free(struct dispatch *d)
-{
-    sqlite3_finalize(d->claim);
-    sqlite3_finalize(d->next_due);
-    sqlite3_finalize(d->record);
-    sqlite3_close(d->db);
-    free(d->busy);
-    pthread_mutex_destroy(&d->mu);
-    pthread_cond_destroy(&d->cv);
-    free(d);
 }
 
 struct dispatch *dispatch_start(const char *db_path, const struct config *cfg, struct store *st, char *err,
