@@ -387,7 +387,7 @@ void poll_set_standby(struct poll *p, int (*active)(void *arg), void *arg)
 }
 
 /* Separate from poll_start so that a standby can be set before the thread runs. */
-int poll_run(struct poll *p) { return source_start(&p->src, run, p); }
+int poll_run(struct poll *p, char *err, size_t errlen) { return source_start(&p->src, run, p, err, errlen); }
 
 int poll_healthy(struct poll *p) { return atomic_load(&p->healthy); }
 

@@ -285,8 +285,7 @@ struct pull *pull_start(const char *url, const char *token, unsigned heartbeat_s
     }
     atomic_store(&p->down_since, (long long)now_ms());
     source_init(&p->src, "pull", st);
-    if (source_start(&p->src, run, p) != 0) {
-        snprintf(err, errlen, "pull: cannot start a thread");
+    if (source_start(&p->src, run, p, err, errlen) != 0) {
         pull_stop(p);
         return NULL;
     }

@@ -191,8 +191,7 @@ struct queue *queue_start(struct store *st, const struct config *cfg, char *err,
     snprintf(q->base, sizeof q->base, "%s/client/v4/accounts/%s/queues/%s", cfg->api_base, cfg->account_id, cfg->queue_id);
     atomic_store(&q->healthy, 1);
     source_init(&q->src, "queue", st);
-    if (source_start(&q->src, run, q) != 0) {
-        snprintf(err, errlen, "queue: cannot start a thread");
+    if (source_start(&q->src, run, q, err, errlen) != 0) {
         queue_stop(q);
         return NULL;
     }

@@ -19,9 +19,12 @@ void source_init(struct source *s, const char *kind, struct store *st)
     pthread_cond_init(&s->cv, NULL);
 }
 
-int source_start(struct source *s, void *(*fn)(void *), void *arg)
+int source_start(struct source *s, void *(*fn)(void *), void *arg, char *err, size_t errlen)
 {
-    if (pthread_create(&s->thread, NULL, fn, arg) != 0) return -1;
+    if (pthread_create(&s->thread, NULL, fn, arg) != 0) {
+        snprintf(err, errlen, "%s: cannot start a thread", s->kind);
+        return -1;
+    }
     s->running = 1;
     return 0;
 }

@@ -24,9 +24,9 @@ struct source {
 };
 
 void source_init(struct source *s, const char *kind, struct store *st);
-/* Starts the thread; -1 when it cannot be created (then source_stop still
- * tears down cleanly). */
-int source_start(struct source *s, void *(*fn)(void *), void *arg);
+/* Starts the thread; -1 when it cannot be created, with err saying so (then
+ * source_stop still tears down cleanly). */
+int source_start(struct source *s, void *(*fn)(void *), void *arg, char *err, size_t errlen);
 /* Asks the thread to stop and waits for it. */
 void source_stop(struct source *s);
 int source_stopping(struct source *s);

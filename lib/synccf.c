@@ -144,11 +144,7 @@ static int start_poll(synccf *s, int standby, char *err, size_t errlen)
     s->poll = poll_start(s->store, &s->cfg, s->db_path, err, errlen);
     if (!s->poll) return 2;
     if (standby) poll_set_standby(s->poll, pull_down, s);
-    if (poll_run(s->poll) != 0) {
-        snprintf(err, errlen, "poll: cannot start a thread");
-        return 1;
-    }
-    return 0;
+    return poll_run(s->poll, err, errlen) != 0 ? 1 : 0;
 }
 
 int synccf_start_source(synccf *s, const char *what, char *err, size_t errlen)

@@ -256,8 +256,7 @@ struct tunnel *tunnel_start(struct store *st, const struct config *cfg, unsigned
     t->cfg = cfg;
     t->seed = (unsigned)now_ms();
     source_init(&t->src, "tunnel", st);
-    if (source_start(&t->src, run, t) != 0) {
-        snprintf(err, errlen, "tunnel: cannot start a thread");
+    if (source_start(&t->src, run, t, err, errlen) != 0) {
         tunnel_stop(t);
         return NULL;
     }
