@@ -15,7 +15,7 @@ LIBS="$(pkg-config --libs $PKGS) -lpthread -lm"
 # each target links only the objects it uses.
 rm -f "$OUT/libsynccf.a"
 mkdir -p "$OUT/lib"
-for src in $(make -s print-lib-src); do
+for src in $(make -s --no-print-directory print-lib-src); do
     obj="$OUT/lib/$(basename "$src" .c).o"
     clang $CFLAGS -fsanitize=fuzzer-no-link -c -o "$obj" "$src"
     ar rcs "$OUT/libsynccf.a" "$obj"
