@@ -274,7 +274,14 @@ struct pull *pull_start(const char *url, const char *token, unsigned heartbeat_s
     p->store = st;
     p->routes = routes;
     sse_init(&p->sse, SSE_LINE_MAX, on_event, p);
-    if (asprintf(&p->cursor_name, "pull:%s", p->url) < 0) p->cursor_name = NULL;
+    if (asprintf(&p->cursor_name, "pull:%s", p->url) < 0) {
+        snprintf(err, errlen, "pull: out of memory");
+        sse_free(&p->sse);
+        free(p->url);
+        free(p->token);
+        free(p);
+        return NULL;
+    }
     /* The cursor is where the last committed batch ended. */
     struct store *ro = store_open(db_path, 1, err, errlen);
     if (ro) {

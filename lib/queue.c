@@ -130,9 +130,14 @@ static int pull_once(struct queue *q, int *failures)
     json_decref(ackreq);
     snprintf(url, sizeof url, "%s/messages/ack", q->base);
     json_t *aenv;
-    o = cf_call("POST", url, c->api_token, ack, &r, &aenv, msg, sizeof msg);
-    http_resp_free(&r);
-    json_decref(aenv);
+    if (ack) {
+        o = cf_call("POST", url, c->api_token, ack, &r, &aenv, msg, sizeof msg);
+        http_resp_free(&r);
+        json_decref(aenv);
+    } else {
+        o = CF_RETRY;
+        snprintf(msg, sizeof msg, "out of memory");
+    }
     if (o != CF_OK) {
         /* Unacknowledged messages come back after their lease: duplicates,
          * which the store drops. */

@@ -67,7 +67,7 @@ void source_note(struct source *s, json_t *extra)
     char *txt = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
     char key[48];
     snprintf(key, sizeof key, "source.%s", s->kind);
-    store_note_meta(s->store, key, txt);
+    if (txt) store_note_meta(s->store, key, txt); /* out of memory: the last note stays */
     free(txt);
     json_decref(j);
 }
