@@ -4,12 +4,13 @@
 #   make test         everything CI runs: installs what is missing, builds, runs
 #                     unit tests (plain and ASan+UBSan), integration, Worker tests
 #   make run          the daemon on the embedded defaults
-#   make fuzz         the libFuzzer targets, 30 s each (FUZZ_SECONDS=N)
+#   make fuzz         the libFuzzer targets, 30 s each (FUZZ_SECONDS=N), built in build-fuzz/
 #   make bench        every benchmark in bench/, with its peers (bench/results/README.md)
 #   make SAN=1 ...    the same targets built with AddressSanitizer + UBSan in build-asan/
 #   make install      binary, library, header, synccf.pc, man pages, systemd unit, bash
 #                     completion and example config under $(DESTDIR)$(PREFIX) (/usr/local)
 #   make uninstall    removes exactly what make install put there
+#   make clean        removes every build folder (build/, build-asan/, build-fuzz/, build-*/)
 
 PKGS     := libmicrohttpd jansson sqlite3 libcurl libcrypto zlib yaml-0.1
 CC       ?= cc
@@ -26,7 +27,10 @@ ifeq ($(shell pkg-config --exists libsystemd && echo yes),yes)
 PKGS     += libsystemd
 CFLAGS   += -DHAVE_SYSTEMD
 endif
-CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -g $(OPT) \
+# -MMD -MP: each object also writes the list of headers it includes (a .d
+# file beside it, included below), so a header change rebuilds exactly the
+# objects that use it.
+CFLAGS   += -MMD -MP -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -g $(OPT) \
             -Iinclude $(shell pkg-config --cflags $(PKGS))
 LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 LDFLAGS  += -Wl,--as-needed $(filter -fsanitize=%,$(OPT))
@@ -38,10 +42,10 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all unit test run clean deps fuzz bench demo install uninstall
+.PHONY: all unit test run clean deps fuzz bench demo install uninstall print-lib-src
 all: $(BUILD)/synccf $(BUILD)/libsynccf.a $(BUILD)/examples/on_event
 
-$(BUILD)/%.o: %.c $(wildcard lib/*.h include/*.h src/*.h tests/unit/*.h)
+$(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"; $(CC) $(CFLAGS) -c -o $@ $<
 
@@ -55,9 +59,17 @@ $(BUILD)/examples/%: examples/%.c $(BUILD)/libsynccf.a include/synccf.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libsynccf.a $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsynccf.a $(wildcard tests/unit/*.h)
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsynccf.a
 	@mkdir -p $(dir $@)
 	@echo "  TEST $@"; $(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libsynccf.a $(LDLIBS) -lcmocka
+
+# The headers each object and test includes, from its last build (-MMD -MP).
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(UNIT_BIN:=.d) $(BUILD)/examples/on_event.d
+
+# The library's sources, one a line: tests/fuzz/run.sh builds its targets
+# from this list rather than keeping its own.
+print-lib-src:
+	@printf '%s\n' $(LIB_SRC)
 
 # Unit tests run from the tree root so that tests/vectors/ is found.
 unit: $(UNIT_BIN)
@@ -81,8 +93,10 @@ demo:
 run: all
 	$(BUILD)/synccf receive
 
+# build/ and build-asan/ (make, make SAN=1), build-fuzz/ (tests/fuzz/run.sh)
+# and any other BUILD=build-<name>.
 clean:
-	rm -rf build build-asan
+	rm -rf build build-*
 
 # ---- install ---------------------------------------------------------------
 # The layout (tests/install/run.sh checks it). The Debian package builds with

@@ -135,8 +135,9 @@ static json_t *call(struct run *r, const char *kind, const char *what, const cha
         http_resp_free(&resp);
         if (oc != CF_RATE_LIMIT && oc != CF_RETRY) break;
         if (attempt == MAX_ATTEMPTS) break;
-        /* Retry-After when given (bounded), else 1, 2, 4, ... s. */
-        if (oc != CF_RATE_LIMIT || wait < 0) wait = 1L << (attempt - 1);
+        /* Retry-After when given (bounded), else 1, 2, 4, ... s: one command
+         * run by a person, so no jitter. */
+        if (oc != CF_RATE_LIMIT || wait < 0) wait = backoff_ms(NULL, attempt, 1000, 60000) / 1000;
         if (wait > 60) wait = 60;
         fprintf(stderr, "synccf: %s: %s; retrying in %ld s\n", what, msg, wait);
         sleep((unsigned)wait);
@@ -403,6 +404,22 @@ static void remove_obj(struct run *r, const char *kind, const json_t *o, const c
     fprintf(r->out, "%s %s %s\n", r->o->dry_run ? "to remove" : "removed", kind, name);
 }
 
+/* Removes each object of ours in list but those whose name is in keep (the
+ * configuration's; NULL on teardown: none) and the one whose id is keep_id. */
+static void remove_ours(struct run *r, const char *kind, const json_t *list, const json_t *keep, const char *base,
+                         const char *keep_id)
+{
+    size_t i, j;
+    json_t *o, *k;
+    json_array_foreach(list, i, o)
+    {
+        int wanted = 0;
+        json_array_foreach(keep, j, k) if (json_equal(k, json_object_get(o, "name"))) wanted = 1;
+        const char *id = json_string_value(json_object_get(o, "id"));
+        if (ours(o) && !wanted && !(keep_id && id && !strcmp(id, keep_id))) remove_obj(r, kind, o, base);
+    }
+}
+
 /* Cloudflare's own report of failed deliveries, when it has one. */
 static const char *dest_failing(const json_t *d)
 {
@@ -455,10 +472,8 @@ static int notifications(struct run *r, const char *acct)
         goto out;
     }
     if (r->o->op == CFWIRE_TEARDOWN) {
-        size_t i;
-        json_t *o;
-        json_array_foreach(policies, i, o) if (ours(o)) remove_obj(r, "policy", o, pbase);
-        json_array_foreach(dests, i, o) if (ours(o)) remove_obj(r, "destination", o, dbase);
+        remove_ours(r, "policy", policies, NULL, pbase, NULL);
+        remove_ours(r, "destination", dests, NULL, dbase, NULL);
         goto out;
     }
     json_t *keep = json_array(); /* names wanted */
@@ -527,23 +542,11 @@ static int notifications(struct run *r, const char *acct)
         json_decref(body);
         json_array_append_new(keep, json_string(name));
     }
-    /* Ours but no longer wanted: a project or alert taken out of the file. */
-    size_t i, j;
-    json_t *o, *k;
-    json_array_foreach(policies, i, o)
-    {
-        int wanted = 0;
-        json_array_foreach(keep, j, k) if (json_equal(k, json_object_get(o, "name"))) wanted = 1;
-        if (ours(o) && !wanted) remove_obj(r, "policy", o, pbase);
-    }
-    json_array_foreach(dests, i, o)
-    {
-        int wanted = 0;
-        json_array_foreach(keep, j, k) if (json_equal(k, json_object_get(o, "name"))) wanted = 1;
-        /* The tunnel's configured destination stays: `synccf tunnel` keeps it pointed at its URL. */
-        const char *id = json_string_value(json_object_get(o, "id"));
-        if (ours(o) && !wanted && !(c->notify_webhook_id && id && !strcmp(id, c->notify_webhook_id))) remove_obj(r, "destination", o, dbase);
-    }
+    /* Ours but no longer wanted: a project or alert taken out of the file.
+     * The tunnel's configured destination stays: `synccf tunnel` keeps it
+     * pointed at its URL. */
+    remove_ours(r, "policy", policies, keep, pbase, NULL);
+    remove_ours(r, "destination", dests, keep, dbase, c->notify_webhook_id);
     json_decref(keep);
 out:
     json_decref(dest_id);
@@ -560,10 +563,8 @@ static int logpush_scope(struct run *r, const char *scope_path, const char *zone
     snprintf(base, sizeof base, "%s/logpush/jobs", scope_path);
     json_t *jobs = list_all(r, "logpush", base, 0);
     if (!jobs) return 1;
-    size_t i;
-    json_t *o;
     if (r->o->op == CFWIRE_TEARDOWN) {
-        json_array_foreach(jobs, i, o) if (ours(o)) remove_obj(r, "logpush", o, base);
+        remove_ours(r, "logpush", jobs, NULL, base, NULL);
         json_decref(jobs);
         return 0;
     }
@@ -635,14 +636,7 @@ static int logpush_scope(struct run *r, const char *scope_path, const char *zone
         explicit_bzero(tok, strlen(tok));
         free(tok);
     }
-    size_t j;
-    json_t *k;
-    json_array_foreach(jobs, i, o)
-    {
-        int wanted = 0;
-        json_array_foreach(keep, j, k) if (json_equal(k, json_object_get(o, "name"))) wanted = 1;
-        if (ours(o) && !wanted) remove_obj(r, "logpush", o, base);
-    }
+    remove_ours(r, "logpush", jobs, keep, base, NULL);
     json_decref(keep);
     json_decref(jobs);
     return rc;
@@ -696,10 +690,8 @@ static int subscriptions(struct run *r, const char *acct)
     snprintf(base, sizeof base, "%s/event_subscriptions/subscriptions", acct);
     json_t *subs = list_all(r, "subscription", base, 1);
     if (!subs) return 1;
-    size_t i;
-    json_t *o;
     if (r->o->op == CFWIRE_TEARDOWN) {
-        json_array_foreach(subs, i, o) if (ours(o)) remove_obj(r, "subscription", o, base);
+        remove_ours(r, "subscription", subs, NULL, base, NULL);
         json_decref(subs);
         return 0;
     }
@@ -741,14 +733,7 @@ static int subscriptions(struct run *r, const char *acct)
         json_decref(upd);
         json_array_append_new(keep, json_string(name));
     }
-    size_t j;
-    json_t *k;
-    json_array_foreach(subs, i, o)
-    {
-        int wanted = 0;
-        json_array_foreach(keep, j, k) if (json_equal(k, json_object_get(o, "name"))) wanted = 1;
-        if (ours(o) && !wanted) remove_obj(r, "subscription", o, base);
-    }
+    remove_ours(r, "subscription", subs, keep, base, NULL);
     json_decref(keep);
     json_decref(subs);
     return rc;

@@ -106,40 +106,46 @@ static void *grow(void **arr, size_t *n, size_t size)
     return p + (*n)++ * size;
 }
 
-/* production|preview -> mask */
-static int envs_of(struct wctx *x, yaml_node_t *n, unsigned *mask)
+/* A list of words -> the mask of their bits; expect names the words in the
+ * error for any other. */
+struct word {
+    const char *name;
+    unsigned bit;
+};
+
+static int mask_of(struct wctx *x, yaml_node_t *n, const char *key, const struct word *words, const char *expect,
+                   unsigned *mask)
 {
     char **l = NULL;
-    if (wlist(x, n, "pages.environments", &l)) return -1;
+    if (wlist(x, n, key, &l)) return -1;
     *mask = 0;
     for (char **p = l; *p; p++) {
-        if (!strcmp(*p, "production")) *mask |= CFWIRE_ENV_PRODUCTION;
-        else if (!strcmp(*p, "preview")) *mask |= CFWIRE_ENV_PREVIEW;
-        else {
-            wfail(x, n, "pages.environments", "'%s': expected production or preview", *p);
-            break;
+        const struct word *w = words;
+        while (w->name && strcmp(*p, w->name)) w++;
+        if (w->name) {
+            *mask |= w->bit;
+            continue;
         }
+        char fmt[128]; /* "'%s': expected ...", the word as wfail's detail */
+        snprintf(fmt, sizeof fmt, "'%%s': expected %s", expect);
+        wfail(x, n, key, fmt, *p);
+        break;
     }
     free_list(l);
     return x->failed ? -1 : 0;
 }
 
+static int envs_of(struct wctx *x, yaml_node_t *n, unsigned *mask)
+{
+    static const struct word w[] = {{"production", CFWIRE_ENV_PRODUCTION}, {"preview", CFWIRE_ENV_PREVIEW}, {NULL, 0}};
+    return mask_of(x, n, "pages.environments", w, "production or preview", mask);
+}
+
 static int events_of(struct wctx *x, yaml_node_t *n, unsigned *mask)
 {
-    char **l = NULL;
-    if (wlist(x, n, "pages.events", &l)) return -1;
-    *mask = 0;
-    for (char **p = l; *p; p++) {
-        if (!strcmp(*p, "started")) *mask |= CFWIRE_EV_STARTED;
-        else if (!strcmp(*p, "success")) *mask |= CFWIRE_EV_SUCCESS;
-        else if (!strcmp(*p, "failed")) *mask |= CFWIRE_EV_FAILED;
-        else {
-            wfail(x, n, "pages.events", "'%s': expected started, success or failed", *p);
-            break;
-        }
-    }
-    free_list(l);
-    return x->failed ? -1 : 0;
+    static const struct word w[] = {
+        {"started", CFWIRE_EV_STARTED}, {"success", CFWIRE_EV_SUCCESS}, {"failed", CFWIRE_EV_FAILED}, {NULL, 0}};
+    return mask_of(x, n, "pages.events", w, "started, success or failed", mask);
 }
 
 static int is_map(yaml_node_t *n) { return n && n->type == YAML_MAPPING_NODE; }
@@ -209,110 +215,129 @@ static json_t *parse_filters(struct wctx *x, yaml_node_t *m)
     return o;
 }
 
-static int parse_alerts(struct wctx *x, yaml_node_t *seq, struct cfwire_config *w)
+/* A list of mappings under key, each read by one() into a fresh zeroed
+ * element of *arr; expect says what a mapping must hold. */
+static int each_mapping(struct wctx *x, yaml_node_t *seq, const char *key, const char *expect, void **arr, size_t *n,
+                        size_t size, int (*one)(struct wctx *x, yaml_node_t *m, void *elem, struct cfwire_config *w),
+                        struct cfwire_config *w)
 {
-    if (!seq || seq->type != YAML_SEQUENCE_NODE) return wfail(x, seq, "alerts", "expected a list%s", NULL);
+    if (!seq || seq->type != YAML_SEQUENCE_NODE) return wfail(x, seq, key, "expected a list%s", NULL);
     for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top && !x->failed; it++) {
         yaml_node_t *m = wnode(x, *it);
-        struct cfwire_alert *a = grow((void **)&w->alerts, &w->nalerts, sizeof *a);
-        if (!a) return wfail(x, m, "alerts", "out of memory%s", NULL);
-        if (!is_map(m)) return wfail(x, m, "alerts", "expected a mapping with type%s", NULL);
-        EACH_PAIR(x, m, k, v, kn)
-        {
-            if (!strcmp(k, "type")) wstr(x, v, "alerts.type", &a->type, 100);
-            else if (!strcmp(k, "name")) wstr(x, v, "alerts.name", &a->name, 100);
-            else if (!strcmp(k, "filters")) a->filters = parse_filters(x, v);
-            else wfail(x, kn, "alerts", "unknown key '%s'", k);
-        }
-        if (x->failed) return -1;
-        if (!a->type) return wfail(x, m, "alerts", "type is required (an alert_type, e.g. dos_attack_l7)%s", NULL);
-        if (!str_of_class(a->type, strlen(a->type), "abcdefghijklmnopqrstuvwxyz0123456789_", 100))
-            return wfail(x, m, "alerts.type", "'%s' is not an alert type (a-z 0-9 _)", a->type);
-        if (!strcmp(a->type, "pages_event_alert"))
-            return wfail(x, m, "alerts.type", "pages_event_alert is set with cloudflare.pages%s", NULL);
-        const char *nm = a->name ? a->name : a->type;
-        if (!str_of_class(nm, strlen(nm), NAME_CHARS, 100)) return wfail(x, m, "alerts.name", "'%s': use a-z A-Z 0-9 . - _", nm);
+        void *elem = grow(arr, n, size);
+        if (!elem) return wfail(x, m, key, "out of memory%s", NULL);
+        if (!is_map(m)) return wfail(x, m, key, expect, NULL);
+        if (one(x, m, elem, w)) return -1;
     }
+    return x->failed ? -1 : 0;
+}
+
+static int alert_one(struct wctx *x, yaml_node_t *m, void *elem, struct cfwire_config *w)
+{
+    struct cfwire_alert *a = elem;
+    (void)w;
+    EACH_PAIR(x, m, k, v, kn)
+    {
+        if (!strcmp(k, "type")) wstr(x, v, "alerts.type", &a->type, 100);
+        else if (!strcmp(k, "name")) wstr(x, v, "alerts.name", &a->name, 100);
+        else if (!strcmp(k, "filters")) a->filters = parse_filters(x, v);
+        else wfail(x, kn, "alerts", "unknown key '%s'", k);
+    }
+    if (x->failed) return -1;
+    if (!a->type) return wfail(x, m, "alerts", "type is required (an alert_type, e.g. dos_attack_l7)%s", NULL);
+    if (!str_of_class(a->type, strlen(a->type), "abcdefghijklmnopqrstuvwxyz0123456789_", 100))
+        return wfail(x, m, "alerts.type", "'%s' is not an alert type (a-z 0-9 _)", a->type);
+    if (!strcmp(a->type, "pages_event_alert"))
+        return wfail(x, m, "alerts.type", "pages_event_alert is set with cloudflare.pages%s", NULL);
+    const char *nm = a->name ? a->name : a->type;
+    if (!str_of_class(nm, strlen(nm), NAME_CHARS, 100)) return wfail(x, m, "alerts.name", "'%s': use a-z A-Z 0-9 . - _", nm);
+    return x->failed ? -1 : 0;
+}
+
+static int parse_alerts(struct wctx *x, yaml_node_t *seq, struct cfwire_config *w)
+{
+    return each_mapping(x, seq, "alerts", "expected a mapping with type%s", (void **)&w->alerts, &w->nalerts,
+                        sizeof *w->alerts, alert_one, w);
+}
+
+static int logpush_one(struct wctx *x, yaml_node_t *m, void *elem, struct cfwire_config *w)
+{
+    struct cfwire_logpush *l = elem;
+    EACH_PAIR(x, m, k, v, kn)
+    {
+        if (!strcmp(k, "dataset")) wstr(x, v, "logpush.dataset", &l->dataset, 64);
+        else if (!strcmp(k, "zone_id")) wstr(x, v, "logpush.zone_id", &l->zone_id, 64);
+        else if (!strcmp(k, "fields")) wlist(x, v, "logpush.fields", &l->fields);
+        else if (!strcmp(k, "filter")) {
+            if (!wstr(x, v, "logpush.filter", &l->filter, 4096)) {
+                json_t *j = json_loads(l->filter, 0, NULL);
+                if (!json_is_object(j)) wfail(x, v, "logpush.filter", "expected Logpush filter JSON, e.g. {\"where\":{...}}%s", NULL);
+                json_decref(j);
+            }
+        } else if (!strcmp(k, "max_upload_bytes")) {
+            const char *s = wscalar(v);
+            if (!s || parse_size(s, &l->max_upload_bytes) || l->max_upload_bytes < 5000000 || l->max_upload_bytes > 1000000000)
+                wfail(x, v, "logpush.max_upload_bytes", "expected a size from 5000000 (5 MB) to 1000000000 (1 GB)%s", NULL);
+        } else if (!strcmp(k, "max_upload_records")) wuint(x, v, "logpush.max_upload_records", &l->max_upload_records, 1000, 1000000);
+        else if (!strcmp(k, "max_upload_interval")) {
+            unsigned long long ms;
+            const char *s = wscalar(v);
+            if (!s || parse_duration_ms(s, &ms) || ms < 30000 || ms > 300000)
+                wfail(x, v, "logpush.max_upload_interval", "expected a duration from 30s to 300s%s", NULL);
+            else l->max_upload_interval_s = (unsigned)(ms / 1000);
+        } else wfail(x, kn, "logpush", "unknown key '%s'", k);
+    }
+    if (x->failed) return -1;
+    if (!l->dataset) return wfail(x, m, "logpush", "dataset is required (e.g. workers_trace_events, http_requests)%s", NULL);
+    if (!str_of_class(l->dataset, strlen(l->dataset), "abcdefghijklmnopqrstuvwxyz0123456789_", 64))
+        return wfail(x, m, "logpush.dataset", "'%s' is not a dataset name", l->dataset);
+    if (l->zone_id && !str_of_class(l->zone_id, strlen(l->zone_id), "abcdef0123456789", 32))
+        return wfail(x, m, "logpush.zone_id", "'%s' is not a zone id (32 hex digits)", l->zone_id);
+    for (size_t j = 0; j + 1 < w->nlogpush; j++)
+        if (!strcmp(w->logpush[j].dataset, l->dataset) && !!w->logpush[j].zone_id == !!l->zone_id &&
+            (!l->zone_id || !strcmp(w->logpush[j].zone_id, l->zone_id)))
+            return wfail(x, m, "logpush", "dataset %s is listed twice for the same scope", l->dataset);
     return x->failed ? -1 : 0;
 }
 
 static int parse_logpush(struct wctx *x, yaml_node_t *seq, struct cfwire_config *w)
 {
-    if (!seq || seq->type != YAML_SEQUENCE_NODE) return wfail(x, seq, "logpush", "expected a list%s", NULL);
-    for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top && !x->failed; it++) {
-        yaml_node_t *m = wnode(x, *it);
-        struct cfwire_logpush *l = grow((void **)&w->logpush, &w->nlogpush, sizeof *l);
-        if (!l) return wfail(x, m, "logpush", "out of memory%s", NULL);
-        if (!is_map(m)) return wfail(x, m, "logpush", "expected a mapping with dataset%s", NULL);
-        EACH_PAIR(x, m, k, v, kn)
-        {
-            if (!strcmp(k, "dataset")) wstr(x, v, "logpush.dataset", &l->dataset, 64);
-            else if (!strcmp(k, "zone_id")) wstr(x, v, "logpush.zone_id", &l->zone_id, 64);
-            else if (!strcmp(k, "fields")) wlist(x, v, "logpush.fields", &l->fields);
-            else if (!strcmp(k, "filter")) {
-                if (!wstr(x, v, "logpush.filter", &l->filter, 4096)) {
-                    json_t *j = json_loads(l->filter, 0, NULL);
-                    if (!json_is_object(j)) wfail(x, v, "logpush.filter", "expected Logpush filter JSON, e.g. {\"where\":{...}}%s", NULL);
-                    json_decref(j);
-                }
-            } else if (!strcmp(k, "max_upload_bytes")) {
-                const char *s = wscalar(v);
-                if (!s || parse_size(s, &l->max_upload_bytes) || l->max_upload_bytes < 5000000 || l->max_upload_bytes > 1000000000)
-                    wfail(x, v, "logpush.max_upload_bytes", "expected a size from 5000000 (5 MB) to 1000000000 (1 GB)%s", NULL);
-            } else if (!strcmp(k, "max_upload_records")) wuint(x, v, "logpush.max_upload_records", &l->max_upload_records, 1000, 1000000);
-            else if (!strcmp(k, "max_upload_interval")) {
-                unsigned long long ms;
-                const char *s = wscalar(v);
-                if (!s || parse_duration_ms(s, &ms) || ms < 30000 || ms > 300000)
-                    wfail(x, v, "logpush.max_upload_interval", "expected a duration from 30s to 300s%s", NULL);
-                else l->max_upload_interval_s = (unsigned)(ms / 1000);
-            } else wfail(x, kn, "logpush", "unknown key '%s'", k);
-        }
-        if (x->failed) return -1;
-        if (!l->dataset) return wfail(x, m, "logpush", "dataset is required (e.g. workers_trace_events, http_requests)%s", NULL);
-        if (!str_of_class(l->dataset, strlen(l->dataset), "abcdefghijklmnopqrstuvwxyz0123456789_", 64))
-            return wfail(x, m, "logpush.dataset", "'%s' is not a dataset name", l->dataset);
-        if (l->zone_id && !str_of_class(l->zone_id, strlen(l->zone_id), "abcdef0123456789", 32))
-            return wfail(x, m, "logpush.zone_id", "'%s' is not a zone id (32 hex digits)", l->zone_id);
-        for (size_t j = 0; j + 1 < w->nlogpush; j++)
-            if (!strcmp(w->logpush[j].dataset, l->dataset) && !!w->logpush[j].zone_id == !!l->zone_id &&
-                (!l->zone_id || !strcmp(w->logpush[j].zone_id, l->zone_id)))
-                return wfail(x, m, "logpush", "dataset %s is listed twice for the same scope", l->dataset);
+    return each_mapping(x, seq, "logpush", "expected a mapping with dataset%s", (void **)&w->logpush, &w->nlogpush,
+                        sizeof *w->logpush, logpush_one, w);
+}
+
+static int sub_one(struct wctx *x, yaml_node_t *m, void *elem, struct cfwire_config *w)
+{
+    struct cfwire_sub *s = elem;
+    (void)w;
+    EACH_PAIR(x, m, k, v, kn)
+    {
+        if (!strcmp(k, "source")) wstr(x, v, "subscriptions.source", &s->source, 64);
+        else if (!strcmp(k, "resource") || !strcmp(k, "worker_name") || !strcmp(k, "script_tag") ||
+                 !strcmp(k, "workflow_name") || !strcmp(k, "model_name"))
+            wstr(x, v, "subscriptions.resource", &s->resource, 255);
+        else if (!strcmp(k, "events")) wlist(x, v, "subscriptions.events", &s->events);
+        else wfail(x, kn, "subscriptions", "unknown key '%s'", k);
     }
+    if (x->failed) return -1;
+    static const char *const sources[] = {"workersBuilds.worker", "workers.script", "workflows.workflow", "workersAi.model",
+                                          "r2", "kv", "images", "superSlurper", "vectorize", NULL};
+    const char *const *src = sources;
+    while (*src && (!s->source || strcmp(*src, s->source) != 0)) src++;
+    if (!*src)
+        return wfail(x, m, "subscriptions.source",
+                     "expected workersBuilds.worker, workers.script, workflows.workflow, workersAi.model, r2, kv, images, "
+                     "superSlurper or vectorize%s", NULL);
+    if (!s->events || !s->events[0]) return wfail(x, m, "subscriptions.events", "at least one event type (e.g. build.succeeded)%s", NULL);
+    if (s->resource && !str_of_class(s->resource, strlen(s->resource), NAME_CHARS, 255))
+        return wfail(x, m, "subscriptions.resource", "'%s': use a-z A-Z 0-9 . - _", s->resource);
     return x->failed ? -1 : 0;
 }
 
 static int parse_subs(struct wctx *x, yaml_node_t *seq, struct cfwire_config *w)
 {
-    if (!seq || seq->type != YAML_SEQUENCE_NODE) return wfail(x, seq, "subscriptions", "expected a list%s", NULL);
-    for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top && !x->failed; it++) {
-        yaml_node_t *m = wnode(x, *it);
-        struct cfwire_sub *s = grow((void **)&w->subs, &w->nsubs, sizeof *s);
-        if (!s) return wfail(x, m, "subscriptions", "out of memory%s", NULL);
-        if (!is_map(m)) return wfail(x, m, "subscriptions", "expected a mapping with source and events%s", NULL);
-        EACH_PAIR(x, m, k, v, kn)
-        {
-            if (!strcmp(k, "source")) wstr(x, v, "subscriptions.source", &s->source, 64);
-            else if (!strcmp(k, "resource") || !strcmp(k, "worker_name") || !strcmp(k, "script_tag") ||
-                     !strcmp(k, "workflow_name") || !strcmp(k, "model_name"))
-                wstr(x, v, "subscriptions.resource", &s->resource, 255);
-            else if (!strcmp(k, "events")) wlist(x, v, "subscriptions.events", &s->events);
-            else wfail(x, kn, "subscriptions", "unknown key '%s'", k);
-        }
-        if (x->failed) return -1;
-        static const char *const sources[] = {"workersBuilds.worker", "workers.script", "workflows.workflow", "workersAi.model",
-                                              "r2", "kv", "images", "superSlurper", "vectorize", NULL};
-        const char *const *src = sources;
-        while (*src && (!s->source || strcmp(*src, s->source) != 0)) src++;
-        if (!*src)
-            return wfail(x, m, "subscriptions.source",
-                         "expected workersBuilds.worker, workers.script, workflows.workflow, workersAi.model, r2, kv, images, "
-                         "superSlurper or vectorize%s", NULL);
-        if (!s->events || !s->events[0]) return wfail(x, m, "subscriptions.events", "at least one event type (e.g. build.succeeded)%s", NULL);
-        if (s->resource && !str_of_class(s->resource, strlen(s->resource), NAME_CHARS, 255))
-            return wfail(x, m, "subscriptions.resource", "'%s': use a-z A-Z 0-9 . - _", s->resource);
-    }
-    return x->failed ? -1 : 0;
+    return each_mapping(x, seq, "subscriptions", "expected a mapping with source and events%s", (void **)&w->subs,
+                        &w->nsubs, sizeof *w->subs, sub_one, w);
 }
 
 int cfwire_config_parse(struct cfwire_config **out, void *docp, void *nodep, const char *file, char *err, size_t errlen)

@@ -106,6 +106,11 @@ static int claim_next(struct dispatch *d, struct claim *c, long *wait_ms)
         c->key = strdup(key);
         c->attempts = sqlite3_column_int(d->claim, 4);
         c->body = strdup((const char *)sqlite3_column_text(d->claim, 5));
+        if (!c->handler || !c->key || !c->body) { /* out of memory: the run stays pending, tried again later */
+            claim_free(c);
+            memset(c, 0, sizeof *c);
+            break;
+        }
         found = 1;
     }
     sqlite3_reset(d->claim);
@@ -117,15 +122,6 @@ static int claim_next(struct dispatch *d, struct claim *c, long *wait_ms)
     }
     sqlite3_reset(d->next_due);
     return 0;
-}
-
-static unsigned backoff_ms(const struct config *cfg, int attempts, unsigned *seed)
-{
-    unsigned long long d = cfg->backoff_ms;
-    for (int i = 1; i < attempts && d < cfg->max_backoff_ms; i++) d *= 2;
-    if (d > cfg->max_backoff_ms) d = cfg->max_backoff_ms;
-    /* Jitter in [d/2, d): retries of many failed runs do not arrive together. */
-    return (unsigned)(d / 2 + (d > 1 ? (unsigned long long)rand_r(seed) % (d / 2 + 1) : 0));
 }
 
 static void run_one(const struct handler_def *h, const char *body, struct handler_result *res)
@@ -171,7 +167,7 @@ static const char *run_and_record(struct dispatch *d, struct claim *c, unsigned 
     }
     int attempts = c->attempts + 1;
     const char *state = res.ok ? "ok" : (res.permanent || attempts >= (int)d->cfg->max_attempts) ? "gave_up" : "pending";
-    int64_t next = res.ok ? 0 : now_ms() + backoff_ms(d->cfg, attempts, seed);
+    int64_t next = res.ok ? 0 : now_ms() + backoff_ms(seed, attempts, d->cfg->backoff_ms, d->cfg->max_backoff_ms);
 
     json_t *ev = jx_loads(c->body, 0, NULL);
     const char *id = ev ? json_string_value(json_object_get(ev, "id")) : "?";
@@ -260,6 +256,19 @@ void dispatch_wake(void *arg)
 }
 
 /* The dispatcher's connection and statements, no threads yet. */
+/* What dispatch_open made (any part of it) and the busy keys array. */
+static void dispatch_free(struct dispatch *d)
+{
+    sqlite3_finalize(d->claim);
+    sqlite3_finalize(d->next_due);
+    sqlite3_finalize(d->record);
+    sqlite3_close(d->db);
+    free(d->busy);
+    pthread_mutex_destroy(&d->mu);
+    pthread_cond_destroy(&d->cv);
+    free(d);
+}
+
 static struct dispatch *dispatch_open(const char *db_path, const struct config *cfg, struct store *st, char *err,
                                       size_t errlen)
 {
@@ -289,26 +298,8 @@ static struct dispatch *dispatch_open(const char *db_path, const struct config *
     return d;
 sqlerr:
     snprintf(err, errlen, "dispatcher: %s", d->db ? sqlite3_errmsg(d->db) : "out of memory");
-    sqlite3_finalize(d->claim);
-    sqlite3_finalize(d->next_due);
-    sqlite3_finalize(d->record);
-    sqlite3_close(d->db);
-    pthread_mutex_destroy(&d->mu);
-    pthread_cond_destroy(&d->cv);
-    free(d);
+    dispatch_free(d);
     return NULL;
-}
-
-static void dispatch_free(struct dispatch *d)
-{
-    sqlite3_finalize(d->claim);
-    sqlite3_finalize(d->next_due);
-    sqlite3_finalize(d->record);
-    sqlite3_close(d->db);
-    free(d->busy);
-    pthread_mutex_destroy(&d->mu);
-    pthread_cond_destroy(&d->cv);
-    free(d);
 }
 
 struct dispatch *dispatch_start(const char *db_path, const struct config *cfg, struct store *st, char *err,

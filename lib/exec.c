@@ -1,9 +1,10 @@
 /* exec.c -- the exec handler: runs a configured argv with the event on stdin.
  *
  * This file owns everything about running a command for an event: building
- * its environment, starting it (vfork + execve, never a shell), feeding it the
- * event, collecting the tail of its output, enforcing the timeout, killing
- * what it leaves behind, and reporting the outcome as a handler_result.
+ * its environment, starting it (spawn.c: vfork + execve, never a shell),
+ * feeding it the event, collecting the tail of its output, enforcing the
+ * timeout, killing what it leaves behind, and reporting the outcome as a
+ * handler_result.
  *
  * Security: argv comes from the configuration only; the event reaches the
  * command through stdin and SYNCCF_EVENT_* variables, never through a shell
@@ -14,9 +15,8 @@
  * kills everything it started; stdin is written and output read in a single
  * poll() loop so neither side can deadlock the other; only the last
  * HANDLER_OUTPUT_TAIL bytes of output are kept. exec_run is called from
- * several dispatcher threads at once, so it uses no globals, and the child
- * makes only async-signal-safe calls between vfork and exec: it shares the
- * daemon's memory until then and changes nothing the daemon uses. */
+ * several dispatcher threads at once, so it uses no globals. The child is
+ * started by spawn.c (signals reset, descriptors closed, its own group). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -27,13 +27,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "handler.h"
+#include "spawn.h"
 
 /* Between SIGTERM and SIGKILL of the group: long enough for a well-behaved
  * command to clean up, short enough not to hold a dispatcher thread. */
@@ -44,15 +44,7 @@
 #define DRAIN_MS 200
 /* Without a pidfd the command's exit is noticed by polling at this period. */
 #define EXIT_POLL_MS 50
-#define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
 #define READ_CHUNK 65536
-
-/* What the child reports through the status pipe when it cannot exec. */
-enum { STAGE_SETUP = 1, STAGE_CHDIR, STAGE_EXEC };
-struct child_report {
-    int stage;
-    int err;
-};
 
 /* ---- output tail ------------------------------------------------------------ */
 
@@ -145,134 +137,11 @@ static int add_env(char **envp, int *ne, const char *k, const char *v)
     return 0;
 }
 
-/* The execve candidates for argv0, in execvp's order: argv0 itself if it has
- * a slash, else each PATH directory (an empty entry is the working
- * directory). Resolved here because execvp is not async-signal-safe and, on
- * ENOEXEC, would run the file with /bin/sh. NULL-terminated; NULL on ENOMEM. */
-static char **exec_candidates(const char *argv0, const char *path)
-{
-    size_t n = 2;
-    for (const char *p = path; *p; p++) n += *p == ':';
-    char **c = calloc(n, sizeof *c);
-    if (!c) return NULL;
-    if (strchr(argv0, '/')) {
-        if (!(c[0] = strdup(argv0))) goto fail;
-        return c;
-    }
-    size_t i = 0;
-    for (const char *p = path;; p++) {
-        const char *e = strchr(p, ':');
-        size_t dl = e ? (size_t)(e - p) : strlen(p);
-        if (asprintf(&c[i], "%.*s%s%s", (int)dl, p, dl ? "/" : "", argv0) < 0) {
-            c[i] = NULL;
-            goto fail;
-        }
-        i++;
-        if (!e) break;
-        p = e;
-    }
-    return c;
-fail:
-    for (size_t j = 0; c[j]; j++) free(c[j]);
-    free(c);
-    return NULL;
-}
-
-static void free_strv(char **v)
-{
-    if (!v) return;
-    for (size_t i = 0; v[i]; i++) free(v[i]);
-    free(v);
-}
-
 static int64_t mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Moves a descriptor out of 0..2: the child dup2()s onto those, and a pipe
- * end that happened to be one of them (a daemon started with stdin closed)
- * would be clobbered first. */
-static int above_stdio(int fd)
-{
-    if (fd > 2) return fd;
-    int n = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    close(fd);
-    return n;
-}
-
-/* ---- the child (between fork and exec: async-signal-safe calls only) -------- */
-
-static void close_from(unsigned lo, unsigned hi_excl_keep, int keep, int maxfd)
-{
-    /* close_range needs Linux 5.9; the loop is the fallback. */
-    if (hi_excl_keep > lo && close_range(lo, hi_excl_keep - 1, 0) != 0)
-        for (int fd = (int)lo; fd < (int)hi_excl_keep; fd++) close(fd);
-    unsigned from = (unsigned)keep + 1;
-    if (close_range(from, ~0U, 0) != 0)
-        for (int fd = (int)from; fd < maxfd; fd++) close(fd);
-}
-
-static _Noreturn void child_fail(int fd, int stage, int err)
-{
-    struct child_report rep = {stage, err};
-    ssize_t w = write(fd, &rep, sizeof rep); /* <= PIPE_BUF: atomic */
-    (void)w;
-    _exit(127);
-}
-
-static _Noreturn void child(char **argv, char **envp, char **cands, const char *cwd, int in_r, int out_w,
-                            int st_w, int maxfd)
-{
-    setpgid(0, 0); /* its own group: the timeout kills everything it starts */
-
-    /* The daemon ignores SIGPIPE and blocks SIGTERM/SIGINT/SIGHUP; ignored
-     * dispositions and the mask survive exec, so the command would inherit
-     * them. Handlers are reset first while everything is still blocked (the
-     * parent blocked all signals around fork), then the mask is cleared. */
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    sigemptyset(&dfl.sa_mask);
-    for (int s = 1; s < NSIG; s++)
-        if (s != SIGKILL && s != SIGSTOP) sigaction(s, &dfl, NULL); /* EINVAL for reserved ones: fine */
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-
-    /* All three pipe ends are above 2 (above_stdio), so dup2 onto 0..2
-     * clobbers nothing and gives descriptors without FD_CLOEXEC. */
-    if (dup2(in_r, 0) < 0 || dup2(out_w, 1) < 0 || dup2(out_w, 2) < 0) child_fail(st_w, STAGE_SETUP, errno);
-    /* Every other descriptor of the daemon (sockets, the store, other
-     * handlers' pipes) is closed; st_w closes itself at exec (CLOEXEC). */
-    close_from(3, (unsigned)st_w, st_w, maxfd);
-
-    if (cwd && chdir(cwd) != 0) child_fail(st_w, STAGE_CHDIR, errno);
-
-    /* execvp's search, without its shell fallback: EACCES is remembered and
-     * the search goes on; ENOENT-like errors go on; anything else stops. */
-    int err = ENOENT, eacces = 0;
-    for (char **c = cands; *c; c++) {
-        execve(*c, argv, envp);
-        err = errno;
-        if (err == EACCES) eacces = 1;
-        else if (err != ENOENT && err != ENOTDIR && err != ESTALE && err != ENODEV && err != ETIMEDOUT &&
-                 err != ELOOP && err != ENAMETOOLONG)
-            break;
-    }
-    child_fail(st_w, STAGE_EXEC, eacces && (err == ENOENT || err == ENOTDIR) ? EACCES : err);
-}
-
-/* vfork's second return, kept apart from exec_run so that it can clobber
- * none of exec_run's variables. */
-static __attribute__((noinline)) pid_t start_child(char **argv, char **envp, char **cands, const char *cwd, int in_r,
-                                                  int out_w, int st_w, int maxfd)
-{
-    pid_t pid = vfork();
-    if (pid == 0) child(argv, envp, cands, cwd, in_r, out_w, st_w, maxfd);
-    return pid;
 }
 
 /* ---- the parent ------------------------------------------------------------- */
@@ -310,6 +179,214 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
+/* One command's run, from its start to its outcome. */
+struct run {
+    const struct exec_rule *rule;
+    int64_t t0;
+    int in[2], out[2], st[2], pidfd; /* stdin, output and status pipes; -1 once closed */
+    pid_t pid;
+    const char *wp;                  /* what is left of the event to write */
+    size_t left;
+    struct ring ring;
+    int status, timed_out, lost, got_epipe;
+    struct spawn_report rep;
+    char *error;                     /* the handler_result's, set on a failure of ours */
+    size_t errlen;
+};
+
+/* The command's environment, built from scratch: PATH, a few locale and home
+ * variables, and the event's attributes. Returns nonzero when out of memory. */
+static int build_env(const json_t *ev, const char *path, char **envp, int *ne)
+{
+    static const char *const pass[] = {"HOME", "LANG", "LC_ALL"};
+    int oom = add_env(envp, ne, "PATH", path);
+    for (size_t i = 0; i < sizeof pass / sizeof *pass; i++) {
+        const char *v = getenv(pass[i]);
+        if (v) oom |= add_env(envp, ne, pass[i], v);
+    }
+    oom |= add_env(envp, ne, "SYNCCF_EVENT_ID", attr(ev, "id"));
+    oom |= add_env(envp, ne, "SYNCCF_EVENT_TYPE", attr(ev, "type"));
+    oom |= add_env(envp, ne, "SYNCCF_EVENT_SUBJECT", attr(ev, "subject"));
+    oom |= add_env(envp, ne, "SYNCCF_EVENT_SOURCE", attr(ev, "source"));
+    oom |= add_env(envp, ne, "SYNCCF_EVENT_TIME", attr(ev, "time"));
+    envp[*ne] = NULL;
+    return oom;
+}
+
+/* The pipes, then the child; 0, or -1 with r->error set. */
+static int start(struct run *r, char **envp, char **cands)
+{
+    /* O_CLOEXEC: another thread's fork + exec must not keep our pipes open
+     * (a stray write end would keep us waiting for EOF). */
+    if (pipe2(r->in, O_CLOEXEC) || pipe2(r->out, O_CLOEXEC) || pipe2(r->st, O_CLOEXEC)) {
+        snprintf(r->error, r->errlen, "pipe: %s", strerror(errno));
+        return -1;
+    }
+    r->in[0] = spawn_above_stdio(r->in[0]);
+    r->out[1] = spawn_above_stdio(r->out[1]);
+    r->st[1] = spawn_above_stdio(r->st[1]);
+    if (r->in[0] < 0 || r->out[1] < 0 || r->st[1] < 0) {
+        snprintf(r->error, r->errlen, "fcntl: %s", strerror(errno));
+        return -1;
+    }
+
+    /* The child: its own group, signals reset, only these three descriptors
+     * (spawn.c). */
+    struct spawn sp = {r->rule->argv, envp, cands, r->rule->cwd, r->in[0], r->out[1], r->st[1]};
+    r->pid = spawn_start(&sp);
+    if (r->pid < 0) {
+        snprintf(r->error, r->errlen, "fork: %s", strerror(errno));
+        return -1;
+    }
+    close_fd(&r->in[0]);
+    close_fd(&r->out[1]);
+    close_fd(&r->st[1]);
+#ifdef SYS_pidfd_open
+    r->pidfd = (int)syscall(SYS_pidfd_open, r->pid, 0); /* readable at exit; -1 on old kernels */
+#endif
+    set_nonblock(r->in[1]);
+    set_nonblock(r->out[0]);
+    if (!r->left) close_fd(&r->in[1]);
+    return 0;
+}
+
+/* One round of I/O on whatever poll() found ready. */
+static void pump(struct run *r, const struct pollfd *p, int i_out, int i_in, int i_st)
+{
+    if (i_out >= 0 && p[i_out].revents) {
+        char buf[READ_CHUNK];
+        ssize_t n = read(r->out[0], buf, sizeof buf);
+        if (n > 0) ring_put(&r->ring, buf, (size_t)n);
+        else if (n == 0 || (errno != EAGAIN && errno != EINTR)) close_fd(&r->out[0]);
+    }
+    if (i_in >= 0 && r->in[1] >= 0 && p[i_in].revents) {
+        size_t chunk = r->left > READ_CHUNK ? READ_CHUNK : r->left;
+        ssize_t n = write(r->in[1], r->wp, chunk);
+        if (n > 0) {
+            r->wp += n;
+            r->left -= (size_t)n;
+        } else if (n < 0 && errno == EPIPE)
+            r->got_epipe = 1;
+        if (r->left == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            close_fd(&r->in[1]); /* done (EOF for the command), or it stopped reading */
+    }
+    if (i_st >= 0 && p[i_st].revents) {
+        /* Data: exec failed and the child is about to exit. EOF: exec
+         * succeeded (the CLOEXEC write end closed) or the child died. */
+        ssize_t n = read(r->st[0], &r->rep, sizeof r->rep);
+        if (n != (ssize_t)sizeof r->rep) r->rep.stage = 0;
+        close_fd(&r->st[0]);
+    }
+}
+
+/* Feeds the event, collects output and enforces the timeout until the
+ * command has exited and its output is drained (or DRAIN_MS has passed). */
+static void supervise(struct run *r)
+{
+    int exited = 0, term_sent = 0, kill_sent = 0;
+    int64_t deadline = r->rule->timeout_ms ? r->t0 + r->rule->timeout_ms : -1, exited_at = 0, term_at = 0;
+    for (;;) {
+        int64_t now = mono_ms();
+        if (!exited && child_exited(r->pid, &r->lost)) {
+            exited = 1;
+            exited_at = now;
+            close_fd(&r->in[1]); /* nobody we care about will read the rest */
+        }
+        if (!exited && deadline >= 0 && !term_sent && now >= deadline) {
+            r->timed_out = term_sent = 1;
+            term_at = now;
+            kill_group(r->pid, SIGTERM);
+        }
+        if (term_sent && !kill_sent && now >= term_at + KILL_GRACE_MS) {
+            kill_sent = 1;
+            kill_group(r->pid, SIGKILL);
+        }
+        if (exited && (r->out[0] < 0 || now >= exited_at + DRAIN_MS)) break;
+
+        /* Sleep until I/O or the next thing due. */
+        int64_t wake = -1;
+#define WAKE_AT(t) (wake = wake < 0 || (t) < wake ? (t) : wake)
+        if (!exited && deadline >= 0 && !term_sent) WAKE_AT(deadline);
+        if (term_sent && !kill_sent) WAKE_AT(term_at + KILL_GRACE_MS);
+        if (exited) WAKE_AT(exited_at + DRAIN_MS);
+        if (!exited && r->pidfd < 0) WAKE_AT(now + EXIT_POLL_MS);
+#undef WAKE_AT
+        struct pollfd p[4];
+        nfds_t np = 0;
+        int i_out = -1, i_in = -1, i_st = -1;
+        if (r->out[0] >= 0) p[i_out = (int)np++] = (struct pollfd){r->out[0], POLLIN, 0};
+        if (r->in[1] >= 0) p[i_in = (int)np++] = (struct pollfd){r->in[1], POLLOUT, 0};
+        if (r->st[0] >= 0) p[i_st = (int)np++] = (struct pollfd){r->st[0], POLLIN, 0};
+        if (!exited && r->pidfd >= 0) p[np++] = (struct pollfd){r->pidfd, POLLIN, 0};
+        int64_t tmo = wake < 0 ? -1 : wake - now;
+        if (tmo > INT_MAX) tmo = INT_MAX;
+        if (poll(p, np, (int)tmo) < 0) {
+            if (errno == EINTR) continue;
+            snprintf(r->error, r->errlen, "poll: %s", strerror(errno));
+            break; /* cannot supervise it: killed and reaped below */
+        }
+        pump(r, p, i_out, i_in, i_st);
+    }
+}
+
+/* Whatever the command left behind in its group goes with it, timeout or
+ * not: a handler run must not leave processes running. The zombie is reaped
+ * only now, so the group id cannot have been reused. */
+static void reap(struct run *r)
+{
+    kill_group(r->pid, SIGKILL);
+    if (!r->lost)
+        while (waitpid(r->pid, &r->status, 0) < 0)
+            if (errno != EINTR) {
+                r->lost = 1;
+                break;
+            }
+    if (r->st[0] >= 0) { /* the child is gone: this read cannot block */
+        if (read(r->st[0], &r->rep, sizeof r->rep) != (ssize_t)sizeof r->rep) r->rep.stage = 0;
+    }
+}
+
+/* The run's detail and its verdict, into res. */
+static void outcome(const struct run *r, struct handler_result *res)
+{
+    const struct exec_rule *rule = r->rule;
+    int code = !r->lost && WIFEXITED(r->status) ? WEXITSTATUS(r->status) : -1;
+    int sig = !r->lost && WIFSIGNALED(r->status) ? WTERMSIG(r->status) : 0;
+    json_t *d = json_object();
+    json_object_set_new(d, "exit", code >= 0 ? json_integer(code) : json_null());
+    json_object_set_new(d, "signal", sig ? json_integer(sig) : json_null());
+    json_object_set_new(d, "timed_out", json_boolean(r->timed_out));
+    json_object_set_new(d, "output", ring_json(&r->ring));
+    json_object_set_new(d, "ms", json_integer(mono_ms() - r->t0));
+    res->detail = d;
+
+    if (res->error[0]) return; /* poll failed */
+    if (r->rep.stage) {
+        int e = r->rep.err;
+        if (r->rep.stage == SPAWN_CHDIR)
+            snprintf(res->error, sizeof res->error, "cannot change to directory %s: %s", rule->cwd, strerror(e));
+        else if (r->rep.stage == SPAWN_SETUP)
+            snprintf(res->error, sizeof res->error, "cannot set up %s: %s", rule->argv[0], strerror(e));
+        else
+            snprintf(res->error, sizeof res->error, "cannot run %s: %s", rule->argv[0], strerror(e));
+        /* A missing or unusable program or directory is a configuration
+         * problem; retrying cannot help. Resource errors (EMFILE, ENOMEM,
+         * ETXTBSY) may pass. */
+        res->permanent = r->rep.stage != SPAWN_SETUP && (e == ENOENT || e == EACCES || e == ENOTDIR || e == ENOEXEC ||
+                                                         e == ELOOP || e == ENAMETOOLONG || e == EPERM);
+    } else if (r->timed_out) {
+        snprintf(res->error, sizeof res->error, "timed out after %u ms", rule->timeout_ms);
+    } else if (r->lost) {
+        snprintf(res->error, sizeof res->error, "exit status of %s lost (is SIGCHLD ignored?)", rule->argv[0]);
+    } else if (sig) {
+        snprintf(res->error, sizeof res->error, "killed by signal %d", sig);
+    } else if (code != 0) {
+        snprintf(res->error, sizeof res->error, "exit status %d", code);
+    } else {
+        res->ok = 1;
+    }
+}
+
 void exec_run(const struct exec_rule *rule, const json_t *ev, const char *ev_json, struct handler_result *res)
 {
     res->ok = 0;
@@ -325,34 +402,14 @@ void exec_run(const struct exec_rule *rule, const json_t *ev, const char *ev_jso
     /* Everything the child needs is prepared before fork: between fork and
      * exec only async-signal-safe calls are allowed in a threaded process
      * (another thread may hold the malloc lock at the moment of fork). */
-    int64_t t0 = mono_ms();
+    struct run r = {.rule = rule, .t0 = mono_ms(), .in = {-1, -1}, .out = {-1, -1}, .st = {-1, -1}, .pidfd = -1,
+                    .pid = -1, .wp = ev_json, .left = strlen(ev_json), .error = res->error,
+                    .errlen = sizeof res->error};
     char *envp[10];
-    int ne = 0, oom = 0;
-    const char *path = getenv("PATH");
-    if (!path || !*path) path = DEFAULT_PATH;
-    static const char *const pass[] = {"HOME", "LANG", "LC_ALL"};
-    oom |= add_env(envp, &ne, "PATH", path);
-    for (size_t i = 0; i < sizeof pass / sizeof *pass; i++) {
-        const char *v = getenv(pass[i]);
-        if (v) oom |= add_env(envp, &ne, pass[i], v);
-    }
-    oom |= add_env(envp, &ne, "SYNCCF_EVENT_ID", attr(ev, "id"));
-    oom |= add_env(envp, &ne, "SYNCCF_EVENT_TYPE", attr(ev, "type"));
-    oom |= add_env(envp, &ne, "SYNCCF_EVENT_SUBJECT", attr(ev, "subject"));
-    oom |= add_env(envp, &ne, "SYNCCF_EVENT_SOURCE", attr(ev, "source"));
-    oom |= add_env(envp, &ne, "SYNCCF_EVENT_TIME", attr(ev, "time"));
-    envp[ne] = NULL;
-    char **cands = exec_candidates(rule->argv[0], path);
-    struct rlimit rl;
-    int maxfd = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < INT_MAX
-                    ? (int)rl.rlim_cur
-                    : 65536;
-
-    int in[2] = {-1, -1}, out[2] = {-1, -1}, st[2] = {-1, -1}, pidfd = -1;
-    pid_t pid = -1;
-    struct ring ring = {.len = 0};
-    int status = 0, timed_out = 0, lost = 0, got_epipe = 0;
-    struct child_report rep = {0, 0};
+    int ne = 0;
+    const char *path = spawn_path();
+    int oom = build_env(ev, path, envp, &ne);
+    char **cands = spawn_candidates(rule->argv[0], path);
 
     /* SIGPIPE: writing to a command that exited without reading its stdin
      * fails with EPIPE and raises SIGPIPE on this thread. The daemon ignores
@@ -366,185 +423,25 @@ void exec_run(const struct exec_rule *rule, const json_t *ev, const char *ev_jso
     sigpending(&pend);
     int pipe_was_pending = sigismember(&pend, SIGPIPE) == 1;
 
-    if (oom || !cands) {
-        snprintf(res->error, sizeof res->error, "out of memory");
-        goto done;
-    }
-    /* O_CLOEXEC: another thread's fork + exec must not keep our pipes open
-     * (a stray write end would keep us waiting for EOF). */
-    if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(st, O_CLOEXEC)) {
-        snprintf(res->error, sizeof res->error, "pipe: %s", strerror(errno));
-        goto done;
-    }
-    in[0] = above_stdio(in[0]);
-    out[1] = above_stdio(out[1]);
-    st[1] = above_stdio(st[1]);
-    if (in[0] < 0 || out[1] < 0 || st[1] < 0) {
-        snprintf(res->error, sizeof res->error, "fcntl: %s", strerror(errno));
-        goto done;
+    if (oom || !cands) snprintf(res->error, sizeof res->error, "out of memory");
+    else if (start(&r, envp, cands) == 0) {
+        supervise(&r);
+        reap(&r);
     }
 
-    /* All signals blocked across fork: the child must not run one of the
-     * daemon's handlers before it has reset them.
-     *
-     * vfork, not fork: fork copies the page tables of the whole daemon
-     * (~12 ms here, most of a short handler's run), vfork shares them and
-     * suspends this thread until the child has exec'd or exited. The child
-     * only makes system calls on what was prepared before, as it must. */
-    sigset_t all, before_fork;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &before_fork);
-    pid = start_child(rule->argv, envp, cands, rule->cwd, in[0], out[1], st[1], maxfd);
-    int fork_errno = errno;
-    pthread_sigmask(SIG_SETMASK, &before_fork, NULL);
-    if (pid < 0) {
-        snprintf(res->error, sizeof res->error, "fork: %s", strerror(fork_errno));
-        goto done;
-    }
-    setpgid(pid, pid); /* also from here, so the group exists before any kill(-pid) */
-    close_fd(&in[0]);
-    close_fd(&out[1]);
-    close_fd(&st[1]);
-#ifdef SYS_pidfd_open
-    pidfd = (int)syscall(SYS_pidfd_open, pid, 0); /* readable at exit; -1 on old kernels */
-#endif
-    set_nonblock(in[1]);
-    set_nonblock(out[0]);
-    const char *wp = ev_json;
-    size_t left = strlen(ev_json);
-    if (!left) close_fd(&in[1]);
-
-    int exited = 0, term_sent = 0, kill_sent = 0;
-    int64_t deadline = rule->timeout_ms ? t0 + rule->timeout_ms : -1, exited_at = 0, term_at = 0;
-    for (;;) {
-        int64_t now = mono_ms();
-        if (!exited && child_exited(pid, &lost)) {
-            exited = 1;
-            exited_at = now;
-            close_fd(&in[1]); /* nobody we care about will read the rest */
-        }
-        if (!exited && deadline >= 0 && !term_sent && now >= deadline) {
-            timed_out = term_sent = 1;
-            term_at = now;
-            kill_group(pid, SIGTERM);
-        }
-        if (term_sent && !kill_sent && now >= term_at + KILL_GRACE_MS) {
-            kill_sent = 1;
-            kill_group(pid, SIGKILL);
-        }
-        if (exited && (out[0] < 0 || now >= exited_at + DRAIN_MS)) break;
-
-        /* Sleep until I/O or the next thing due. */
-        int64_t wake = -1;
-#define WAKE_AT(t) (wake = wake < 0 || (t) < wake ? (t) : wake)
-        if (!exited && deadline >= 0 && !term_sent) WAKE_AT(deadline);
-        if (term_sent && !kill_sent) WAKE_AT(term_at + KILL_GRACE_MS);
-        if (exited) WAKE_AT(exited_at + DRAIN_MS);
-        if (!exited && pidfd < 0) WAKE_AT(now + EXIT_POLL_MS);
-#undef WAKE_AT
-        struct pollfd p[4];
-        nfds_t np = 0;
-        int i_out = -1, i_in = -1, i_st = -1;
-        if (out[0] >= 0) p[i_out = (int)np++] = (struct pollfd){out[0], POLLIN, 0};
-        if (in[1] >= 0) p[i_in = (int)np++] = (struct pollfd){in[1], POLLOUT, 0};
-        if (st[0] >= 0) p[i_st = (int)np++] = (struct pollfd){st[0], POLLIN, 0};
-        if (!exited && pidfd >= 0) p[np++] = (struct pollfd){pidfd, POLLIN, 0};
-        int64_t tmo = wake < 0 ? -1 : wake - now;
-        if (tmo > INT_MAX) tmo = INT_MAX;
-        if (poll(p, np, (int)tmo) < 0) {
-            if (errno == EINTR) continue;
-            snprintf(res->error, sizeof res->error, "poll: %s", strerror(errno));
-            break; /* cannot supervise it: killed and reaped below */
-        }
-        if (i_out >= 0 && p[i_out].revents) {
-            char buf[READ_CHUNK];
-            ssize_t n = read(out[0], buf, sizeof buf);
-            if (n > 0) ring_put(&ring, buf, (size_t)n);
-            else if (n == 0 || (errno != EAGAIN && errno != EINTR)) close_fd(&out[0]);
-        }
-        if (i_in >= 0 && in[1] >= 0 && p[i_in].revents) {
-            size_t chunk = left > READ_CHUNK ? READ_CHUNK : left;
-            ssize_t n = write(in[1], wp, chunk);
-            if (n > 0) {
-                wp += n;
-                left -= (size_t)n;
-            } else if (n < 0 && errno == EPIPE)
-                got_epipe = 1;
-            if (left == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-                close_fd(&in[1]); /* done (EOF for the command), or it stopped reading */
-        }
-        if (i_st >= 0 && p[i_st].revents) {
-            /* Data: exec failed and the child is about to exit. EOF: exec
-             * succeeded (the CLOEXEC write end closed) or the child died. */
-            ssize_t n = read(st[0], &rep, sizeof rep);
-            if (n != (ssize_t)sizeof rep) rep.stage = 0;
-            close_fd(&st[0]);
-        }
-    }
-
-    /* Whatever the command left behind in its group goes with it, timeout
-     * or not: a handler run must not leave processes running. The zombie is
-     * reaped only now, so the group id cannot have been reused. */
-    kill_group(pid, SIGKILL);
-    if (!lost)
-        while (waitpid(pid, &status, 0) < 0)
-            if (errno != EINTR) {
-                lost = 1;
-                break;
-            }
-    if (st[0] >= 0) { /* the child is gone: this read cannot block */
-        if (read(st[0], &rep, sizeof rep) != (ssize_t)sizeof rep) rep.stage = 0;
-    }
-
-done:
-    if (got_epipe && !pipe_was_pending) {
+    if (r.got_epipe && !pipe_was_pending) {
         struct timespec zero = {0, 0};
         while (sigtimedwait(&pipe_set, NULL, &zero) > 0) {}
     }
     pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     for (int i = 0; i < 2; i++) {
-        close_fd(&in[i]);
-        close_fd(&out[i]);
-        close_fd(&st[i]);
+        close_fd(&r.in[i]);
+        close_fd(&r.out[i]);
+        close_fd(&r.st[i]);
     }
-    close_fd(&pidfd);
+    close_fd(&r.pidfd);
     for (int i = 0; i < ne; i++) free(envp[i]);
-    free_strv(cands);
-    if (pid < 0) return; /* never started: res->error says why; retrying may help */
-
-    int code = !lost && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    int sig = !lost && WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-    json_t *d = json_object();
-    json_object_set_new(d, "exit", code >= 0 ? json_integer(code) : json_null());
-    json_object_set_new(d, "signal", sig ? json_integer(sig) : json_null());
-    json_object_set_new(d, "timed_out", json_boolean(timed_out));
-    json_object_set_new(d, "output", ring_json(&ring));
-    json_object_set_new(d, "ms", json_integer(mono_ms() - t0));
-    res->detail = d;
-
-    if (res->error[0]) return; /* poll failed */
-    if (rep.stage) {
-        int e = rep.err;
-        if (rep.stage == STAGE_CHDIR)
-            snprintf(res->error, sizeof res->error, "cannot change to directory %s: %s", rule->cwd, strerror(e));
-        else if (rep.stage == STAGE_SETUP)
-            snprintf(res->error, sizeof res->error, "cannot set up %s: %s", rule->argv[0], strerror(e));
-        else
-            snprintf(res->error, sizeof res->error, "cannot run %s: %s", rule->argv[0], strerror(e));
-        /* A missing or unusable program or directory is a configuration
-         * problem; retrying cannot help. Resource errors (EMFILE, ENOMEM,
-         * ETXTBSY) may pass. */
-        res->permanent = rep.stage != STAGE_SETUP && (e == ENOENT || e == EACCES || e == ENOTDIR || e == ENOEXEC ||
-                                                      e == ELOOP || e == ENAMETOOLONG || e == EPERM);
-    } else if (timed_out) {
-        snprintf(res->error, sizeof res->error, "timed out after %u ms", rule->timeout_ms);
-    } else if (lost) {
-        snprintf(res->error, sizeof res->error, "exit status of %s lost (is SIGCHLD ignored?)", rule->argv[0]);
-    } else if (sig) {
-        snprintf(res->error, sizeof res->error, "killed by signal %d", sig);
-    } else if (code != 0) {
-        snprintf(res->error, sizeof res->error, "exit status %d", code);
-    } else {
-        res->ok = 1;
-    }
+    spawn_free_strv(cands);
+    if (r.pid < 0) return; /* never started: res->error says why; retrying may help */
+    outcome(&r, res);
 }

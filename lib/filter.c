@@ -15,6 +15,7 @@ int filter_add(struct filter **list, const char *spec)
     const char *eq = strchr(spec, '=');
     if (!eq || eq == spec) return -1;
     struct filter *f = calloc(1, sizeof *f);
+    if (!f) return -1;
     const char *dot = memchr(spec, '.', (size_t)(eq - spec));
     const char *field = spec;
     if (dot) {
@@ -27,7 +28,7 @@ int filter_add(struct filter **list, const char *spec)
     size_t fn = (size_t)(eq - field);
     if (fn == 0 || fn >= sizeof f->field) goto bad;
     memcpy(f->field, field, fn);
-    f->glob = strdup(eq + 1);
+    if (!(f->glob = strdup(eq + 1))) goto bad;
     f->next = *list;
     *list = f;
     return 0;

@@ -97,7 +97,7 @@ static enum cf_outcome call(struct poll *p, const char *what, const char *url, j
             return o;
         }
         long wait = o == CF_RATE_LIMIT ? (retry_after >= 0 ? retry_after * 1000 : 60000)
-                                       : source_backoff(&p->seed, attempt, 1000, 60000);
+                                       : backoff_ms(&p->seed, attempt, 1000, 60000);
         snprintf(p->src.state, sizeof p->src.state, o == CF_RATE_LIMIT ? "rate_limited" : "backing_off");
         note(p);
         source_nap(&p->src, wait > 300000 ? 300000 : wait);
@@ -108,7 +108,9 @@ static enum cf_outcome call(struct poll *p, const char *what, const char *url, j
  * was new. */
 static int commit(struct poll *p, struct store_batch *b)
 {
-    int rc = store_commit(p->src.store, b);
+    /* A cursor whose value could not be copied (out of memory): nothing is
+     * committed and the run is made again. */
+    int rc = b->cursor_name && !b->cursor_value ? -1 : store_commit(p->src.store, b);
     if (rc == 0) p->new_events += (long)b->accepted;
     else snprintf(p->src.last_error, sizeof p->src.last_error, "the store could not commit");
     store_batch_clear(b);
@@ -341,11 +343,20 @@ struct poll *poll_start(struct store *st, const struct config *cfg, const char *
         return NULL;
     }
     struct poll *p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(err, errlen, "poll: out of memory");
+        return NULL;
+    }
     p->cfg = cfg;
     p->seed = (unsigned)now_ms();
     snprintf(p->cursor_name, sizeof p->cursor_name, "poll:audit:%s", cfg->account_id);
     while (cfg->pages_projects && cfg->pages_projects[p->npages]) p->npages++;
     p->pages = calloc(p->npages ? p->npages : 1, sizeof *p->pages);
+    if (!p->pages) {
+        snprintf(err, errlen, "poll: out of memory");
+        free(p);
+        return NULL;
+    }
     for (size_t i = 0; i < p->npages; i++) {
         p->pages[i].name = cfg->pages_projects[i];
         snprintf(p->pages[i].cursor_name, sizeof p->pages[i].cursor_name, "poll:pages:%s:%s", cfg->account_id,
@@ -376,7 +387,7 @@ void poll_set_standby(struct poll *p, int (*active)(void *arg), void *arg)
 }
 
 /* Separate from poll_start so that a standby can be set before the thread runs. */
-void poll_run(struct poll *p) { source_start(&p->src, run, p); }
+int poll_run(struct poll *p, char *err, size_t errlen) { return source_start(&p->src, run, p, err, errlen); }
 
 int poll_healthy(struct poll *p) { return atomic_load(&p->healthy); }
 

@@ -16,7 +16,7 @@ struct poll *poll_start(struct store *st, const struct config *cfg, const char *
 void poll_set_standby(struct poll *p, int (*active)(void *arg), void *arg);
 /* 1 unless the last run failed (standby counts as fine). */
 int poll_healthy(struct poll *p);
-void poll_run(struct poll *p); /* starts the thread */
+int poll_run(struct poll *p, char *err, size_t errlen); /* starts the thread; -1 when it cannot */
 void poll_stop(struct poll *p);
 
 #endif

@@ -92,7 +92,8 @@ static int flush(struct pull *p)
     snprintf(cur, sizeof cur, "%lld", p->batch_last);
     p->batch.cursor_name = p->cursor_name;
     p->batch.cursor_value = strdup(cur);
-    int rc = store_commit(p->store, &p->batch);
+    /* Without its cursor (out of memory) the batch is not committed. */
+    int rc = p->batch.cursor_value ? store_commit(p->store, &p->batch) : -1;
     store_batch_clear(&p->batch);
     if (rc != 0) {
         snprintf(p->src.last_error, sizeof p->src.last_error, "the store could not commit");
@@ -247,7 +248,7 @@ static void *run(void *arg)
         snprintf(p->src.state, sizeof p->src.state, "reconnecting");
         note(p);
         log_msg(LOG_WARN, "pull disconnected", "url", p->url, "error", p->src.last_error, NULL);
-        source_nap(&p->src, source_backoff(&seed, failures, 1000, 60000));
+        source_nap(&p->src, backoff_ms(&seed, failures, 1000, 60000));
     }
     snprintf(p->src.state, sizeof p->src.state, "stopped");
     note(p);
@@ -262,15 +263,26 @@ struct pull *pull_start(const char *url, const char *token, unsigned heartbeat_s
         return NULL;
     }
     struct pull *p = calloc(1, sizeof *p);
-    p->url = strdup(url);
+    if (!p || !(p->url = strdup(url)) || (token && !(p->token = strdup(token)))) {
+        snprintf(err, errlen, "pull: out of memory");
+        if (p) free(p->url);
+        free(p);
+        return NULL;
+    }
     size_t n = strlen(p->url);
     while (n && p->url[n - 1] == '/') p->url[--n] = '\0';
-    p->token = token ? strdup(token) : NULL;
     p->heartbeat_s = heartbeat_s ? heartbeat_s : 15;
     p->store = st;
     p->routes = routes;
     sse_init(&p->sse, SSE_LINE_MAX, on_event, p);
-    if (asprintf(&p->cursor_name, "pull:%s", p->url) < 0) p->cursor_name = NULL;
+    if (asprintf(&p->cursor_name, "pull:%s", p->url) < 0) {
+        snprintf(err, errlen, "pull: out of memory");
+        sse_free(&p->sse);
+        free(p->url);
+        free(p->token);
+        free(p);
+        return NULL;
+    }
     /* The cursor is where the last committed batch ended. */
     struct store *ro = store_open(db_path, 1, err, errlen);
     if (ro) {
@@ -281,7 +293,10 @@ struct pull *pull_start(const char *url, const char *token, unsigned heartbeat_s
     }
     atomic_store(&p->down_since, (long long)now_ms());
     source_init(&p->src, "pull", st);
-    source_start(&p->src, run, p);
+    if (source_start(&p->src, run, p, err, errlen) != 0) {
+        pull_stop(p);
+        return NULL;
+    }
     return p;
 }
 

@@ -1,7 +1,9 @@
-/* query.c -- answers status and listing questions from state.db.
+/* query.c -- answers status and listing questions from state.db, and
+ * replays an event (query_replay).
  *
- * Read-only and separate from the writer: SQLite's WAL lets these run from
- * another process (the CLI) while the daemon commits. */
+ * Separate from the writer: SQLite's WAL lets these run from another process
+ * (the CLI) while the daemon commits. All but query_replay only read;
+ * query_replay writes runs, in one BEGIN IMMEDIATE transaction. */
 #include "query.h"
 
 #include "jsonx.h"
@@ -105,6 +107,18 @@ json_t *query_status(sqlite3 *db, const char *path)
     return s;
 }
 
+/* sql with its one parameter bound to arg, stepped once: the statement on
+ * its first row (the caller finalizes it), or NULL when there is none. */
+static sqlite3_stmt *first_row(sqlite3 *db, const char *sql, const char *arg)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return NULL;
+    sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) return st;
+    sqlite3_finalize(st);
+    return NULL;
+}
+
 static json_t *row_event(sqlite3_stmt *st)
 {
     json_t *ev = jx_loads((const char *)sqlite3_column_text(st, 1), 0, NULL);
@@ -129,11 +143,9 @@ json_t *query_events(sqlite3 *db, const char *type_glob, const char *since, long
 
 json_t *query_event(sqlite3 *db, const char *id)
 {
-    sqlite3_stmt *st;
-    json_t *out = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT seq, body FROM events WHERE id = ?", -1, &st, NULL) != SQLITE_OK) return NULL;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) out = row_event(st);
+    sqlite3_stmt *st = first_row(db, "SELECT seq, body FROM events WHERE id = ?", id);
+    if (!st) return NULL;
+    json_t *out = row_event(st);
     sqlite3_finalize(st);
     if (!out) return NULL;
     json_t *runs = json_array();
@@ -210,11 +222,9 @@ out:
 
 char *query_cursor(sqlite3 *db, const char *name)
 {
-    sqlite3_stmt *st;
-    char *out = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT value FROM cursors WHERE name = ?", -1, &st, NULL) != SQLITE_OK) return NULL;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) out = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_stmt *st = first_row(db, "SELECT value FROM cursors WHERE name = ?", name);
+    if (!st) return NULL;
+    char *out = strdup((const char *)sqlite3_column_text(st, 0)); /* NULL out of memory: read as no cursor */
     sqlite3_finalize(st);
     return out;
 }

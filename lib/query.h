@@ -1,4 +1,5 @@
-/* query.h -- read-only questions about the store: status, event listings. */
+/* query.h -- questions about the store (status, event listings, cursors)
+ * and the one change the CLI makes to it: queueing an event's runs again. */
 #ifndef SYNCCF_QUERY_H
 #define SYNCCF_QUERY_H
 

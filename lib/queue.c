@@ -94,7 +94,7 @@ static int pull_once(struct queue *q, int *failures)
         (*failures)++;
         long wait = o == CF_RATE_LIMIT && retry_after >= 0 ? retry_after * 1000
                     : o == CF_AUTH                          ? 60000
-                                                            : source_backoff(&q->seed, *failures, 1000, 60000);
+                                                            : backoff_ms(&q->seed, *failures, 1000, 60000);
         source_nap(&q->src, wait);
         return -1;
     }
@@ -131,9 +131,14 @@ static int pull_once(struct queue *q, int *failures)
     json_decref(ackreq);
     snprintf(url, sizeof url, "%s/messages/ack", q->base);
     json_t *aenv;
-    o = cf_call("POST", url, c->api_token, ack, &r, &aenv, msg, sizeof msg);
-    http_resp_free(&r);
-    json_decref(aenv);
+    if (ack) {
+        o = cf_call("POST", url, c->api_token, ack, &r, &aenv, msg, sizeof msg);
+        http_resp_free(&r);
+        json_decref(aenv);
+    } else {
+        o = CF_RETRY;
+        snprintf(msg, sizeof msg, "out of memory");
+    }
     if (o != CF_OK) {
         /* Unacknowledged messages come back after their lease: duplicates,
          * which the store drops. */
@@ -183,12 +188,19 @@ struct queue *queue_start(struct store *st, const struct config *cfg, char *err,
         return NULL;
     }
     struct queue *q = calloc(1, sizeof *q);
+    if (!q) {
+        snprintf(err, errlen, "queue: out of memory");
+        return NULL;
+    }
     q->cfg = cfg;
     q->seed = (unsigned)now_ms();
     snprintf(q->base, sizeof q->base, "%s/client/v4/accounts/%s/queues/%s", cfg->api_base, cfg->account_id, cfg->queue_id);
     atomic_store(&q->healthy, 1);
     source_init(&q->src, "queue", st);
-    source_start(&q->src, run, q);
+    if (source_start(&q->src, run, q, err, errlen) != 0) {
+        queue_stop(q);
+        return NULL;
+    }
     return q;
 }
 

@@ -1,4 +1,5 @@
-/* source.c -- the thread, waits and status shared by pull, queue and poll. */
+/* source.c -- the thread, waits and status shared by pull, queue, poll and
+ * tunnel. */
 #include "source.h"
 
 #include <stdio.h>
@@ -18,9 +19,14 @@ void source_init(struct source *s, const char *kind, struct store *st)
     pthread_cond_init(&s->cv, NULL);
 }
 
-int source_start(struct source *s, void *(*fn)(void *), void *arg)
+int source_start(struct source *s, void *(*fn)(void *), void *arg, char *err, size_t errlen)
 {
-    return pthread_create(&s->thread, NULL, fn, arg) == 0 ? 0 : -1;
+    if (pthread_create(&s->thread, NULL, fn, arg) != 0) {
+        snprintf(err, errlen, "%s: cannot start a thread", s->kind);
+        return -1;
+    }
+    s->running = 1;
+    return 0;
 }
 
 void source_stop(struct source *s)
@@ -29,7 +35,8 @@ void source_stop(struct source *s)
     s->stop = 1;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
-    pthread_join(s->thread, NULL);
+    if (s->running) pthread_join(s->thread, NULL);
+    s->running = 0;
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
 }
@@ -60,15 +67,7 @@ void source_note(struct source *s, json_t *extra)
     char *txt = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
     char key[48];
     snprintf(key, sizeof key, "source.%s", s->kind);
-    store_note_meta(s->store, key, txt);
+    if (txt) store_note_meta(s->store, key, txt); /* out of memory: the last note stays */
     free(txt);
     json_decref(j);
-}
-
-long source_backoff(unsigned *seed, int n, long base_ms, long max_ms)
-{
-    long d = base_ms;
-    for (int i = 1; i < n && d < max_ms; i++) d *= 2;
-    if (d > max_ms) d = max_ms;
-    return d / 2 + (long)(rand_r(seed) % (unsigned long)(d / 2 + 1));
 }

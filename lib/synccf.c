@@ -83,12 +83,19 @@ int synccf_on_event(synccf *s, const char *name, const char *type_glob, synccf_h
 {
     struct config *c = &s->cfg;
     if (!name || !fn || config_handler(c, name) || s->store) return -1;
-    c->handlers = realloc(c->handlers, (c->nhandlers + 1) * sizeof *c->handlers);
+    char *nm = strdup(name), *glob = type_glob ? strdup(type_glob) : NULL;
+    struct handler_def *grown = nm && (glob || !type_glob) ? realloc(c->handlers, (c->nhandlers + 1) * sizeof *c->handlers) : NULL;
+    if (!grown) {
+        free(nm);
+        free(glob);
+        return -1;
+    }
+    c->handlers = grown;
     struct handler_def *h = &c->handlers[c->nhandlers++];
     memset(h, 0, sizeof *h);
-    h->name = strdup(name);
+    h->name = nm;
     h->kind = HANDLER_CALLBACK;
-    h->match_type = type_glob ? strdup(type_glob) : NULL;
+    h->match_type = glob;
     h->fn = fn;
     h->arg = arg;
     return 0;
@@ -124,6 +131,22 @@ static int start_core(synccf *s, char *err, size_t errlen)
     return 0;
 }
 
+static int pull_down(void *arg)
+{
+    synccf *s = arg;
+    return !pull_reachable(s->pull, s->cfg.failover_ms);
+}
+
+/* The audit log poller; with standby, it polls only while the Worker stream
+ * is down (hybrid mode). */
+static int start_poll(synccf *s, int standby, char *err, size_t errlen)
+{
+    s->poll = poll_start(s->store, &s->cfg, s->db_path, err, errlen);
+    if (!s->poll) return 2;
+    if (standby) poll_set_standby(s->poll, pull_down, s);
+    return poll_run(s->poll, err, errlen) != 0 ? 1 : 0;
+}
+
 int synccf_start_source(synccf *s, const char *what, char *err, size_t errlen)
 {
     int rc = start_core(s, err, errlen);
@@ -138,9 +161,7 @@ int synccf_start_source(synccf *s, const char *what, char *err, size_t errlen)
         return s->pull ? 0 : 2;
     }
     if (strcmp(what, "poll") == 0) {
-        s->poll = poll_start(s->store, &s->cfg, s->db_path, err, errlen);
-        if (s->poll) poll_run(s->poll);
-        return s->poll ? 0 : 2;
+        return start_poll(s, 0, err, errlen);
     }
     if (strcmp(what, "queue") == 0) {
         s->queue = queue_start(s->store, &s->cfg, err, errlen);
@@ -177,35 +198,39 @@ static int ready(void *arg, json_t *checks)
     return ok;
 }
 
-static void metrics(void *arg, struct buf *out)
+/* Renders the store through the read-only connection that /metrics and the
+ * status page share (opened on first use), one scrape at a time. */
+static void render_scrape(synccf *s, void (*render)(synccf *s, sqlite3 *db, struct buf *out), struct buf *out)
 {
-    synccf *s = arg;
     pthread_mutex_lock(&s->scrape_mu);
     char err[256];
     if (!s->scrape_db) s->scrape_db = store_open(s->db_path, 1, err, sizeof err);
-    if (s->scrape_db) metrics_render_store(store_db(s->scrape_db), s->cfg.metrics_max_series, out);
+    if (s->scrape_db) render(s, store_db(s->scrape_db), out);
     pthread_mutex_unlock(&s->scrape_mu);
+}
+
+static void metrics_rows(synccf *s, sqlite3 *db, struct buf *out)
+{
+    metrics_render_store(db, s->cfg.metrics_max_series, out);
+}
+
+static void page_rows(synccf *s, sqlite3 *db, struct buf *out)
+{
+    (void)s;
+    page_render(db, out);
+}
+
+static void metrics(void *arg, struct buf *out)
+{
+    synccf *s = arg;
+    render_scrape(s, metrics_rows, out);
     buf_printf(out, "# HELP synccf_commit_duration_seconds How long each store commit (one group) takes.\n"
                     "# TYPE synccf_commit_duration_seconds histogram\n");
     hist_render(store_commit_hist(s->store), "synccf_commit_duration_seconds", "", out);
     dispatch_render(s->dispatch, out);
 }
 
-static void page(void *arg, struct buf *out)
-{
-    synccf *s = arg;
-    pthread_mutex_lock(&s->scrape_mu);
-    char err[256];
-    if (!s->scrape_db) s->scrape_db = store_open(s->db_path, 1, err, sizeof err);
-    if (s->scrape_db) page_render(store_db(s->scrape_db), out);
-    pthread_mutex_unlock(&s->scrape_mu);
-}
-
-static int pull_down(void *arg)
-{
-    synccf *s = arg;
-    return !pull_reachable(s->pull, s->cfg.failover_ms);
-}
+static void page(void *arg, struct buf *out) { render_scrape(arg, page_rows, out); }
 
 int synccf_run(synccf *s, char *err, size_t errlen)
 {
@@ -222,10 +247,7 @@ int synccf_run(synccf *s, char *err, size_t errlen)
     if (queue && (rc = synccf_start_source(s, "queue", err, errlen))) return rc;
     if (strcmp(mode, "poll") == 0 && (rc = synccf_start_source(s, "poll", err, errlen))) return rc;
     if (strcmp(mode, "hybrid") == 0) {
-        s->poll = poll_start(s->store, &s->cfg, s->db_path, err, errlen);
-        if (!s->poll) return 2;
-        poll_set_standby(s->poll, pull_down, s);
-        poll_run(s->poll);
+        if ((rc = start_poll(s, 1, err, errlen))) return rc;
     }
     /* The receiver runs in every mode: it takes pushes and tunnelled
      * webhooks, and answers /healthz and /readyz. */

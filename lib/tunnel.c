@@ -25,6 +25,7 @@
 #include "http.h"
 #include "log.h"
 #include "source.h"
+#include "spawn.h"
 
 struct tunnel {
     struct source src;
@@ -36,23 +37,6 @@ struct tunnel {
     pid_t pid;
     unsigned seed;
 };
-
-/* cloudflared from the config, else from PATH. */
-static int find_binary(const char *want, char *out, size_t n)
-{
-    if (strchr(want, '/')) {
-        snprintf(out, n, "%s", want);
-        return access(out, X_OK);
-    }
-    const char *path = getenv("PATH");
-    char dirs[4096];
-    snprintf(dirs, sizeof dirs, "%s", path ? path : "/usr/local/bin:/usr/bin:/bin");
-    for (char *save, *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-        snprintf(out, n, "%s/%s", d, want);
-        if (access(out, X_OK) == 0) return 0;
-    }
-    return -1;
-}
 
 static void note(struct tunnel *t)
 {
@@ -93,10 +77,11 @@ static const char *const passed_env[] = {"PATH", "HOME", "USER", "LANG", "LC_ALL
                                          "SSL_CERT_FILE", "SSL_CERT_DIR", NULL};
 #define ENV_MAX 20
 
-static pid_t spawn(struct tunnel *t, int *out_fd)
+/* Starts cloudflared (spawn.c: its own group, signals reset, no other
+ * descriptor of ours) with stdin on /dev/null and its output on a pipe,
+ * whose read end goes to *out_fd. */
+static pid_t start_cloudflared(struct tunnel *t, int *out_fd)
 {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) return -1;
     const char *argv[8];
     int n = 0;
     argv[n++] = t->bin;
@@ -112,7 +97,7 @@ static pid_t spawn(struct tunnel *t, int *out_fd)
         argv[n++] = "--no-autoupdate";
     }
     argv[n] = NULL;
-    /* Built before fork: the child of a threaded process may not allocate. */
+    /* Built before vfork: the child of a threaded process may not allocate. */
     char *envp[ENV_MAX + 1];
     int ne = 0;
     for (const char *const *k = passed_env; *k && ne < ENV_MAX - 1; k++) {
@@ -128,27 +113,27 @@ static pid_t spawn(struct tunnel *t, int *out_fd)
         if (envp[ne]) snprintf(envp[ne++], len, "TUNNEL_TOKEN=%s", t->cfg->tunnel_token);
     }
     envp[ne] = NULL;
-    pid_t pid = fork();
-    if (pid == 0) {
-        setpgid(0, 0);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGPIPE, SIG_DFL);
-        dup2(fds[1], 1);
-        dup2(fds[1], 2);
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull >= 0) dup2(devnull, 0);
-        execve(t->bin, (char *const *)argv, envp);
-        _exit(127);
+    char *bin[2] = {t->bin, NULL}; /* already resolved: the only candidate */
+    int fds[2] = {-1, -1}, devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    pid_t pid = -1;
+    if (devnull >= 0 && pipe2(fds, O_CLOEXEC) == 0) {
+        devnull = spawn_above_stdio(devnull);
+        fds[1] = spawn_above_stdio(fds[1]);
+        if (devnull >= 0 && fds[1] >= 0) {
+            struct spawn sp = {(char *const *)argv, envp, bin, NULL, devnull, fds[1], -1};
+            pid = spawn_start(&sp);
+        }
     }
+    int saved = errno;
     for (int i = 0; i < ne; i++) {
         explicit_bzero(envp[i], strlen(envp[i]));
         free(envp[i]);
     }
-    close(fds[1]);
+    if (devnull >= 0) close(devnull);
+    if (fds[1] >= 0) close(fds[1]);
     if (pid < 0) {
-        close(fds[0]);
+        if (fds[0] >= 0) close(fds[0]);
+        errno = saved;
         return -1;
     }
     *out_fd = fds[0];
@@ -174,7 +159,7 @@ static void *run(void *arg)
     int failures = 0;
     while (!source_stopping(&t->src)) {
         int fd;
-        t->pid = spawn(t, &fd);
+        t->pid = start_cloudflared(t, &fd);
         if (t->pid < 0) {
             snprintf(t->src.last_error, sizeof t->src.last_error, "cannot start %.150s: %s", t->bin, strerror(errno));
             break;
@@ -242,7 +227,7 @@ static void *run(void *arg)
         t->url[0] = '\0';
         note(t);
         log_msg(LOG_WARN, "cloudflared exited; restarting", "error", t->src.last_error, NULL);
-        source_nap(&t->src, source_backoff(&t->seed, failures, 1000, 30000));
+        source_nap(&t->src, backoff_ms(&t->seed, failures, 1000, 30000));
     }
     regfree(&re);
     snprintf(t->src.state, sizeof t->src.state, "stopped");
@@ -253,8 +238,12 @@ static void *run(void *arg)
 struct tunnel *tunnel_start(struct store *st, const struct config *cfg, unsigned port, char *err, size_t errlen)
 {
     struct tunnel *t = calloc(1, sizeof *t);
+    if (!t) {
+        snprintf(err, errlen, "tunnel: out of memory");
+        return NULL;
+    }
     const char *want = cfg->cloudflared ? cfg->cloudflared : "cloudflared";
-    if (find_binary(want, t->bin, sizeof t->bin) != 0) {
+    if (spawn_find(want, t->bin, sizeof t->bin) != 0) { /* the config's path, else found on PATH */
         snprintf(err, errlen,
                  "cannot find cloudflared (%s): install it from "
                  "https://developers.cloudflare.com/cloudflare-one/connections/connect-networks/downloads/ "
@@ -267,7 +256,10 @@ struct tunnel *tunnel_start(struct store *st, const struct config *cfg, unsigned
     t->cfg = cfg;
     t->seed = (unsigned)now_ms();
     source_init(&t->src, "tunnel", st);
-    source_start(&t->src, run, t);
+    if (source_start(&t->src, run, t, err, errlen) != 0) {
+        tunnel_stop(t);
+        return NULL;
+    }
     return t;
 }
 

@@ -18,6 +18,15 @@
 
 #define MAX_MS 253402300799999LL /* 9999-12-31T23:59:59.999Z */
 
+long backoff_ms(unsigned *seed, int n, long base_ms, long max_ms)
+{
+    long d = base_ms;
+    for (int i = 1; i < n && d < max_ms; i++) d *= 2;
+    if (d > max_ms) d = max_ms;
+    if (!seed || d < 2) return d;
+    return d / 2 + (long)(rand_r(seed) % (unsigned long)(d / 2 + 1));
+}
+
 int64_t now_ms(void)
 {
     struct timespec ts;

@@ -22,6 +22,13 @@ int time_parse_rfc3339(const char *s, int64_t *ms);
 /* The event model's reading of a JSON time value (docs/events.md#time). */
 int time_from_json(const json_t *v, int64_t *ms);
 
+/* Exponential backoff: the n-th (1-based) wait in ms, base_ms doubled n-1
+ * times and capped at max_ms. With a seed, jitter draws it from [d/2, d] so
+ * that many loops failing together do not retry together; seed NULL gives d
+ * itself. Every retry loop (dispatch, pull, queue, poll, tunnel, cfwire)
+ * takes its waits from here. */
+long backoff_ms(unsigned *seed, int n, long base_ms, long max_ms);
+
 /* H(x) of docs/events.md: the first 32 hex digits of SHA-256 over the
  * concatenation of the given parts. */
 #define HASH_HEX 33

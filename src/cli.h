@@ -5,7 +5,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
-/* Exit statuses (SPEC.md): success, runtime failure, usage or configuration. */
+/* Exit statuses (man/synccf.1, EXIT STATUS): success, runtime failure, usage
+ * or configuration. */
 #define EXIT_OK 0
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
@@ -25,6 +26,10 @@ int cli_common(struct cli *c, int *argc, char **argv);
  * printed, cfg is freed and -1 returned. */
 struct config;
 int cli_config(const struct cli *c, struct config *cfg);
+/* cli_config, then the environment over it (config_env, config_env_all), as
+ * `config check` and `cloudflare` see it; on an error it is printed, cfg is
+ * freed and -1 returned. */
+int cli_config_env(const struct cli *c, struct config *cfg);
 /* Value of "--name VALUE" or "--name=VALUE" at argv[*i]; advances *i. NULL
  * when argv[*i] is another option, or is this one without its value (then
  * cli_bad_option says so). */

@@ -40,10 +40,8 @@ int cmd_cloudflare(struct cli *c, int argc, char **argv)
     }
     struct config cfg;
     char err[512];
-    if (cli_config(c, &cfg) != 0) return EXIT_USAGE;
-    config_env(&cfg);
-    if (config_env_all(&cfg, err, sizeof err) != 0 ||
-        (api_base && config_set(&cfg, "api_base", api_base, "--api-base", err, sizeof err) != 0)) {
+    if (cli_config_env(c, &cfg) != 0) return EXIT_USAGE;
+    if (api_base && config_set(&cfg, "api_base", api_base, "--api-base", err, sizeof err) != 0) {
         fprintf(stderr, "synccf: %s\n", err);
         config_free(&cfg);
         return EXIT_USAGE;

@@ -27,17 +27,14 @@ int cmd_config(struct cli *c, int argc, char **argv)
         return EXIT_USAGE;
     }
     struct config cfg;
-    char err[512];
-    if (cli_config(c, &cfg) != 0) return EXIT_USAGE;
-    config_env(&cfg);
-    if (config_env_all(&cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "synccf: %s\n", err);
-        config_free(&cfg);
-        return EXIT_USAGE;
-    }
+    if (cli_config_env(c, &cfg) != 0) return EXIT_USAGE;
     if (c->state_explicit || !cfg.state_dir) {
         free(cfg.state_dir);
-        cfg.state_dir = strdup(c->state_dir);
+        if (!(cfg.state_dir = strdup(c->state_dir))) {
+            fprintf(stderr, "synccf: out of memory\n");
+            config_free(&cfg);
+            return EXIT_RUNTIME;
+        }
     }
     json_t *h = json_array();
     for (size_t i = 0; i < cfg.nhandlers; i++) {

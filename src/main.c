@@ -200,6 +200,19 @@ int cli_config(const struct cli *c, struct config *cfg)
     return 0;
 }
 
+int cli_config_env(const struct cli *c, struct config *cfg)
+{
+    char err[512];
+    if (cli_config(c, cfg) != 0) return -1;
+    config_env(cfg);
+    if (config_env_all(cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "synccf: %s\n", err);
+        config_free(cfg);
+        return -1;
+    }
+    return 0;
+}
+
 int cli_common(struct cli *c, int *argc, char **argv)
 {
     const char *state = NULL, *fmt = "logfmt", *level = "info";

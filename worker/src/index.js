@@ -9,7 +9,7 @@ import {
   normNotification, normGeneric, normLogpush, parseJson, validDataset, validHookName, checkEvent,
 } from './normalize.js';
 
-export { EventLog } from './log.js';
+export { EventLog } from './eventlog.js';
 
 const num = (v, d) => (v === undefined || v === '' || Number.isNaN(Number(v)) ? d : Number(v));
 

@@ -1,7 +1,7 @@
-// log.js -- the durable event log: one Durable Object (SQLite storage) that
-// numbers events, drops duplicates, keeps them for the retention period,
-// pushes them in order to synccf, sends them to the optional Queue, and
-// streams them to pullers.
+// eventlog.js -- the durable event log: one Durable Object (SQLite storage)
+// that numbers events, drops duplicates, keeps them for the retention
+// period, streams them to pullers, and schedules their two deliveries: the
+// push to synccf (push.js) and the optional Queue (queue.js).
 //
 // Everything that changes the log happens inside this object, which workerd
 // runs one event at a time, so sequence numbers and dedupe need no further
@@ -16,11 +16,11 @@
 // backoff short.
 
 import { DurableObject } from 'cloudflare:workers';
-import { signWebhook } from './auth.js';
+import { pushStep } from './push.js';
+import { sendToQueue } from './queue.js';
+import { num } from './util.js';
 
 const utf8 = new TextEncoder();
-const byteLength = (s) => utf8.encode(s).length;
-const num = (v, d) => (v === undefined || v === '' || Number.isNaN(Number(v)) ? d : Number(v));
 
 export class EventLog extends DurableObject {
   constructor(ctx, env) {
@@ -47,6 +47,12 @@ export class EventLog extends DurableObject {
 
   setMeta(k, v) {
     this.sql.exec('INSERT INTO meta(k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v', k, JSON.stringify(v));
+  }
+
+  // Up to limit stored events after seq, in order: [{seq, body}]. What the
+  // deliveries, listings and streams read.
+  after(seq, limit) {
+    return this.sql.exec('SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?', seq, limit).toArray();
   }
 
   // Stores new events, each {id, body: the event's JSON text} -- text, so
@@ -86,81 +92,12 @@ export class EventLog extends DurableObject {
     if (current === null || current > at) await this.ctx.storage.setAlarm(at);
   }
 
-  // Both deliveries' backoff: exponential with jitter. The receiver's
-  // Retry-After (seconds) is honoured even past the cap, up to an hour: it
-  // knows better when it can take the batch.
-  backoff(attempts, retryAfter = null) {
-    const base = num(this.env.PUSH_BACKOFF_MS, 1000), cap = num(this.env.PUSH_MAX_BACKOFF_MS, 300000);
-    let delay = Math.min(cap, base * 2 ** (attempts - 1));
-    delay = delay / 2 + Math.random() * (delay / 2);
-    if (retryAfter && /^\d+$/.test(retryAfter)) delay = Math.max(delay, Math.min(Number(retryAfter) * 1000, 3600000));
-    return delay;
-  }
-
   // One Queue delivery at a time: appends and the alarm may overlap while a
   // send is awaited, and two senders reading one cursor would send twice.
   queueStep() {
-    const run = this.queueRun.then(() => this.sendToQueue());
+    const run = this.queueRun.then(() => sendToQueue(this));
     this.queueRun = run.catch(() => {});
     return run;
-  }
-
-  // The optional Queue gets each event after its cursor as its JSON text
-  // (contentType text: the exact bytes, which synccf queue reads like any
-  // JSON body), in order, in sendBatch calls within Cloudflare's limits: 100
-  // messages and 256 KB a call, 128 KB a message. An event over 128 KB cannot
-  // go to a Queue at all: it is counted (status: queue.tooLarge) and still
-  // reaches synccf by push and pull. The cursor moves after each call that
-  // succeeded; a failed call is retried with backoff (a call that failed
-  // after all may have been delivered: the Queue is at-least-once, and
-  // synccf drops the duplicate by its id). Returns when to run again.
-  async sendToQueue() {
-    const MAX_MSG = 128000, MAX_CALL = 256000, MAX_N = 100, ROWS = 1000;
-    const q = this.meta('queue', { cursor: 0 });
-    const now = Date.now();
-    if (q.next && q.next > now) return q.next;
-    const rows = this.sql.exec('SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?', q.cursor, ROWS).toArray();
-    let batch = [], bytes = 0;
-    const tooLarge = [];
-    // Counted once the cursor has passed them, so that a retry does not count them again.
-    const countTooLarge = () => {
-      const n = tooLarge.filter((seq) => seq <= q.cursor).length;
-      if (n) this.setMeta('queueTooLarge', this.meta('queueTooLarge', 0) + n);
-    };
-    const flush = async (upTo) => {
-      if (batch.length) await this.env.EVENTS_QUEUE.sendBatch(batch);
-      q.cursor = upTo;
-      batch = [];
-      bytes = 0;
-    };
-    try {
-      for (let i = 0; i < rows.length; i++) {
-        const n = byteLength(rows[i].body);
-        if (n > MAX_MSG) {
-          tooLarge.push(rows[i].seq);
-          console.warn(JSON.stringify({ msg: 'event too large for a Queue message', seq: rows[i].seq, bytes: n }));
-        } else {
-          if (batch.length === MAX_N || bytes + n > MAX_CALL) await flush(rows[i - 1].seq);
-          batch.push({ body: rows[i].body, contentType: 'text' });
-          bytes += n;
-        }
-      }
-      if (rows.length) await flush(rows[rows.length - 1].seq);
-    } catch (e) {
-      const attempts = (q.attempts ?? 0) + 1;
-      const next = Date.now() + this.backoff(attempts);
-      const lastError = { at: new Date().toISOString(), detail: String(e.message || e).slice(0, 300) };
-      console.warn(JSON.stringify({ msg: 'Queue send failed; retrying', attempts, ...lastError }));
-      this.setMeta('queue', { ...q, attempts, next, lastError });
-      countTooLarge();
-      return next;
-    }
-    countTooLarge();
-    // Nothing left (retention may have dropped what was waiting): a pending retry is over too.
-    if (!rows.length && !q.attempts) return null;
-    this.setMeta('queue', { cursor: q.cursor, lastSuccess: rows.length ? new Date().toISOString() : q.lastSuccess ?? null,
-      lastError: q.lastError ?? null });
-    return rows.length === ROWS ? Date.now() : null;
   }
 
   // Retention by age and by count (RETENTION_DAYS, RETENTION_MAX_EVENTS).
@@ -172,7 +109,7 @@ export class EventLog extends DurableObject {
   }
 
   list(after, limit) {
-    const rows = this.sql.exec('SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?', after, limit + 1).toArray();
+    const rows = this.after(after, limit + 1);
     const more = rows.length > limit;
     const page = rows.slice(0, limit);
     // JSON text, the stored events spliced in as they are: parsing them here
@@ -215,71 +152,9 @@ export class EventLog extends DurableObject {
     this.retain();
     const at = [];
     if (this.env.EVENTS_QUEUE) at.push(await this.queueStep());
-    if (this.env.SYNC_ENDPOINT) at.push(await this.pushStep());
+    if (this.env.SYNC_ENDPOINT) at.push(await pushStep(this));
     const due = at.filter((t) => t !== null);
     if (due.length) await this.arm(Math.min(...due));
-  }
-
-  // Push: one batch at a time, in order, never skipping ahead. Returns when
-  // to run again (null: nothing to do until new events arrive).
-  async pushStep() {
-    const endpoint = this.env.SYNC_ENDPOINT;
-    const push = this.meta('push', {});
-    if (push.failed) return null;
-    if (push.next && push.next > Date.now()) return push.next;
-    const cursor = push.cursor ?? 0;
-    const all = this.sql.exec('SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?',
-      cursor, num(this.env.PUSH_BATCH, 100)).toArray();
-    if (!all.length) return null;
-    // A batch also stays under PUSH_MAX_BYTES (512 KiB), below the receiver's
-    // body limit (1 MiB by default): it would refuse a larger one with 413,
-    // and a refused batch stops the push. One event always goes, whatever
-    // its size (each is below that limit when it arrives here).
-    const maxBytes = num(this.env.PUSH_MAX_BYTES, 512 * 1024);
-    let size = 2, k = 0;
-    for (; k < all.length; k++) {
-      const n = byteLength(all[k].body) + 1;
-      if (k > 0 && size + n > maxBytes) break;
-      size += n;
-    }
-    const rows = all.slice(0, k);
-    const first = rows[0].seq, last = rows[rows.length - 1].seq;
-    const body = `[${rows.map((r) => r.body).join(',')}]`;
-    const id = `batch-${first}-${last}`;
-    const ts = String(Math.floor(Date.now() / 1000));
-    let status = 0, detail = '', retryAfter = null;
-    try {
-      const res = await fetch(endpoint.replace(/\/+$/, '') + '/v1/events', {
-        method: 'POST', body,
-        headers: { 'content-type': 'application/cloudevents-batch+json', 'webhook-id': id, 'webhook-timestamp': ts,
-          'webhook-signature': await signWebhook(this.env.SYNC_SECRET, id, ts, body) },
-      });
-      status = res.status;
-      detail = (await res.text()).slice(0, 300);
-      retryAfter = res.headers.get('retry-after');
-    } catch (e) {
-      detail = String(e.message || e);
-    }
-    const now = new Date().toISOString();
-    if (status >= 200 && status < 300) {
-      this.setMeta('push', { cursor: last, attempts: 0, lastSuccess: now, lastError: push.lastError ?? null });
-      return this.sql.exec('SELECT 1 FROM events WHERE seq > ? LIMIT 1', last).toArray().length ? Date.now() : null;
-    }
-    const lastError = { at: now, status, detail, batch: id };
-    // A stale timestamp is the clocks' disagreement, not the batch's fault:
-    // each attempt is signed anew, so it goes through once they agree.
-    let reason = null;
-    try { reason = JSON.parse(detail).reason; } catch { /* not the receiver's JSON */ }
-    if (status >= 400 && status < 500 && status !== 408 && status !== 429 && reason !== 'stale_timestamp') {
-      // The receiver refuses this batch for good: stop and show it, rather
-      // than retry forever or skip it. POST /v1/push/retry resumes.
-      this.setMeta('push', { ...push, cursor, lastError, failed: { batch: id, first, last, status, detail, at: now } });
-      return null;
-    }
-    const attempts = (push.attempts ?? 0) + 1;
-    const next = Date.now() + this.backoff(attempts, retryAfter);
-    this.setMeta('push', { ...push, cursor, attempts, lastError, next });
-    return next;
   }
 
   // Server-Sent Events: everything after the cursor, then live, with heartbeats.
@@ -314,7 +189,7 @@ export class EventLog extends DurableObject {
       do {
         client.again = false;
         for (;;) {
-          const rows = this.sql.exec('SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT 100', client.cursor).toArray();
+          const rows = this.after(client.cursor, 100);
           if (!rows.length) break;
           for (const r of rows) {
             await client.send(`id: ${r.seq}\nevent: cloudevent\ndata: ${r.body}\n\n`);

@@ -1,5 +1,11 @@
-/* cmd_receive.c -- `synccf receive`: the receiver, the store and the
- * handler dispatcher in one process, until SIGTERM/SIGINT, then drain. */
+/* cmd_daemon.c -- the daemon commands: `synccf receive`, `run`, `pull`,
+ * `queue`, `poll` and `tunnel`.
+ *
+ * Each opens the library on the config, applies its flags, starts what it
+ * names (the receiver alone, the receiver and the configured sources, one
+ * outbound source, or the receiver and cloudflared) with the store and the
+ * handler dispatcher, then waits for SIGTERM/SIGINT (SIGHUP reloads the
+ * handler rules) and drains. */
 #include <signal.h>
 #include <sys/prctl.h>
 #include <time.h>
@@ -13,7 +19,8 @@
 #include "notify.h"
 #include "synccf.h"
 
-/* receive and pull share everything but what they start. */
+/* The daemon commands differ only in what they start (source: NULL for the
+ * receiver alone, "run", "tunnel", or one outbound source). */
 static int serve(struct cli *c, int argc, char **argv, const char *source);
 
 int cmd_receive(struct cli *c, int argc, char **argv) { return serve(c, argc, argv, NULL); }
