@@ -5,8 +5,10 @@
  * JSON_PRESERVE_ORDER; JSON.stringify keeps insertion order too. */
 #include "event.h"
 
+#include <stdlib.h>
 #include <string.h>
 
+#include "jscan.h"
 #include "util.h"
 
 json_t *event_build(const char *id, const char *source, const char *type, const char *subject,
@@ -31,6 +33,55 @@ json_t *event_build(const char *id, const char *source, const char *type, const 
     json_object_set_new(e, "synccfreceived", json_string(rbuf));
     json_object_set(e, "data", data);
     return e;
+}
+
+/* Appends ,"name": (or {"name": for the first) and the quoted value. */
+static char *put_attr(char *o, const char *name, const char *v, int first)
+{
+    *o++ = first ? '{' : ',';
+    *o++ = '"';
+    size_t n = strlen(name);
+    memcpy(o, name, n);
+    o += n;
+    memcpy(o, "\":", 2);
+    return o + 2 + jscan_quote(o + 2, v, strlen(v));
+}
+
+char *event_text(const char *id, const char *source, const char *type, const char *subject, size_t subjectlen,
+                 const char *time, const char *account, const struct norm_opts *o, const char *received,
+                 const char *data, size_t datalen, size_t *len)
+{
+    /* Quoting at most sextuples a string (\u00XX); 256 covers the names
+     * and punctuation (about 170 bytes). */
+    const char *q[] = {id, source, type, time, account ? account : "", o->via, received};
+    size_t cap = 256 + subjectlen + datalen;
+    for (size_t i = 0; i < sizeof q / sizeof *q; i++) cap += 6 * strlen(q[i]);
+    char *out = malloc(cap), *p = out;
+    if (!out) return NULL;
+    p = put_attr(p, "specversion", "1.0", 1);
+    p = put_attr(p, "id", id, 0);
+    p = put_attr(p, "source", source, 0);
+    p = put_attr(p, "type", type, 0);
+    if (subject) {
+        memcpy(p, ",\"subject\":\"", 12);
+        p += 12;
+        memcpy(p, subject, subjectlen);
+        p += subjectlen;
+        *p++ = '"';
+    }
+    p = put_attr(p, "time", time, 0);
+    p = put_attr(p, "datacontenttype", "application/json", 0);
+    if (account) p = put_attr(p, "cfaccount", account, 0);
+    p = put_attr(p, "synccfvia", o->via, 0);
+    p = put_attr(p, "synccfreceived", received, 0);
+    memcpy(p, ",\"data\":", 8);
+    p += 8;
+    memcpy(p, data, datalen);
+    p += datalen;
+    *p++ = '}';
+    *p = '\0';
+    *len = (size_t)(p - out);
+    return out;
 }
 
 static int nonempty_string(json_t *v, size_t max)

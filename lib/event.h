@@ -17,6 +17,16 @@ struct norm_opts {
 json_t *event_build(const char *id, const char *source, const char *type, const char *subject,
                     int64_t time_ms, const char *account, const struct norm_opts *o, json_t *data);
 
+/* The text event_dump(event_build(...)) gives, assembled directly instead
+ * of through a tree: time and received are formatted (time_format_ms),
+ * subject (may be NULL) is given escaped as it appears between quotes in
+ * JSON, and data is the stored form of the data (see jscan.h). subject and
+ * data are copied as they are; the caller vouches for them. Returns a
+ * malloc'd string with its length in *len, or NULL (out of memory). */
+char *event_text(const char *id, const char *source, const char *type, const char *subject, size_t subjectlen,
+                 const char *time, const char *account, const struct norm_opts *o, const char *received,
+                 const char *data, size_t datalen, size_t *len);
+
 /* Checks an event that arrived already normalized (from the Worker).
  * Returns NULL if valid, else a message naming what is wrong. Fills in a
  * missing synccfvia / synccfreceived from o. */

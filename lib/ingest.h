@@ -6,10 +6,15 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "normalize.h"
 #include "store.h"
 
 /* Adds ev (a normalized CloudEvent; the reference is taken over) to b, with
  * its handler runs chosen by routes (NULL: none). 0, or -1 out of memory. */
 int ingest_add(struct store_batch *b, json_t *ev, const struct config *routes);
+
+/* The same for an event made as text (norm_logpush_text); t->text is taken
+ * over. 0, or -1 out of memory. */
+int ingest_add_text(struct store_batch *b, struct norm_text *t, const char *via, const struct config *routes);
 
 #endif

@@ -237,12 +237,57 @@ static int add_event(struct req *r, struct store_batch *b, json_t *ev)
 
 /* ---- Logpush ------------------------------------------------------------ */
 
+/* Whether a filter applies to the dataset: filters read the record's tree. */
+static int filtered_dataset(const struct filter *f, const char *dataset)
+{
+    for (; f; f = f->next)
+        if (!f->dataset[0] || strcmp(f->dataset, dataset) == 0) return 1;
+    return 0;
+}
+
+/* Hands the current chunk to the store once it is full. */
+static int chunk_added(struct req *r, size_t len)
+{
+    struct store_batch *b = &r->chunk[r->cur];
+    r->chunk_bytes += len;
+    if (b->n < CHUNK_EVENTS && r->chunk_bytes < CHUNK_BYTES) return 0;
+
+    /* The chunk is full: wait for the previous one, then hand this one over. */
+    pthread_mutex_lock(&r->mu);
+    while (r->inflight) pthread_cond_wait(&r->cv, &r->mu);
+    int failed = r->store_failed;
+    if (!failed) r->inflight++;
+    pthread_mutex_unlock(&r->mu);
+    if (failed) return -1;
+    submit(r, b);
+    r->cur ^= 1;
+    r->chunk_bytes = 0;
+    return 0;
+}
+
 static int logpush_line(void *arg, const char *line, size_t len, unsigned long lineno)
 {
     struct req *r = arg;
     struct norm_opts o = {"tunnel", r->received_ms};
     json_t *ev;
     char why[160];
+    if (!filtered_dataset(r->srv->cfg.filters, r->name)) {
+        /* A record already in its stored form becomes its event as text. */
+        struct norm_text t;
+        int k = norm_logpush_text(r->name, line, len, &o, &t);
+        if (k == 0) return 0;
+        if (k == 1) {
+            if (ingest_add_text(&r->chunk[r->cur], &t, o.via, r->srv->cfg.routes) != 0) {
+                reject(r, 500, "internal", "out of memory");
+                return -1;
+            }
+            return chunk_added(r, len);
+        }
+        if (k < 0) {
+            reject(r, 500, "internal", "out of memory");
+            return -1;
+        }
+    }
     int kind = norm_logpush_line(r->name, line, len, &o, &ev, why, sizeof why);
     if (kind < 0) {
         char no[24];
@@ -259,22 +304,8 @@ static int logpush_line(void *arg, const char *line, size_t len, unsigned long l
         store_count(r->srv->store, "filtered.logpush", 1);
         return 0;
     }
-    struct store_batch *b = &r->chunk[r->cur];
-    if (add_event(r, b, ev)) return -1;
-    r->chunk_bytes += len;
-    if (b->n < CHUNK_EVENTS && r->chunk_bytes < CHUNK_BYTES) return 0;
-
-    /* The chunk is full: wait for the previous one, then hand this one over. */
-    pthread_mutex_lock(&r->mu);
-    while (r->inflight) pthread_cond_wait(&r->cv, &r->mu);
-    int failed = r->store_failed;
-    if (!failed) r->inflight++;
-    pthread_mutex_unlock(&r->mu);
-    if (failed) return -1;
-    submit(r, b);
-    r->cur ^= 1;
-    r->chunk_bytes = 0;
-    return 0;
+    if (add_event(r, &r->chunk[r->cur], ev)) return -1;
+    return chunk_added(r, len);
 }
 
 static void logpush_feed(struct req *r, const char *data, size_t n)

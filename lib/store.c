@@ -135,6 +135,27 @@ int store_event_from_json(const json_t *ev, struct store_event *out)
     return 0;
 }
 
+int store_event_from_text(const char *id, const char *type, const char *source, const char *subject,
+                          const char *time, const char *via, const char *received, char *body,
+                          struct store_event *out)
+{
+    memset(out, 0, sizeof *out);
+    out->body = body;
+    out->id = strdup(id);
+    out->type = strdup(type);
+    out->source = strdup(source);
+    out->subject = subject ? strdup(subject) : NULL;
+    out->time = strdup(time);
+    out->via = strdup(via);
+    out->received = strdup(received);
+    if (!out->id || !out->type || !out->source || (subject && !out->subject) || !out->time || !out->via ||
+        !out->received || !out->body) {
+        store_event_free(out);
+        return -1;
+    }
+    return 0;
+}
+
 void store_event_free(struct store_event *e)
 {
     free(e->id);
