@@ -300,8 +300,15 @@ struct store *store_open(const char *path, int readonly, char *err, size_t errle
     sqlite3_busy_timeout(s->db, 2000);
     /* Reading the schema is what detects a file that is not a database. */
     if (exec_sql(s->db, "SELECT count(*) FROM sqlite_master", err, errlen)) goto fail;
-    if (!readonly &&
-        exec_sql(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", err, errlen))
+    /* cache_size: event ids are hashes, so inserts land all over the id
+     * index; with SQLite's default 2 MiB cache each group re-read most of
+     * the pages it touched from the file once the index outgrew it (a fifth
+     * of the writer's CPU in pread at 160,000 records). 16 MiB holds the
+     * index of about 300,000 events; it is allocated only as pages are used. */
+    if (!readonly && exec_sql(s->db,
+                              "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; "
+                              "PRAGMA cache_size=-16384;",
+                              err, errlen))
         goto fail;
     if (migrate(s, err, errlen)) goto fail;
     if (!readonly) {
