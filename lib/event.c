@@ -133,6 +133,31 @@ const char *event_accept(json_t *ev, const struct norm_opts *o)
     return NULL;
 }
 
+int event_will_add(const json_t *ev)
+{
+    return (json_object_get(ev, "synccfvia") ? 0 : EVENT_ADDED_VIA) |
+           (json_object_get(ev, "synccfreceived") ? 0 : EVENT_ADDED_RECEIVED);
+}
+
+char *event_kept_text(const json_t *ev, const char *text, size_t len, int added)
+{
+    /* "{}" (never a valid event) would need no comma: left to event_dump. */
+    if (len < 3 || text[0] != '{' || text[len - 1] != '}') return NULL;
+    const char *via = json_string_value(json_object_get(ev, "synccfvia"));
+    const char *rc = json_string_value(json_object_get(ev, "synccfreceived"));
+    if (!via || !rc) return NULL;
+    size_t cap = len + 64 + 6 * (strlen(via) + strlen(rc));
+    char *out = malloc(cap), *p = out;
+    if (!out) return NULL;
+    memcpy(p, text, len - 1);
+    p += len - 1;
+    if (added & EVENT_ADDED_VIA) p = put_attr(p, "synccfvia", via, 0);
+    if (added & EVENT_ADDED_RECEIVED) p = put_attr(p, "synccfreceived", rc, 0);
+    *p++ = '}';
+    *p = '\0';
+    return out;
+}
+
 char *event_dump(const json_t *ev)
 {
     return json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER);

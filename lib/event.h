@@ -32,6 +32,20 @@ char *event_text(const char *id, const char *source, const char *type, const cha
  * missing synccfvia / synccfreceived from o. */
 const char *event_accept(json_t *ev, const struct norm_opts *o);
 
+/* What event_accept added to an event, for event_kept_text. */
+#define EVENT_ADDED_VIA 1
+#define EVENT_ADDED_RECEIVED 2
+/* Which of synccfvia / synccfreceived event_accept will add to ev. */
+int event_will_add(const json_t *ev);
+
+/* The stored text of an event that arrived as text, without serializing it
+ * again: its own bytes, which the caller has found already in event_dump's
+ * form (jscan_canonical), with the members event_accept added (added, from
+ * event_will_add before it ran) appended where jansson appends them, last.
+ * Valid only while validation adds nothing else to the tree. NULL when out
+ * of memory or ev lacks them. */
+char *event_kept_text(const json_t *ev, const char *text, size_t len, int added);
+
 /* Compact serialization with attribute order kept: the byte-for-byte form
  * shared with the Worker. Caller frees. */
 char *event_dump(const json_t *ev);

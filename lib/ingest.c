@@ -34,6 +34,25 @@ int ingest_add(struct store_batch *b, json_t *ev, const struct config *routes)
     return rc;
 }
 
+static const char *str(const json_t *ev, const char *k) { return json_string_value(json_object_get(ev, k)); }
+
+int ingest_add_kept(struct store_batch *b, json_t *ev, char *text, const struct config *routes)
+{
+    const char *id = str(ev, "id"), *type = str(ev, "type"), *source = str(ev, "source"), *time = str(ev, "time"),
+               *via = str(ev, "synccfvia"), *received = str(ev, "synccfreceived");
+    if (!text || !id || !type || !source || !time || !via || !received) {
+        free(text);
+        return ingest_add(b, ev, routes);
+    }
+    struct store_event se;
+    int rc = store_event_from_text(id, type, source, str(ev, "subject"), time, via, received, text, &se);
+    if (rc == 0) rc = route(&se, ev, routes);
+    json_decref(ev);
+    if (rc == 0 && store_batch_add(b, &se) != 0) rc = -1;
+    if (rc) store_event_free(&se);
+    return rc;
+}
+
 int ingest_add_text(struct store_batch *b, struct norm_text *t, const char *via, const struct config *routes)
 {
     struct store_event se;

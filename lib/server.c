@@ -24,6 +24,7 @@
 
 #include "event.h"
 #include "ingest.h"
+#include "jscan.h"
 #include "log.h"
 #include "logpush.h"
 #include "normalize.h"
@@ -43,6 +44,9 @@
  * away so that the client, which is usually still sending, gets the answer
  * instead of a reset connection; beyond it the connection is closed. */
 #define DRAIN_MAX (16u << 20)
+
+/* The most events of one push whose text can be kept (push_events). */
+#define PUSH_SPANS 4096
 
 /* The JSON routes hold a body whole before it can be checked (a push's
  * signature covers its body), so each of max_connections unauthenticated
@@ -365,6 +369,69 @@ static int verify_push(struct req *r)
     return -1;
 }
 
+/* The events of a /v1/events body (the Worker's push), all validated before
+ * any is kept. body is the parsed r->body. An event's stored text is its
+ * sender's bytes when the whole body is already in event_dump's form (what
+ * JSON.stringify writes mostly is; jscan.h): then nothing is serialized
+ * again. Returns the reason the body is refused, or NULL. */
+static const char *push_events(struct req *r, json_t *body, struct store_batch *b, const struct norm_opts *o)
+{
+    const char *text = r->body.p ? r->body.p : "";
+    size_t len = r->body.len, nspans = 0;
+    struct jmember one = {.val = text, .vallen = len}, *spans = NULL;
+    int kept = 0;
+    const char *err = NULL;
+    json_t *events;
+    if (json_is_object(body)) {
+        events = json_array();
+        if (!events || json_array_append(events, body) != 0) {
+            json_decref(events);
+            reject(r, 500, "internal", "out of memory");
+            return NULL;
+        }
+        kept = jscan_canonical(text, len, NULL, 0, NULL);
+        spans = &one;
+        nspans = 1;
+    } else if (json_is_array(body)) {
+        events = json_incref(body);
+        /* Past PUSH_SPANS events a body is serialized as before. */
+        size_t max = len / 3 + 1 < PUSH_SPANS ? len / 3 + 1 : PUSH_SPANS;
+        spans = malloc(max * sizeof *spans);
+        kept = spans && jscan_canonical(text, len, spans, max, &nspans) && nspans == json_array_size(body);
+    } else {
+        return "body must be a CloudEvent or an array of them";
+    }
+    unsigned char *added = kept ? calloc(nspans, 1) : NULL;
+    if (!added) kept = 0;
+
+    size_t i;
+    json_t *e;
+    json_array_foreach(events, i, e) {
+        /* Validation may add synccfvia / synccfreceived, which the kept
+         * text gets too; it must change nothing else. */
+        if (kept) added[i] = (unsigned char)event_will_add(e);
+        const char *why = event_accept(e, o);
+        if (why) {
+            snprintf(r->msg, sizeof r->msg, "event %zu: %s", i, why);
+            err = r->msg;
+            break;
+        }
+    }
+    if (!err) {
+        json_array_foreach(events, i, e) {
+            char *t = kept ? event_kept_text(e, spans[i].val, spans[i].vallen, added[i]) : NULL;
+            if (ingest_add_kept(b, json_incref(e), t, r->srv->cfg.routes) != 0) {
+                reject(r, 500, "internal", "out of memory");
+                break;
+            }
+        }
+    }
+    free(added);
+    if (spans != &one) free(spans);
+    json_decref(events);
+    return err;
+}
+
 /* Parses and normalizes a buffered body into one batch. */
 static enum MHD_Result json_final(struct req *r)
 {
@@ -383,35 +450,10 @@ static enum MHD_Result json_final(struct req *r)
     json_t *ev = NULL;
 
     switch (r->route) {
-    case R_EVENTS: {
+    case R_EVENTS:
         o.via = "worker";
-        if (json_is_object(body)) {
-            json_t *one = json_array();
-            json_array_append(one, body);
-            json_decref(body);
-            body = one;
-        }
-        if (!json_is_array(body)) {
-            err = "body must be a CloudEvent or an array of them";
-            break;
-        }
-        size_t i;
-        json_t *e;
-        json_array_foreach(body, i, e) {
-            const char *why = event_accept(e, &o);
-            if (why) {
-                snprintf(r->msg, sizeof r->msg, "event %zu: %s", i, why);
-                err = r->msg;
-                break;
-            }
-        }
-        if (err) break;
-        json_array_foreach(body, i, e) {
-            json_incref(e);
-            if (add_event(r, b, e)) break;
-        }
+        err = push_events(r, body, b, &o);
         break;
-    }
     case R_NOTIFY:
         if (!json_is_object(body)) err = "a notification must be a JSON object";
         else ev = norm_notification(body, &o);

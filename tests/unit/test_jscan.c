@@ -2,6 +2,7 @@
  * event the jansson path makes, for every vector line and for lines made to
  * sit on the edges of what jscan recognizes (big integers, escapes, unicode,
  * duplicates, reals, nesting). */
+#include <dirent.h>
 #include <jansson.h>
 #include <string.h>
 
@@ -188,9 +189,64 @@ static void test_quote(void **state)
     json_decref(j);
 }
 
+/* A pushed event's kept text equals event_dump of the validated tree. */
+static int check_push(const char *text, size_t len)
+{
+    if (!jscan_canonical(text, len, NULL, 0, NULL)) return 0;
+    json_t *ev = json_loadb(text, len, 0, NULL);
+    assert_non_null(ev);
+    int added = event_will_add(ev);
+    struct norm_opts o = {"worker", 1763633000123};
+    assert_null(event_accept(ev, &o));
+    char *kept = event_kept_text(ev, text, len, added);
+    char *want = event_dump(ev);
+    assert_non_null(kept);
+    assert_string_equal(kept, want);
+    free(kept);
+    free(want);
+    json_decref(ev);
+    return 1;
+}
+
+/* Every expected event of every vector, as the Worker would push it: whole,
+ * and without the synccf attributes that validation then adds. */
+static void test_push_vectors(void **state)
+{
+    (void)state;
+    DIR *d = opendir("tests/vectors");
+    assert_non_null(d);
+    struct dirent *de;
+    int kept = 0;
+    while ((de = readdir(d))) {
+        size_t n = strlen(de->d_name);
+        if (n < 5 || strcmp(de->d_name + n - 5, ".json") != 0) continue;
+        char path[512];
+        snprintf(path, sizeof path, "tests/vectors/%s", de->d_name);
+        json_t *v = json_load_file(path, 0, NULL);
+        assert_non_null(v);
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(v, "expected"), i, e) {
+            for (int drop = 0; drop < 4; drop++) {
+                json_t *c = json_deep_copy(e);
+                if (drop & 1) json_object_del(c, "synccfvia");
+                if (drop & 2) json_object_del(c, "synccfreceived");
+                char *t = event_dump(c);
+                kept += check_push(t, strlen(t));
+                free(t);
+                json_decref(c);
+            }
+        }
+        json_decref(v);
+    }
+    closedir(d);
+    assert_true(kept > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_vector_lines), cmocka_unit_test(test_edges),
+                                       cmocka_unit_test(test_push_vectors),
                                        cmocka_unit_test(test_quote)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
