@@ -158,6 +158,51 @@ char *event_kept_text(const json_t *ev, const char *text, size_t len, int added)
     return out;
 }
 
+/* A top-level value from its scanned span. */
+static json_t *scanned_value(const struct jmember *m, int parse)
+{
+    switch (m->kind) {
+    case JK_STRING: {
+        char small[256], *dec = m->vallen <= sizeof small ? small : malloc(m->vallen);
+        if (!dec) return NULL;
+        json_t *v = json_stringn_nocheck(dec, jscan_unescape(dec, m->val, m->vallen));
+        if (dec != small) free(dec);
+        return v;
+    }
+    case JK_INTEGER: {
+        char num[24]; /* jscan bounds integers to 64 bits: at most 20 bytes */
+        memcpy(num, m->val, m->vallen);
+        num[m->vallen] = '\0';
+        return json_integer(strtoll(num, NULL, 10));
+    }
+    case JK_TRUE: return json_true();
+    case JK_FALSE: return json_false();
+    case JK_NULL: return json_null();
+    case JK_OBJECT: return parse ? json_loadb(m->val, m->vallen, 0, NULL) : json_object();
+    case JK_ARRAY: return parse ? json_loadb(m->val, m->vallen, JSON_DECODE_ANY, NULL) : json_array();
+    }
+    return NULL;
+}
+
+json_t *event_tree(const char *text, size_t len, int with_data)
+{
+    struct jmember m[JSCAN_MAX_KEYS];
+    size_t n;
+    if (len == 0 || text[0] != '{' || !jscan_canonical(text, len, m, JSCAN_MAX_KEYS, &n)) return NULL;
+    json_t *ev = json_object();
+    for (size_t i = 0; ev && i < n; i++) {
+        char small[64], *key = m[i].keylen <= sizeof small ? small : malloc(m[i].keylen);
+        int data = m[i].keylen == 4 && memcmp(m[i].key, "data", 4) == 0;
+        json_t *v = key ? scanned_value(&m[i], data && with_data) : NULL;
+        if (!v || json_object_setn_new_nocheck(ev, key, jscan_unescape(key, m[i].key, m[i].keylen), v) != 0) {
+            json_decref(ev);
+            ev = NULL;
+        }
+        if (key != small) free(key);
+    }
+    return ev;
+}
+
 char *event_dump(const json_t *ev)
 {
     return json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER);

@@ -369,41 +369,86 @@ static int verify_push(struct req *r)
     return -1;
 }
 
-/* The events of a /v1/events body (the Worker's push), all validated before
- * any is kept. body is the parsed r->body. An event's stored text is its
- * sender's bytes when the whole body is already in event_dump's form (what
- * JSON.stringify writes mostly is; jscan.h): then nothing is serialized
- * again. Returns the reason the body is refused, or NULL. */
-static const char *push_events(struct req *r, json_t *body, struct store_batch *b, const struct norm_opts *o)
+/* A /v1/events body (the Worker's push) already in event_dump's form (what
+ * JSON.stringify writes mostly is; jscan.h) is read from its scan: each
+ * event's tree comes from event_tree, not jansson's parser, and its stored
+ * text is its sender's bytes, never serialized again. */
+struct push_scan {
+    struct jmember one, *spans; /* each event's text */
+    size_t n;
+};
+
+static void push_scan_free(struct push_scan *ps)
 {
-    const char *text = r->body.p ? r->body.p : "";
-    size_t len = r->body.len, nspans = 0;
-    struct jmember one = {.val = text, .vallen = len}, *spans = NULL;
-    int kept = 0;
-    const char *err = NULL;
-    json_t *events;
-    if (json_is_object(body)) {
-        events = json_array();
-        if (!events || json_array_append(events, body) != 0) {
-            json_decref(events);
-            reject(r, 500, "internal", "out of memory");
+    if (ps->spans != &ps->one) free(ps->spans);
+    ps->spans = NULL;
+}
+
+/* The events of a push in that form, as an array of trees; NULL when the
+ * body is not in that form (or memory ran out): then it is parsed whole. */
+static json_t *push_scan(struct req *r, struct push_scan *ps)
+{
+    const char *text = r->body.p;
+    size_t len = r->body.len;
+    memset(ps, 0, sizeof *ps);
+    if (!text || len < 2) return NULL;
+    if (text[0] == '{') {
+        ps->one = (struct jmember){.val = text, .vallen = len, .kind = JK_OBJECT};
+        ps->spans = &ps->one;
+        ps->n = 1;
+    } else if (text[0] == '[') {
+        /* Past PUSH_SPANS events a body takes the parser. */
+        size_t max = len / 3 + 1 < PUSH_SPANS ? len / 3 + 1 : PUSH_SPANS;
+        if (!(ps->spans = malloc(max * sizeof *ps->spans))) return NULL;
+        if (!jscan_canonical(text, len, ps->spans, max, &ps->n)) {
+            push_scan_free(ps);
             return NULL;
         }
-        kept = jscan_canonical(text, len, NULL, 0, NULL);
-        spans = &one;
-        nspans = 1;
-    } else if (json_is_array(body)) {
-        events = json_incref(body);
-        /* Past PUSH_SPANS events a body is serialized as before. */
-        size_t max = len / 3 + 1 < PUSH_SPANS ? len / 3 + 1 : PUSH_SPANS;
-        spans = malloc(max * sizeof *spans);
-        kept = spans && jscan_canonical(text, len, spans, max, &nspans) && nspans == json_array_size(body);
     } else {
-        return "body must be a CloudEvent or an array of them";
+        return NULL;
     }
-    unsigned char *added = kept ? calloc(nspans, 1) : NULL;
-    if (!added) kept = 0;
+    /* Handlers may match on data: then it is parsed too. */
+    int with_data = r->srv->cfg.routes && config_has_handlers(r->srv->cfg.routes);
+    json_t *events = json_array();
+    for (size_t i = 0; events && i < ps->n; i++) {
+        json_t *e = ps->spans[i].kind == JK_OBJECT ? event_tree(ps->spans[i].val, ps->spans[i].vallen, with_data) : NULL;
+        if (!e || json_array_append_new(events, e) != 0) {
+            json_decref(events);
+            events = NULL;
+        }
+    }
+    if (!events) push_scan_free(ps);
+    return events;
+}
 
+/* The events of a push, all validated before any is kept: events (from
+ * push_scan, with ps) or else body, the parsed request. Returns the reason
+ * the body is refused, or NULL. */
+static const char *push_events(struct req *r, json_t *events, struct push_scan *ps, json_t *body,
+                               struct store_batch *b, const struct norm_opts *o)
+{
+    if (!events) {
+        if (json_is_object(body)) {
+            events = json_array();
+            if (!events || json_array_append(events, body) != 0) {
+                json_decref(events);
+                reject(r, 500, "internal", "out of memory");
+                return NULL;
+            }
+        } else if (json_is_array(body)) {
+            events = json_incref(body);
+        } else {
+            return "body must be a CloudEvent or an array of them";
+        }
+    }
+    int kept = ps->spans != NULL;
+    unsigned char *added = kept ? calloc(ps->n, 1) : NULL;
+    const char *err = NULL;
+    if (kept && !added) {
+        reject(r, 500, "internal", "out of memory");
+        json_decref(events);
+        return NULL;
+    }
     size_t i;
     json_t *e;
     json_array_foreach(events, i, e) {
@@ -419,7 +464,11 @@ static const char *push_events(struct req *r, json_t *body, struct store_batch *
     }
     if (!err) {
         json_array_foreach(events, i, e) {
-            char *t = kept ? event_kept_text(e, spans[i].val, spans[i].vallen, added[i]) : NULL;
+            char *t = NULL;
+            if (kept && !(t = event_kept_text(e, ps->spans[i].val, ps->spans[i].vallen, added[i]))) {
+                reject(r, 500, "internal", "out of memory");
+                break;
+            }
             if (ingest_add_kept(b, json_incref(e), t, r->srv->cfg.routes) != 0) {
                 reject(r, 500, "internal", "out of memory");
                 break;
@@ -427,7 +476,6 @@ static const char *push_events(struct req *r, json_t *body, struct store_batch *
         }
     }
     free(added);
-    if (spans != &one) free(spans);
     json_decref(events);
     return err;
 }
@@ -436,8 +484,10 @@ static const char *push_events(struct req *r, json_t *body, struct store_batch *
 static enum MHD_Result json_final(struct req *r)
 {
     if (r->route == R_EVENTS && verify_push(r) != 0) return answer_error(r);
+    struct push_scan ps = {0};
+    json_t *events = r->route == R_EVENTS ? push_scan(r, &ps) : NULL;
     json_error_t jerr;
-    json_t *body = json_loadb(r->body.p ? r->body.p : "", r->body.len, 0, &jerr);
+    json_t *body = events ? json_null() : json_loadb(r->body.p ? r->body.p : "", r->body.len, 0, &jerr);
     if (!body) {
         char m[200];
         snprintf(m, sizeof m, "malformed JSON: %s (line %d)", jerr.text, jerr.line);
@@ -452,7 +502,7 @@ static enum MHD_Result json_final(struct req *r)
     switch (r->route) {
     case R_EVENTS:
         o.via = "worker";
-        err = push_events(r, body, b, &o);
+        err = push_events(r, events, &ps, body, b, &o);
         break;
     case R_NOTIFY:
         if (!json_is_object(body)) err = "a notification must be a JSON object";
@@ -482,6 +532,7 @@ static enum MHD_Result json_final(struct req *r)
         err = "no such route";
     }
     json_decref(body);
+    push_scan_free(&ps);
     body_release(r); /* parsed: the events hold what is needed */
     if (err) {
         char m[200];

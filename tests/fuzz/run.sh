@@ -10,14 +10,16 @@ mkdir -p "$OUT"
 PKGS="jansson zlib libcrypto sqlite3 yaml-0.1"
 CFLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iinclude $(pkg-config --cflags $PKGS)"
 LIBS="$(pkg-config --libs $PKGS) -lpthread -lm"
-LIBSRC="lib/sse.c lib/event.c lib/normalize.c lib/logpush.c lib/webhook.c lib/util.c lib/log.c lib/config.c lib/handler.c"
-for t in normalize logpush webhook sources config sse; do
+LIBSRC="lib/sse.c lib/event.c lib/jscan.c lib/normalize.c lib/logpush.c lib/webhook.c lib/util.c lib/log.c lib/config.c lib/handler.c"
+for t in normalize logpush jscan webhook sources config sse; do
     clang $CFLAGS -o "$OUT/fuzz_$t" "tests/fuzz/fuzz_$t.c" $LIBSRC $LIBS
     corpus="$OUT/corpus_$t"
     mkdir -p "$corpus"
     case $t in
         normalize) for f in tests/vectors/inputs/*.json; do { printf '\000'; cat "$f"; } > "$corpus/n-$(basename "$f")"; { printf '\001'; cat "$f"; } > "$corpus/g-$(basename "$f")"; done ;;
         logpush) for f in tests/vectors/inputs/*.ndjson* tests/vectors/inputs/*.gz; do { printf '\377'; cat "$f"; } > "$corpus/$(basename "$f")"; done ;;
+        jscan) for f in tests/vectors/inputs/*.ndjson; do i=0; while IFS= read -r l; do i=$((i + 1)); for m in 0 1; do printf "\\$m%s" "$l" > "$corpus/$m-$i-$(basename "$f")"; done; done < "$f"; done
+               node -e 'for (const f of require("fs").readdirSync("tests/vectors").filter(f => f.endsWith(".json"))) for (const [i, e] of (JSON.parse(require("fs").readFileSync("tests/vectors/" + f)).expected || []).entries()) require("fs").writeFileSync(process.argv[1] + "/p-" + i + "-" + f, "\x02" + JSON.stringify(e))' "$corpus" ;;
         sources) cp tests/vectors/inputs/audit-*.json tests/vectors/inputs/pages-deployments.json tests/vectors/inputs/queue-pull-response.json "$corpus/" ;;
         config) cp examples/synccf.yaml "$corpus/"; printf 'sync:\n  cloudflare:\n    mode: hybrid\n' > "$corpus/xplat.yaml" ;;
         sse) printf '\003: hello\n\nid: 1\nevent: cloudevent\ndata: {"specversion":"1.0"}\n\nid: 2\r\ndata: a\r\ndata: b\r\n\r\n' > "$corpus/seed" ;;

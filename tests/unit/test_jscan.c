@@ -189,22 +189,42 @@ static void test_quote(void **state)
     json_decref(j);
 }
 
-/* A pushed event's kept text equals event_dump of the validated tree. */
+/* A pushed event as the server takes it (event_tree, then validation, then
+ * the kept text) equals the jansson path: parse, validate, event_dump. */
 static int check_push(const char *text, size_t len)
 {
     if (!jscan_canonical(text, len, NULL, 0, NULL)) return 0;
+    struct norm_opts o = {"worker", 1763633000123};
     json_t *ev = json_loadb(text, len, 0, NULL);
     assert_non_null(ev);
-    int added = event_will_add(ev);
-    struct norm_opts o = {"worker", 1763633000123};
-    assert_null(event_accept(ev, &o));
-    char *kept = event_kept_text(ev, text, len, added);
+    json_t *full = event_tree(text, len, 1), *shallow = event_tree(text, len, 0);
+    assert_non_null(full);
+    assert_non_null(shallow);
+    assert_true(json_equal(full, ev));
+    int added = event_will_add(shallow);
+    assert_int_equal(added, event_will_add(ev));
+    const char *why = event_accept(ev, &o);
+    const char *why2 = event_accept(shallow, &o);
+    assert_ptr_equal(why, why2);
+    if (why) {
+        json_decref(ev);
+        json_decref(full);
+        json_decref(shallow);
+        return 0;
+    }
+    char *kept = event_kept_text(shallow, text, len, added);
     char *want = event_dump(ev);
     assert_non_null(kept);
     assert_string_equal(kept, want);
+    const char *attrs[] = {"id", "type", "source", "subject", "time", "synccfvia", "synccfreceived"};
+    for (size_t i = 0; i < sizeof attrs / sizeof *attrs; i++)
+        assert_true(json_equal(json_object_get(ev, attrs[i]), json_object_get(shallow, attrs[i])) ||
+                    (!json_object_get(ev, attrs[i]) && !json_object_get(shallow, attrs[i])));
     free(kept);
     free(want);
     json_decref(ev);
+    json_decref(full);
+    json_decref(shallow);
     return 1;
 }
 
