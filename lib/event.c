@@ -192,8 +192,7 @@ json_t *event_tree(const char *text, size_t len, int with_data)
     json_t *ev = json_object();
     for (size_t i = 0; ev && i < n; i++) {
         char small[64], *key = m[i].keylen <= sizeof small ? small : malloc(m[i].keylen);
-        int data = m[i].keylen == 4 && memcmp(m[i].key, "data", 4) == 0;
-        json_t *v = key ? scanned_value(&m[i], data && with_data) : NULL;
+        json_t *v = key ? scanned_value(&m[i], with_data) : NULL;
         if (!v || json_object_setn_new_nocheck(ev, key, jscan_unescape(key, m[i].key, m[i].keylen), v) != 0) {
             json_decref(ev);
             ev = NULL;

@@ -48,10 +48,11 @@ char *event_kept_text(const json_t *ev, const char *text, size_t len, int added)
 
 /* The tree of an event whose text jscan_canonical accepted, built from the
  * scan rather than by jansson's parser: what validation and routing read.
- * data is parsed only when with_data is set; otherwise an object or array
- * in data is given as an empty one of its kind (validation looks at the
- * attributes, and at data only for its type), and the stored text, not this
- * tree, is what the event is. NULL when not an object, or out of memory. */
+ * Objects and arrays (data's, as only data may hold one) are parsed only
+ * when with_data is set; otherwise each is an empty one of its kind
+ * (validation looks at the attributes, and at data only for its type), and
+ * the stored text, not this tree, is what the event is. NULL when not an
+ * object, or out of memory. */
 json_t *event_tree(const char *text, size_t len, int with_data);
 
 /* Compact serialization with attribute order kept: the byte-for-byte form

@@ -69,7 +69,7 @@ static void canonical(const char *s, size_t n)
 static void push(const char *s, size_t n)
 {
     if (!jscan_canonical(s, n, NULL, 0, NULL)) return;
-    json_t *ev = json_loadb(s, n, 0, NULL);
+    json_t *ev = json_loadb(s, n, JSON_DECODE_ANY, NULL);
     if (!ev) abort();
     json_t *full = event_tree(s, n, 1), *shallow = event_tree(s, n, 0);
     if (json_is_object(ev) != (full != NULL) || (full && !json_equal(full, ev))) abort();
