@@ -1,6 +1,7 @@
 /* ceiling.c -- the insert ceiling for bench/logpush.sh: the events a run
  * stored, inserted again into the same schema by a plain program in one
- * transaction, with the store's durability settings (WAL, synchronous=FULL).
+ * transaction, with the store's durability and cache settings (WAL,
+ * synchronous=FULL, a 16 MiB page cache).
  *   ceiling SRC.db DST.db   ->  "seconds records bytes_on_disk"
  * The rows are read into memory first; only the inserts and the commit are
  * timed. The schema is copied from SRC, so it follows the store's. */
@@ -42,7 +43,8 @@ int main(int argc, char **argv)
     }
     if (sqlite3_open_v2(argv[1], &src, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) die(src, "open source");
     if (sqlite3_open(argv[2], &dst) != SQLITE_OK) die(dst, "open destination");
-    if (sqlite3_exec(dst, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, NULL) != SQLITE_OK)
+    if (sqlite3_exec(dst, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-16384;", NULL, NULL,
+                     NULL) != SQLITE_OK)
         die(dst, "pragmas");
     if (sqlite3_prepare_v2(src, "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' "
                                 "ORDER BY rowid", -1, &st, NULL) != SQLITE_OK)

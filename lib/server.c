@@ -205,7 +205,10 @@ static void batch_done(struct store_batch *b, void *arg)
     if (b->failed) r->store_failed = 1;
     r->accepted += b->accepted;
     r->duplicates += b->duplicates;
-    store_batch_clear(b);
+    /* The batch's events are freed by the request's own thread (when it
+     * reuses the chunk, or on completion), not here: freeing 4,096 events
+     * cost the writer, the one thread every request waits on, 4% of its
+     * time on a Logpush batch. */
     r->inflight--;
     int resume = r->final && r->inflight == 0;
     pthread_cond_broadcast(&r->cv);
@@ -270,6 +273,7 @@ static int chunk_added(struct req *r, size_t len)
     submit(r, b);
     r->cur ^= 1;
     r->chunk_bytes = 0;
+    store_batch_clear(&r->chunk[r->cur]); /* committed: the writer is done with it */
     return 0;
 }
 
