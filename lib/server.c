@@ -446,7 +446,7 @@ static const char *push_events(struct req *r, json_t *events, struct push_scan *
         }
     }
     int kept = ps->spans != NULL;
-    unsigned char *added = kept ? calloc(ps->n, 1) : NULL;
+    unsigned char *added = kept ? calloc(ps->n + 1, 1) : NULL; /* + 1: "[]" too */
     const char *err = NULL;
     if (kept && !added) {
         reject(r, 500, "internal", "out of memory");
