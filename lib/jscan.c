@@ -47,12 +47,26 @@ static int hexval(unsigned c)
     return -1; /* lowercase hex is valid JSON but not jansson's form */
 }
 
+/* Whether any of the 8 bytes in v is '"', '\\', below 0x20 or above 0x7f:
+ * the bytes a string cannot simply pass over (the usual SWAR tests, exact
+ * as a yes/no answer). */
+static int special8(uint64_t v)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
+    return (((q - ones) & ~q) | ((b - ones) & ~b) | ((v - ones * 0x20) & ~v) | v) & high ? 1 : 0;
+}
+
 /* s->p is past the opening quote; on success it is past the closing one. */
 static int string(struct st *s, const char **start, size_t *len)
 {
     const unsigned char *p = s->p, *e = s->end;
     *start = (const char *)p;
     while (p < e) {
+        /* Plain ASCII, most of most strings, eight bytes at a time. */
+        uint64_t w;
+        while (e - p >= 8 && (memcpy(&w, p, 8), !special8(w))) p += 8;
+        if (p >= e) break;
         unsigned c = *p;
         if (c == '"') {
             *len = (size_t)(p - (const unsigned char *)*start);

@@ -164,6 +164,15 @@ static void test_edges(void **state)
     for (int i = 0; i < EVENT_SUBJECT_MAX; i++) k += snprintf(big + k, sizeof big - (size_t)k, "\\u0001");
     k += snprintf(big + k, sizeof big - (size_t)k, "\"}");
     check_line("http_requests", big, (size_t)k);
+    /* Each byte a string cannot pass over, at every offset around the
+     * 8-byte steps of the scanner's fast path. */
+    static const char *const odd[] = {"\\\"", "\\\\", "\x01", "\x1f", "\x7f", "\xc3\xa9", "\xff", "\\u001F", "\\n", " "};
+    for (size_t o = 0; o < sizeof odd / sizeof *odd; o++)
+        for (int pos = 0; pos < 20; pos++) {
+            int k2 = snprintf(big, sizeof big, "{\"ZoneName\":\"%.*s%s%.*s\"}", pos, "abcdefghijklmnopqrstuvwxyz", odd[o],
+                              20 - pos, "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+            check_line("http_requests", big, (size_t)k2);
+        }
     /* More members than jscan follows: left to jansson. */
     k = snprintf(big, sizeof big, "{");
     for (int i = 0; i < JSCAN_MAX_KEYS + 1; i++) k += snprintf(big + k, sizeof big - (size_t)k, "%s\"k%d\":1", i ? "," : "", i);
