@@ -4,7 +4,7 @@
 #   nginx               (static 200: the HTTP ceiling of this machine)
 #   adnanh/webhook      (HMAC check, then a command doing the task-cache removal)
 # in the same run, with the same load. Writes bench/results/ingest.md.
-#   DURATION=10 CONNS=64 THREADS=2 bench/ingest.sh
+#   DURATION=10 CONNS=64 THREADS=2 bench/ingest.sh   (SYNCCF=path/to/synccf: another build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
@@ -14,6 +14,7 @@ OUT=bench/results
 mkdir -p "$OUT"
 scripts/deps.sh wrk webhook nginx-light >/dev/null
 make -s all >/dev/null
+SYNCCF=${SYNCCF:-build/synccf}
 
 WORK=$(mktemp -d /tmp/synccf-bench.XXXXXX)
 PIDS=()
@@ -112,11 +113,11 @@ PACED=""
 N=$(bench_one nginx http://127.0.0.1:18082/ plain x 18082 -- nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;')
 PACED=$(awk -v r="$(echo "$N" | cut -d' ' -f2)" 'BEGIN { printf "%d", r / 4 }')
 S=$(SYNCCF_PUSH_SECRET=$SECRET bench_one synccf http://127.0.0.1:18081/v1/events synccf "$SECRET" 18081 -- \
-    build/synccf --state "$WORK/state" --log-level error receive --listen 127.0.0.1:18081)
+    "$SYNCCF" --state "$WORK/state" --log-level error receive --listen 127.0.0.1:18081)
 W=$(bench_one webhook http://127.0.0.1:18083/hooks/ingest webhook "$HOOKSECRET" 18083 -- \
     webhook -hooks "$WORK/hooks.json" -ip 127.0.0.1 -port 18083)
 HALF=$PACED
-STORED=$(build/synccf --state "$WORK/state" status --json | awk -F': ' '/"total"/ { gsub(",", "", $2); print $2; exit }')
+STORED=$("$SYNCCF" --state "$WORK/state" status --json | awk -F': ' '/"total"/ { gsub(",", "", $2); print $2; exit }')
 SREQ=$(( $(echo "$S" | cut -d'|' -f1 | cut -d' ' -f7) + $(echo "$S" | cut -d'|' -f2 | cut -d' ' -f7) ))
 
 {

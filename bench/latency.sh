@@ -2,7 +2,7 @@
 # End-to-end latency from POST to go-task cache invalidation (p50/p99),
 # synccf (durable commit, then its task-cache handler) beside adnanh/webhook
 # running `rm -f` as a command hook, in the same run. Writes bench/results/latency.md.
-#   N=300 bench/latency.sh
+#   N=300 bench/latency.sh   (SYNCCF=path/to/synccf: another build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-300}
@@ -10,6 +10,7 @@ OUT=bench/results
 mkdir -p "$OUT"
 scripts/deps.sh webhook >/dev/null
 make -s all >/dev/null
+SYNCCF=${SYNCCF:-build/synccf}
 WORK=$(mktemp -d /tmp/synccf-latency.XXXXXX)
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -24,7 +25,7 @@ handlers:
     match: { type: dev.synccf.hook.bench }
     task_cache: { dir: $PROJ, tasks: [build], remote: false }
 YAML
-SYNCCF_HOOK_TOKEN=$TOKEN build/synccf --state "$WORK/state" --config "$WORK/synccf.yaml" --log-level error \
+SYNCCF_HOOK_TOKEN=$TOKEN "$SYNCCF" --state "$WORK/state" --config "$WORK/synccf.yaml" --log-level error \
     receive --listen 127.0.0.1:18181 &
 PIDS+=($!)
 cat > "$WORK/hooks.json" <<JSON

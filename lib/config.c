@@ -869,6 +869,13 @@ const char **config_route(const struct config *c, const void *evp)
     return out;
 }
 
+int config_has_handlers(const struct config *c)
+{
+    size_t n;
+    live(c, &n);
+    return n > 0;
+}
+
 const struct handler_def *config_handler(const struct config *c, const char *name)
 {
     size_t nh;

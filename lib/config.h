@@ -119,6 +119,8 @@ int config_reload(struct config *c, char *err, size_t errlen);
  * order, NULL-terminated; NULL when none. Free with free(). */
 const char **config_route(const struct config *c, const void *ev_json_t);
 const struct handler_def *config_handler(const struct config *c, const char *name);
+/* Whether any handler is live (config_route can match something). */
+int config_has_handlers(const struct config *c);
 
 /* "90", "500ms", "30s", "5m", "1h" -> milliseconds; "1M"-style sizes -> bytes. */
 int parse_duration_ms(const char *s, unsigned long long *ms);

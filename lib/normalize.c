@@ -6,10 +6,13 @@
 #include "normalize.h"
 
 #include <ctype.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "jsonx.h"
+#include "jscan.h"
 #include "util.h"
 
 #define LOWER_DIGITS "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -205,12 +208,13 @@ static int is_logpush_check(json_t *rec)
     return json_object_size(rec) == 1 && jx_is_string(c) && strcmp(json_string_value(c), "tests") == 0;
 }
 
+static const char *const time_fields[] = {"EdgeStartTimestamp", "EventTimestampMs", "Datetime", "Timestamp",
+                                          "When"};
+static const char *const subject_fields[] = {"ZoneName", "ScriptName", "ClientRequestHost"};
+
 int norm_logpush_line(const char *dataset, const char *line, size_t len, const struct norm_opts *o, json_t **ev,
                       char *err, size_t errlen)
 {
-    static const char *const time_fields[] = {"EdgeStartTimestamp", "EventTimestampMs", "Datetime",
-                                              "Timestamp", "When"};
-    static const char *const subject_fields[] = {"ZoneName", "ScriptName", "ClientRequestHost"};
     json_error_t jerr;
     json_t *rec = jx_loadb(line, len, 0, &jerr);
     *ev = NULL;
@@ -244,6 +248,77 @@ int norm_logpush_line(const char *dataset, const char *line, size_t len, const s
     *ev = event_build(id, src, type, subject, t, NULL, o, rec);
     json_decref(rec);
     return 1;
+}
+
+static const struct jmember *member(const struct jmember *m, size_t n, const char *key)
+{
+    size_t kl = strlen(key);
+    for (size_t i = 0; i < n; i++)
+        if (m[i].keylen == kl && memcmp(m[i].key, key, kl) == 0) return &m[i];
+    return NULL;
+}
+
+int norm_logpush_text(const char *dataset, const char *line, size_t len, const struct norm_opts *o,
+                      struct norm_text *ev)
+{
+    struct jmember m[JSCAN_MAX_KEYS];
+    size_t n;
+    memset(ev, 0, offsetof(struct norm_text, subject));
+    ev->subject[0] = '\0';
+    ev->has_subject = 0;
+    if (len == 0 || line[0] != '{' || !jscan_canonical(line, len, m, JSCAN_MAX_KEYS, &n)) return 2;
+    if (n == 1 && m[0].kind == JK_STRING && m[0].keylen == 7 && memcmp(m[0].key, "content", 7) == 0 &&
+        m[0].vallen == 5 && memcmp(m[0].val, "tests", 5) == 0)
+        return 0;
+
+    /* The same rules as norm_logpush_line, read from the scanned members:
+     * the first time field present decides, even if unusable. */
+    int64_t t = -1;
+    for (size_t i = 0; i < sizeof time_fields / sizeof *time_fields; i++) {
+        const struct jmember *v = member(m, n, time_fields[i]);
+        if (!v) continue;
+        int64_t ms;
+        if (v->kind == JK_INTEGER) {
+            char num[24];
+            memcpy(num, v->val, v->vallen); /* at most 20 bytes: jscan bounds integers to 64 bits */
+            num[v->vallen] = '\0';
+            if (time_from_integer(strtoll(num, NULL, 10), &ms) == 0) t = ms;
+        } else if (v->kind == JK_STRING) {
+            char ts[256];
+            if (v->vallen >= sizeof ts) return 2;
+            ts[jscan_unescape(ts, v->val, v->vallen)] = '\0';
+            if (time_parse_rfc3339(ts, &ms) == 0) t = ms;
+        }
+        break;
+    }
+    /* Subjects as short_str takes them: 1 to EVENT_SUBJECT_MAX bytes once
+     * decoded (an escape is at most 6 bytes for one). */
+    const struct jmember *subj = NULL;
+    for (size_t i = 0; i < sizeof subject_fields / sizeof *subject_fields && !subj; i++) {
+        const struct jmember *v = member(m, n, subject_fields[i]);
+        if (!v || v->kind != JK_STRING || v->vallen == 0 || v->vallen > 6 * EVENT_SUBJECT_MAX) continue;
+        char dec[6 * EVENT_SUBJECT_MAX];
+        size_t dn = jscan_unescape(dec, v->val, v->vallen);
+        if (dn > EVENT_SUBJECT_MAX) continue;
+        memcpy(ev->subject, dec, dn);
+        ev->subject[dn] = '\0';
+        ev->has_subject = 1;
+        subj = v;
+    }
+
+    char h[HASH_HEX];
+    const void *parts[3] = {dataset, "\n", line};
+    size_t lens[3] = {strlen(dataset), 1, len};
+    hash_hex32(parts, lens, 3, h);
+    snprintf(ev->id, sizeof ev->id, "lp-%s", h);
+    snprintf(ev->source, sizeof ev->source, "/cloudflare/logpush/%s", dataset);
+    snprintf(ev->type, sizeof ev->type, "com.cloudflare.logpush.%s", dataset);
+    time_format_ms(o->received_ms, ev->received);
+    if (t >= 0) time_format_ms(t, ev->time);
+    else memcpy(ev->time, ev->received, sizeof ev->time);
+    ev->text = event_text(ev->id, ev->source, ev->type, subj ? subj->val : NULL, subj ? subj->vallen : 0, ev->time,
+                          NULL, o, ev->received, line, len, &ev->len);
+    return ev->text ? 1 : -1;
 }
 
 /* xplat's Worker wraps the Cloudflare body in `raw`, as an object or as the

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "event.h"
+#include "util.h"
 
 /* A Notifications webhook body (Pages deployment alerts included). */
 json_t *norm_notification(json_t *body, const struct norm_opts *o);
@@ -20,6 +21,24 @@ json_t *norm_generic(const char *name, const char *raw, size_t rawlen, json_t *b
  * for a line that is not a JSON object, with the reason in err. */
 int norm_logpush_line(const char *dataset, const char *line, size_t len, const struct norm_opts *o, json_t **ev,
                       char *err, size_t errlen);
+
+/* A Logpush record's event as its stored text (event_dump's form), with the
+ * attributes the store indexes. */
+struct norm_text {
+    char *text; /* malloc'd */
+    size_t len;
+    char id[64], source[128], type[128], time[TIME_BUF], received[TIME_BUF];
+    char subject[EVENT_SUBJECT_MAX + 1];
+    int has_subject;
+};
+
+/* norm_logpush_line's event, built as text around the line itself when the
+ * line is already in its stored form (jscan.h), with no tree: most of what a
+ * record costs otherwise. 1 with *ev filled (free ev->text), 0 for the
+ * destination check record, 2 when the line is not in that form (then
+ * norm_logpush_line decides), -1 out of memory. */
+int norm_logpush_text(const char *dataset, const char *line, size_t len, const struct norm_opts *o,
+                      struct norm_text *ev);
 
 /* An event from xplat's sync Worker ({type, timestamp, account_id, zone_id,
  * action, resource, source, metadata, raw}): appends the events it carries

@@ -26,6 +26,7 @@
 #include "event.h"
 #include "jsonx.h"
 #include "ingest.h"
+#include "jscan.h"
 #include "log.h"
 #include "logpush.h"
 #include "normalize.h"
@@ -33,14 +34,21 @@
 #include "webhook.h"
 
 /* Logpush records are committed in chunks so that a 1 GB batch never sits in
- * memory: at most one chunk is being committed while the next is parsed. */
-#define CHUNK_EVENTS 1024
-#define CHUNK_BYTES (4u << 20)
+ * memory: at most one chunk is being committed while the next is parsed.
+ * Each commit rewrites every index page it touched, and event ids are
+ * hashes, so the id index is touched all over: at 1,024 records a chunk
+ * that cost a third more CPU per record than at 4,096 (bench/logpush.sh),
+ * while two chunks of 4,096 ~1 KiB records stay within ~20 MiB. */
+#define CHUNK_EVENTS 4096
+#define CHUNK_BYTES (8u << 20)
 
 /* After refusing a request, up to this much of its body is read and thrown
  * away so that the client, which is usually still sending, gets the answer
  * instead of a reset connection; beyond it the connection is closed. */
 #define DRAIN_MAX (16u << 20)
+
+/* The most events of one push whose text can be kept (push_events). */
+#define PUSH_SPANS 4096
 
 /* The JSON routes hold a body whole before it can be checked (a push's
  * signature covers its body), so each of max_connections unauthenticated
@@ -211,7 +219,10 @@ static void batch_done(struct store_batch *b, void *arg)
     if (b->failed) r->store_failed = 1;
     r->accepted += b->accepted;
     r->duplicates += b->duplicates;
-    store_batch_clear(b);
+    /* The batch's events are freed by the request's own thread (when it
+     * reuses the chunk, or on completion), not here: freeing 4,096 events
+     * cost the writer, the one thread every request waits on, 4% of its
+     * time on a Logpush batch. */
     r->inflight--;
     int resume = r->final && r->inflight == 0;
     pthread_cond_broadcast(&r->cv);
@@ -251,12 +262,58 @@ static int add_event(struct req *r, struct store_batch *b, json_t *ev)
 
 /* ---- Logpush ------------------------------------------------------------ */
 
+/* Whether a filter applies to the dataset: filters read the record's tree. */
+static int filtered_dataset(const struct filter *f, const char *dataset)
+{
+    for (; f; f = f->next)
+        if (!f->dataset[0] || strcmp(f->dataset, dataset) == 0) return 1;
+    return 0;
+}
+
+/* Hands the current chunk to the store once it is full. */
+static int chunk_added(struct req *r, size_t len)
+{
+    struct store_batch *b = &r->chunk[r->cur];
+    r->chunk_bytes += len;
+    if (b->n < CHUNK_EVENTS && r->chunk_bytes < CHUNK_BYTES) return 0;
+
+    /* The chunk is full: wait for the previous one, then hand this one over. */
+    pthread_mutex_lock(&r->mu);
+    while (r->inflight) pthread_cond_wait(&r->cv, &r->mu);
+    int failed = r->store_failed;
+    if (!failed) r->inflight++;
+    pthread_mutex_unlock(&r->mu);
+    if (failed) return -1;
+    submit(r, b);
+    r->cur ^= 1;
+    r->chunk_bytes = 0;
+    store_batch_clear(&r->chunk[r->cur]); /* committed: the writer is done with it */
+    return 0;
+}
+
 static int logpush_line(void *arg, const char *line, size_t len, unsigned long lineno)
 {
     struct req *r = arg;
     struct norm_opts o = {"tunnel", r->received_ms};
     json_t *ev;
     char why[160];
+    if (!filtered_dataset(r->srv->cfg.filters, r->name)) {
+        /* A record already in its stored form becomes its event as text. */
+        struct norm_text t;
+        int k = norm_logpush_text(r->name, line, len, &o, &t);
+        if (k == 0) return 0;
+        if (k == 1) {
+            if (ingest_add_text(&r->chunk[r->cur], &t, o.via, r->srv->cfg.routes) != 0) {
+                reject(r, 500, "internal", "out of memory");
+                return -1;
+            }
+            return chunk_added(r, len);
+        }
+        if (k < 0) {
+            reject(r, 500, "internal", "out of memory");
+            return -1;
+        }
+    }
     int kind = norm_logpush_line(r->name, line, len, &o, &ev, why, sizeof why);
     if (kind < 0) {
         char no[24];
@@ -273,22 +330,8 @@ static int logpush_line(void *arg, const char *line, size_t len, unsigned long l
         store_count(r->srv->store, "filtered.logpush", 1);
         return 0;
     }
-    struct store_batch *b = &r->chunk[r->cur];
-    if (add_event(r, b, ev)) return -1;
-    r->chunk_bytes += len;
-    if (b->n < CHUNK_EVENTS && r->chunk_bytes < CHUNK_BYTES) return 0;
-
-    /* The chunk is full: wait for the previous one, then hand this one over. */
-    pthread_mutex_lock(&r->mu);
-    while (r->inflight) pthread_cond_wait(&r->cv, &r->mu);
-    int failed = r->store_failed;
-    if (!failed) r->inflight++;
-    pthread_mutex_unlock(&r->mu);
-    if (failed) return -1;
-    submit(r, b);
-    r->cur ^= 1;
-    r->chunk_bytes = 0;
-    return 0;
+    if (add_event(r, &r->chunk[r->cur], ev)) return -1;
+    return chunk_added(r, len);
 }
 
 static void logpush_feed(struct req *r, const char *data, size_t n)
@@ -344,12 +387,125 @@ static int verify_push(struct req *r)
     return -1;
 }
 
+/* A /v1/events body (the Worker's push) already in event_dump's form (what
+ * JSON.stringify writes mostly is; jscan.h) is read from its scan: each
+ * event's tree comes from event_tree, not jansson's parser, and its stored
+ * text is its sender's bytes, never serialized again. */
+struct push_scan {
+    struct jmember one, *spans; /* each event's text */
+    size_t n;
+};
+
+static void push_scan_free(struct push_scan *ps)
+{
+    if (ps->spans != &ps->one) free(ps->spans);
+    ps->spans = NULL;
+}
+
+/* The events of a push in that form, as an array of trees; NULL when the
+ * body is not in that form (or memory ran out): then it is parsed whole. */
+static json_t *push_scan(struct req *r, struct push_scan *ps)
+{
+    const char *text = r->body.p;
+    size_t len = r->body.len;
+    memset(ps, 0, sizeof *ps);
+    if (!text || len < 2) return NULL;
+    if (text[0] == '{') {
+        ps->one = (struct jmember){.val = text, .vallen = len, .kind = JK_OBJECT};
+        ps->spans = &ps->one;
+        ps->n = 1;
+    } else if (text[0] == '[') {
+        /* Past PUSH_SPANS events a body takes the parser. */
+        size_t max = len / 3 + 1 < PUSH_SPANS ? len / 3 + 1 : PUSH_SPANS;
+        if (!(ps->spans = malloc(max * sizeof *ps->spans))) return NULL;
+        if (!jscan_canonical(text, len, ps->spans, max, &ps->n)) {
+            push_scan_free(ps);
+            return NULL;
+        }
+    } else {
+        return NULL;
+    }
+    /* Handlers may match on data: then it is parsed too. */
+    int with_data = r->srv->cfg.routes && config_has_handlers(r->srv->cfg.routes);
+    json_t *events = json_array();
+    for (size_t i = 0; events && i < ps->n; i++) {
+        json_t *e = ps->spans[i].kind == JK_OBJECT ? event_tree(ps->spans[i].val, ps->spans[i].vallen, with_data) : NULL;
+        if (!e || json_array_append_new(events, e) != 0) {
+            json_decref(events);
+            events = NULL;
+        }
+    }
+    if (!events) push_scan_free(ps);
+    return events;
+}
+
+/* The events of a push, all validated before any is kept: events (from
+ * push_scan, with ps) or else body, the parsed request. Returns the reason
+ * the body is refused, or NULL. */
+static const char *push_events(struct req *r, json_t *events, struct push_scan *ps, json_t *body,
+                               struct store_batch *b, const struct norm_opts *o)
+{
+    if (!events) {
+        if (json_is_object(body)) {
+            events = json_array();
+            if (!events || json_array_append(events, body) != 0) {
+                json_decref(events);
+                reject(r, 500, "internal", "out of memory");
+                return NULL;
+            }
+        } else if (json_is_array(body)) {
+            events = json_incref(body);
+        } else {
+            return "body must be a CloudEvent or an array of them";
+        }
+    }
+    int kept = ps->spans != NULL;
+    unsigned char *added = kept ? calloc(ps->n + 1, 1) : NULL; /* + 1: "[]" too */
+    const char *err = NULL;
+    if (kept && !added) {
+        reject(r, 500, "internal", "out of memory");
+        json_decref(events);
+        return NULL;
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(events, i, e) {
+        /* Validation may add synccfvia / synccfreceived, which the kept
+         * text gets too; it must change nothing else. */
+        if (kept) added[i] = (unsigned char)event_will_add(e);
+        const char *why = event_accept(e, o);
+        if (why) {
+            snprintf(r->msg, sizeof r->msg, "event %zu: %s", i, why);
+            err = r->msg;
+            break;
+        }
+    }
+    if (!err) {
+        json_array_foreach(events, i, e) {
+            char *t = NULL;
+            if (kept && !(t = event_kept_text(e, ps->spans[i].val, ps->spans[i].vallen, added[i]))) {
+                reject(r, 500, "internal", "out of memory");
+                break;
+            }
+            if (ingest_add_kept(b, json_incref(e), t, r->srv->cfg.routes) != 0) {
+                reject(r, 500, "internal", "out of memory");
+                break;
+            }
+        }
+    }
+    free(added);
+    json_decref(events);
+    return err;
+}
+
 /* Parses and normalizes a buffered body into one batch. */
 static enum MHD_Result json_final(struct req *r)
 {
     if (r->route == R_EVENTS && verify_push(r) != 0) return answer_error(r);
+    struct push_scan ps = {0};
+    json_t *events = r->route == R_EVENTS ? push_scan(r, &ps) : NULL;
     json_error_t jerr;
-    json_t *body = jx_loadb(r->body.p ? r->body.p : "", r->body.len, 0, &jerr);
+    json_t *body = events ? json_null() : jx_loadb(r->body.p ? r->body.p : "", r->body.len, 0, &jerr);
     if (!body) {
         char m[200];
         snprintf(m, sizeof m, "malformed JSON: %s (line %d)", jerr.text, jerr.line);
@@ -362,35 +518,10 @@ static enum MHD_Result json_final(struct req *r)
     json_t *ev = NULL;
 
     switch (r->route) {
-    case R_EVENTS: {
+    case R_EVENTS:
         o.via = "worker";
-        if (json_is_object(body)) {
-            json_t *one = json_array();
-            json_array_append(one, body);
-            json_decref(body);
-            body = one;
-        }
-        if (!json_is_array(body)) {
-            err = "body must be a CloudEvent or an array of them";
-            break;
-        }
-        size_t i;
-        json_t *e;
-        json_array_foreach(body, i, e) {
-            const char *why = event_accept(e, &o);
-            if (why) {
-                snprintf(r->msg, sizeof r->msg, "event %zu: %s", i, why);
-                err = r->msg;
-                break;
-            }
-        }
-        if (err) break;
-        json_array_foreach(body, i, e) {
-            json_incref(e);
-            if (add_event(r, b, e)) break;
-        }
+        err = push_events(r, events, &ps, body, b, &o);
         break;
-    }
     case R_NOTIFY:
         if (!json_is_object(body)) err = "a notification must be a JSON object";
         else ev = norm_notification(body, &o);
@@ -419,6 +550,7 @@ static enum MHD_Result json_final(struct req *r)
         err = "no such route";
     }
     json_decref(body);
+    push_scan_free(&ps);
     body_release(r); /* parsed: the events hold what is needed */
     if (err) {
         char m[200];

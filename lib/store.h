@@ -15,6 +15,12 @@ struct store_event {
     char **handlers; /* handlers to run (outbox), NULL-terminated or NULL */
 };
 int store_event_from_json(const json_t *ev, struct store_event *out);
+/* The same from attributes and the event's text made elsewhere (so never
+ * serialized again); body is taken over, and freed on failure. subject may
+ * be NULL. 0, or -1 out of memory. */
+int store_event_from_text(const char *id, const char *type, const char *source, const char *subject,
+                          const char *time, const char *via, const char *received, char *body,
+                          struct store_event *out);
 void store_event_free(struct store_event *e);
 
 /* A unit of work for the writer: events committed together (with an optional

@@ -129,18 +129,25 @@ int time_parse_rfc3339(const char *s, int64_t *ms)
     return 0;
 }
 
+int time_from_integer(int64_t i, int64_t *ms)
+{
+    int64_t t;
+    if (i < 0) return -1;
+    if (i < 100000000000LL) t = i * 1000;
+    else if (i < 100000000000000LL) t = i;
+    else if (i < 100000000000000000LL) t = i / 1000;
+    else t = i / 1000000;
+    if (t > MAX_MS) return -1;
+    *ms = t;
+    return 0;
+}
+
 int time_from_json(const json_t *v, int64_t *ms)
 {
     int64_t t;
     if (json_is_string(v)) return time_parse_rfc3339(json_string_value(v), ms);
-    if (json_is_integer(v)) {
-        json_int_t i = json_integer_value(v);
-        if (i < 0) return -1;
-        if (i < 100000000000LL) t = i * 1000;
-        else if (i < 100000000000000LL) t = i;
-        else if (i < 100000000000000000LL) t = i / 1000;
-        else t = i / 1000000;
-    } else if (json_is_real(v)) {
+    if (json_is_integer(v)) return time_from_integer(json_integer_value(v), ms);
+    if (json_is_real(v)) {
         double x = json_real_value(v);
         if (!(x >= 0 && x < 1e11)) return -1;
         t = (int64_t)floor(x * 1000);

@@ -21,6 +21,8 @@ void time_format_ms(int64_t ms, char out[TIME_BUF]);
 int time_parse_rfc3339(const char *s, int64_t *ms);
 /* The event model's reading of a JSON time value (docs/events.md#time). */
 int time_from_json(const json_t *v, int64_t *ms);
+/* The integer case of time_from_json (seconds, ms, µs or ns by magnitude). */
+int time_from_integer(int64_t i, int64_t *ms);
 
 /* Exponential backoff: the n-th (1-based) wait in ms, base_ms doubled n-1
  * times and capped at max_ms. With a seed, jitter draws it from [d/2, d] so

@@ -20,7 +20,7 @@ for src in $(make -s --no-print-directory print-lib-src); do
     clang $CFLAGS -fsanitize=fuzzer-no-link -c -o "$obj" "$src"
     ar rcs "$OUT/libsynccf.a" "$obj"
 done
-for t in ${FUZZ_TARGETS:-normalize logpush webhook sources config sse envfile}; do
+for t in ${FUZZ_TARGETS:-normalize logpush webhook sources config sse envfile jscan}; do
     clang $CFLAGS -fsanitize=fuzzer -o "$OUT/fuzz_$t" "tests/fuzz/fuzz_$t.c" "$OUT/libsynccf.a" $LIBS
     corpus="$OUT/corpus_$t"
     mkdir -p "$corpus"
@@ -28,6 +28,8 @@ for t in ${FUZZ_TARGETS:-normalize logpush webhook sources config sse envfile}; 
         normalize) for f in tests/vectors/inputs/*.json; do { printf '\000'; cat "$f"; } > "$corpus/n-$(basename "$f")"; { printf '\001'; cat "$f"; } > "$corpus/g-$(basename "$f")"; done
                    { printf '\003'; cat tests/vectors/inputs/cloudevents.json; } > "$corpus/ce-batch" ;;
         logpush) for f in tests/vectors/inputs/*.ndjson* tests/vectors/inputs/*.gz; do { printf '\377'; cat "$f"; } > "$corpus/$(basename "$f")"; done ;;
+        jscan) for f in tests/vectors/inputs/*.ndjson; do i=0; while IFS= read -r l; do i=$((i + 1)); for m in 0 1; do printf "\\$m%s" "$l" > "$corpus/$m-$i-$(basename "$f")"; done; done < "$f"; done
+               node -e 'for (const f of require("fs").readdirSync("tests/vectors").filter(f => f.endsWith(".json"))) for (const [i, e] of (JSON.parse(require("fs").readFileSync("tests/vectors/" + f)).expected || []).entries()) require("fs").writeFileSync(process.argv[1] + "/p-" + i + "-" + f, "\x02" + JSON.stringify(e))' "$corpus" ;;
         sources) cp tests/vectors/inputs/audit-*.json tests/vectors/inputs/pages-deployments.json tests/vectors/inputs/queue-pull-response.json "$corpus/" ;;
         config) cp examples/synccf.yaml "$corpus/"; printf 'sync:\n  cloudflare:\n    mode: hybrid\n' > "$corpus/xplat.yaml"
                 printf 'cloudflare:\n  target: https://x.example\n  pages: [a, {project: b, environments: [preview], events: [failed]}]\n  alerts: [{type: dos_attack_l7, filters: {zones: [z]}}]\n  logpush: [{dataset: http_requests, zone_id: 023e105f4ecef8ad9ca31a8372d0c353, max_upload_bytes: 8M}]\n  subscriptions: [{source: kv, events: [x]}]\n' > "$corpus/cloudflare.yaml" ;;
