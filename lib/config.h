@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "handler.h"
+#include "retention.h"
 
 enum handler_kind { HANDLER_TASK_CACHE, HANDLER_EXEC, HANDLER_CALLBACK };
 
@@ -69,6 +70,8 @@ struct config {
     unsigned backoff_ms;     /* first retry delay; doubles each time, with jitter */
     unsigned max_backoff_ms;
     unsigned concurrency;    /* handler runs at once */
+
+    struct retention_config retention; /* retention: (lib/retention.c) */
 
     struct handler_def *handlers; /* as loaded; config_publish() makes them live */
     size_t nhandlers;

@@ -4,6 +4,8 @@
  * another process (the CLI) while the daemon commits. */
 #include "query.h"
 
+#include "store.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,8 +131,14 @@ json_t *query_event(sqlite3 *db, const char *id)
 {
     sqlite3_stmt *st;
     json_t *out = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT seq, body FROM events WHERE id = ?", -1, &st, NULL) != SQLITE_OK) return NULL;
+    /* By the id's hash (ids), checked against the id; a store not yet
+     * migrated (read-only, by an older schema) is searched by id. */
+    if (sqlite3_prepare_v2(db, "SELECT seq, body FROM events WHERE seq = (SELECT seq FROM ids WHERE h = ?2) AND id = ?1",
+                           -1, &st, NULL) != SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT seq, body FROM events WHERE id = ?1", -1, &st, NULL) != SQLITE_OK)
+        return NULL;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    if (sqlite3_bind_parameter_count(st) > 1) sqlite3_bind_int64(st, 2, store_id_hash(id));
     if (sqlite3_step(st) == SQLITE_ROW) out = row_event(st);
     sqlite3_finalize(st);
     if (!out) return NULL;
