@@ -102,7 +102,31 @@ json_t *query_status(sqlite3 *db, const char *path)
         sqlite3_finalize(st);
     }
     json_object_set_new(s, "handlers", json_pack("{s:o,s:o}", "runs", h, "failing", problems));
+    json_object_set_new(s, "retention", query_retention(db));
     return s;
+}
+
+json_t *query_retention(sqlite3 *db)
+{
+    json_t *r = json_object();
+    json_t *cfg = NULL;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'retention'", -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW) cfg = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
+        sqlite3_finalize(st);
+    }
+    json_object_set_new(r, "config", cfg ? cfg : json_null());
+    json_object_set_new(r, "pruned",
+                        pairs(db, "SELECT substr(name, 8), value FROM counters WHERE name LIKE 'pruned.%' ORDER BY 1"));
+    /* Pages in use and free: the file's size is what retention bounds (by
+     * pages in use); free pages are reused before the file grows. */
+    json_t *pages = one_row(db, "SELECT (SELECT page_count FROM pragma_page_count()) * "
+                                "(SELECT page_size FROM pragma_page_size()) AS file_bytes,"
+                                "(SELECT freelist_count FROM pragma_freelist_count()) * "
+                                "(SELECT page_size FROM pragma_page_size()) AS free_bytes");
+    json_object_update(r, pages);
+    json_decref(pages);
+    return r;
 }
 
 static json_t *row_event(sqlite3_stmt *st)

@@ -347,8 +347,12 @@ static int prepare(struct retention *r, sqlite3 *db)
         sqlite3_stmt **st;
         const char *sql;
     } stmts[] = {
-        {&r->oldest_of_shape, "SELECT seq, id, received FROM event_rows WHERE shape = ? ORDER BY seq LIMIT ?"},
-        {&r->oldest, "SELECT seq, id, shape FROM event_rows ORDER BY seq LIMIT ?"},
+        /* Events with a pending run are passed over here (and checked again
+         * in prune_one, which is what guarantees it). */
+        {&r->oldest_of_shape, "SELECT seq, id, received FROM event_rows e WHERE shape = ? AND NOT EXISTS "
+                              "(SELECT 1 FROM runs r WHERE r.seq = e.seq AND r.state = 'pending') ORDER BY seq LIMIT ?"},
+        {&r->oldest, "SELECT seq, id, shape FROM event_rows e WHERE NOT EXISTS "
+                     "(SELECT 1 FROM runs r WHERE r.seq = e.seq AND r.state = 'pending') ORDER BY seq LIMIT ?"},
         {&r->has_pending, "SELECT 1 FROM runs WHERE seq = ? AND state = 'pending' LIMIT 1"},
         {&r->del_runs, "DELETE FROM runs WHERE seq = ?"},
         {&r->del_event, "DELETE FROM event_rows WHERE seq = ?"},
@@ -368,7 +372,8 @@ static int load_counts(struct retention *r, sqlite3 *db)
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct shape_state *s = shape(r, sqlite3_column_int64(st, 0));
-        if (s) s->count = sqlite3_column_int64(st, 1);
+        /* The query sees this transaction's inserts, which delta holds. */
+        if (s) s->count = sqlite3_column_int64(st, 1) - s->delta;
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) return -1;
@@ -665,6 +670,7 @@ void retention_step(struct retention *r, sqlite3 *db, sqlite3_stmt *cnt)
     if (sqlite3_exec(db, "SAVEPOINT prune", NULL, NULL, NULL) != SQLITE_OK) return;
     memset(r->pruned, 0, nlimits(r) * sizeof *r->pruned);
     int ok = do_step(r, db, now) == 0;
+
     for (size_t i = 0; ok && i < nlimits(r); i++) {
         if (!r->pruned[i]) continue;
         char name[300], lb[280];
