@@ -36,6 +36,7 @@
 #include "util.h"
 
 #define STEP_MIN 256           /* events pruned per step at least (when due) */
+#define STEP_SECONDS 0.002     /* ...but no longer than this per step: the group waits */
 #define AGE_EVERY_MS 1000      /* age rules are checked this often once caught up */
 #define SIZE_EVERY_MS 200
 #define SWEEP_EVERY_MS 10000   /* expired dedupe entries */
@@ -227,6 +228,7 @@ struct retention {
     int64_t next_age, next_size, next_sweep;
     int64_t sweep_from; /* the dedupe sweep's position (a hash) */
     int more;           /* the last step stopped at its budget */
+    double deadline;    /* the running step stops here (mono_s) */
     int64_t *pruned;    /* per limit, in the open savepoint */
     int64_t *pending;   /* per limit, in the open transaction, not yet counted */
     sqlite3 *db;
@@ -330,6 +332,8 @@ void retention_rolled_back(struct retention *r)
     r->inserted = 0;
     r->more = 1;
 }
+
+int retention_more(const struct retention *r) { return r->more; }
 
 int retention_due(struct retention *r)
 {
@@ -469,7 +473,7 @@ static int64_t prune_shape(struct retention *r, int64_t id, const char *cutoff, 
     }
     sqlite3_reset(r->oldest_of_shape);
     if (!seqs || !ids || (rc != SQLITE_DONE && rc != SQLITE_ROW)) n = -1;
-    for (int64_t i = 0; n >= 0 && i < k; i++) {
+    for (int64_t i = 0; n >= 0 && i < k && mono_s() < r->deadline; i++) {
         int one = prune_one(r, seqs[i], ids[i], id, limit, now);
         if (one < 0) n = -1;
         else n += one;
@@ -497,7 +501,7 @@ static int64_t prune_oldest(struct retention *r, int64_t budget, int limit, int6
         }
     sqlite3_reset(r->oldest);
     if (!seqs || !shapes || !ids || (rc != SQLITE_DONE && rc != SQLITE_ROW)) n = -1;
-    for (int64_t i = 0; n >= 0 && i < k; i++) {
+    for (int64_t i = 0; n >= 0 && i < k && mono_s() < r->deadline; i++) {
         int one = prune_one(r, seqs[i], ids[i], shapes[i], limit, now);
         if (one < 0) n = -1;
         else n += one;
@@ -555,6 +559,7 @@ static int do_step(struct retention *r, sqlite3 *db, int64_t now)
 {
     int64_t budget = STEP_MIN + 2 * r->inserted, done = 0;
     int capped = 0;
+    r->deadline = mono_s() + STEP_SECONDS;
     if (!r->loaded && retention_active(&r->cfg) && load_counts(r, db)) return -1;
     r->loaded = 1;
 
@@ -573,7 +578,7 @@ static int do_step(struct retention *r, sqlite3 *db, int64_t now)
             if (n < 0) return -1;
             done += n;
         }
-        if (done >= budget) all = 0;
+        if (done >= budget || mono_s() >= r->deadline) all = 0;
         if (all) r->next_age = now + AGE_EVERY_MS;
         else capped = 1;
     }
@@ -642,7 +647,7 @@ static int do_step(struct retention *r, sqlite3 *db, int64_t now)
         if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) return -1;
         capped = 1;
     }
-    r->more = capped;
+    r->more = capped || mono_s() >= r->deadline;
     return 0;
 }
 

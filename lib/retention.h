@@ -55,6 +55,9 @@ void retention_note_insert(struct retention *r, int64_t shape);
 void retention_step(struct retention *r, struct sqlite3 *db, struct sqlite3_stmt *cnt);
 /* 1 when there is pruning to do even with nothing to insert. */
 int retention_due(struct retention *r);
+/* 1 when the last step stopped before it had done all there was to do: the
+ * writer comes back soon rather than in a second. */
+int retention_more(const struct retention *r);
 /* The open transaction committed, or rolled back. */
 void retention_committed(struct retention *r);
 void retention_rolled_back(struct retention *r);

@@ -1027,12 +1027,14 @@ static void *writer(void *arg)
         /* Counters alone are flushed at most once a second, with a deadline
          * fixed before waiting so that a stream of rejections cannot keep
          * postponing it. */
-        struct timespec deadline = deadline_ms(1000);
+        /* Retention with work left comes back after 5 ms, between groups. */
+        long wait = s->ret && retention_more(s->ret) ? 5 : 1000;
+        struct timespec deadline = deadline_ms(wait);
         while (!s->head && !s->stopping) {
             if (pthread_cond_timedwait(&s->cv, &s->mu, &deadline) == ETIMEDOUT) {
                 if (s->ncounters || s->error_dirty || s->notes[0].value) break;
                 if (s->ret && retention_due(s->ret)) break;
-                deadline = deadline_ms(1000);
+                deadline = deadline_ms(wait);
             }
         }
         struct store_batch *list = s->head;
