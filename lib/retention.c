@@ -25,6 +25,7 @@
 #include "retention.h"
 
 #include <errno.h>
+#include <openssl/sha.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +33,6 @@
 
 #include "config.h"
 #include "log.h"
-#include "store.h"
 #include "util.h"
 
 #define STEP_MIN 256           /* events pruned per step at least (when due) */
@@ -207,6 +207,15 @@ json_t *retention_config_json(const struct retention_config *c)
 }
 
 /* ---- the pruner ------------------------------------------------------------ */
+
+int64_t retention_id_hash(const char *id)
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)id, strlen(id), md);
+    uint64_t h = 0;
+    for (int i = 0; i < 8; i++) h = h << 8 | md[i];
+    return (int64_t)h;
+}
 
 /* Limits are numbered: rules 0..nrules-1, then the catch-all age, then the
  * store's event count and size; each has a counter "pruned.<label>". */
@@ -431,7 +440,7 @@ static int prune_one(struct retention *r, int64_t seq, const char *id, int64_t s
     sqlite3_bind_int64(r->del_runs, 1, seq);
     sqlite3_bind_int64(r->del_event, 1, seq);
     sqlite3_bind_int64(r->mark_id, 1, now / 1000);
-    sqlite3_bind_int64(r->mark_id, 2, store_id_hash(id));
+    sqlite3_bind_int64(r->mark_id, 2, retention_id_hash(id));
     sqlite3_bind_int64(r->mark_id, 3, seq);
     if (step_ok(r->del_runs) || step_ok(r->del_event) || step_ok(r->mark_id)) return -1;
     struct shape_state *s = shape(r, shape_id);

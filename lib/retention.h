@@ -44,6 +44,10 @@ json_t *retention_config_json(const struct retention_config *c);
 /* "2d", "36h", "90m", "30s", "500ms" -> ms. */
 int retention_parse_duration(const char *s, int64_t *ms);
 
+/* An id's key in the ids table: the first 8 bytes of its SHA-256, big
+ * endian, as a signed integer (store_id_hash). */
+int64_t retention_id_hash(const char *id);
+
 /* The pruner. Everything below runs on the store's writer thread. */
 struct retention;
 struct retention *retention_new(const struct retention_config *c);

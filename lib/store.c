@@ -320,14 +320,7 @@ static const char schema4_finish[] =
     "DELETE FROM meta WHERE key = 'migrate4.seq';"
     "PRAGMA user_version=4;";
 
-int64_t store_id_hash(const char *id)
-{
-    unsigned char md[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)id, strlen(id), md);
-    uint64_t h = 0;
-    for (int i = 0; i < 8; i++) h = h << 8 | md[i];
-    return (int64_t)h;
-}
+int64_t store_id_hash(const char *id) { return retention_id_hash(id); }
 
 /* Skips one JSON value starting at p (the text is known to be valid JSON:
  * it was parsed before it reached the store); returns where it ends, or NULL

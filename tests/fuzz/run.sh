@@ -10,7 +10,7 @@ mkdir -p "$OUT"
 PKGS="jansson zlib libcrypto sqlite3 yaml-0.1"
 CFLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iinclude $(pkg-config --cflags $PKGS)"
 LIBS="$(pkg-config --libs $PKGS) -lpthread -lm"
-LIBSRC="lib/sse.c lib/event.c lib/normalize.c lib/logpush.c lib/webhook.c lib/util.c lib/log.c lib/config.c lib/handler.c"
+LIBSRC="lib/sse.c lib/event.c lib/normalize.c lib/logpush.c lib/webhook.c lib/util.c lib/log.c lib/config.c lib/retention.c lib/handler.c"
 for t in normalize logpush webhook sources config sse; do
     clang $CFLAGS -o "$OUT/fuzz_$t" "tests/fuzz/fuzz_$t.c" $LIBSRC $LIBS
     corpus="$OUT/corpus_$t"
