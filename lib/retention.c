@@ -348,7 +348,8 @@ int retention_due(struct retention *r)
 {
     if (!retention_active(&r->cfg) && !r->cfg.dedupe_ms) return 0;
     int64_t now = now_ms();
-    return r->more || now >= r->next_sweep || (retention_active(&r->cfg) && (now >= r->next_age || now >= r->next_size));
+    return r->more || now >= r->next_sweep ||
+           (retention_active(&r->cfg) && (now >= r->next_age || (r->cfg.max_bytes && now >= r->next_size)));
 }
 
 static int prepare(struct retention *r, sqlite3 *db)
@@ -598,7 +599,7 @@ static int do_step(struct retention *r, sqlite3 *db, int64_t now)
     for (size_t rule = 0; rule < r->cfg.nrules && done < budget; rule++) {
         int64_t max = r->cfg.rules[rule].max_events;
         if (!max) continue;
-        int64_t total = 0;
+        int64_t total = 0, removed = 0;
         for (size_t i = 0; i < r->nshapes; i++)
             if (live(&r->shapes[i]) > 0 && rule_of(r, (int64_t)i) == (int)rule) total += live(&r->shapes[i]);
         for (size_t i = 0; i < r->nshapes && total > max && done < budget; i++) {
@@ -608,8 +609,11 @@ static int do_step(struct retention *r, sqlite3 *db, int64_t now)
             if (n < 0) return -1;
             done += n;
             total -= n;
+            removed += n;
         }
-        if (total > max) capped = 1;
+        /* Over the limit only by events with pending runs: nothing to do
+         * until they finish (checked again within a second). */
+        if (total > max && removed) capped = 1;
     }
 
     /* The whole store's count. */
@@ -621,7 +625,7 @@ static int do_step(struct retention *r, sqlite3 *db, int64_t now)
             int64_t n = prune_oldest(r, want, (int)r->cfg.nrules + L_STORE_EVENTS, now);
             if (n < 0) return -1;
             done += n;
-            if (total - n > r->cfg.max_events) capped = 1;
+            if (total - n > r->cfg.max_events && n) capped = 1;
         }
     }
 
@@ -676,7 +680,11 @@ static const char *limit_label(const struct retention *r, size_t i, char *buf, s
 void retention_step(struct retention *r, sqlite3 *db, sqlite3_stmt *cnt)
 {
     int64_t now = now_ms();
-    if (!r->more && r->loaded && !retention_due(r)) return;
+    /* Count limits are checked after every insert (in memory); the rest
+     * when due. */
+    int counts = r->cfg.max_events != 0;
+    for (size_t i = 0; i < r->cfg.nrules; i++) counts |= r->cfg.rules[i].max_events != 0;
+    if (r->loaded && !retention_due(r) && !(counts && r->inserted)) return;
     if (prepare(r, db)) {
         finalize_all(r);
         return;

@@ -801,7 +801,14 @@ struct store *store_open(const char *path, int readonly, char *err, size_t errle
     /* Foreign keys are checked from here on, not during migrations, which
      * rebuild tables that refer to each other. */
     if (migrate(s, err, errlen)) goto fail;
-    if (!readonly && (exec_sql(s->db, "PRAGMA foreign_keys=ON", err, errlen) || prepare_writer(s, err, errlen)))
+    /* The writer's page cache: 16 MiB instead of SQLite's 2. Dedupe inserts
+     * land on random pages of ids; in a store of a million Logpush records
+     * 100,000 more went in at ~7,800/s with 2 MiB, ~10,900/s with 16 MiB
+     * (~15,000/s with 32 MiB, but 50 MiB peak RSS instead of 32). The
+     * cache fills only as pages are used: idle RSS does not change.
+     * mmap_size was measured too and dropped: no gain, +130 MiB RSS. */
+    if (!readonly && (exec_sql(s->db, "PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384", err, errlen) ||
+                      prepare_writer(s, err, errlen)))
         goto fail;
     return s;
 fail:
