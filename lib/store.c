@@ -791,13 +791,21 @@ struct store *store_open(const char *path, int readonly, char *err, size_t errle
     sqlite3_busy_timeout(s->db, 2000);
     /* Reading the schema is what detects a file that is not a database. */
     if (exec_sql(s->db, "SELECT count(*) FROM sqlite_master", err, errlen)) goto fail;
-    /* The page size and auto-vacuum take effect here only in a new file;
-     * an existing one gets them from ensure_incremental_vacuum's VACUUM. */
-    if (!readonly && exec_sql(s->db,
-                              "PRAGMA page_size=" STR(PAGE_SIZE) "; PRAGMA auto_vacuum=INCREMENTAL;"
-                              "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
-                              err, errlen))
-        goto fail;
+    /* The page size and auto-vacuum are set here for a new file only (an
+     * existing one gets them from ensure_incremental_vacuum's VACUUM): setting
+     * auto_vacuum takes the write lock, and a store locked by another process
+     * must still open (and answer 503 until the lock goes). */
+    if (!readonly) {
+        sqlite3_stmt *pc;
+        int fresh = 0;
+        if (sqlite3_prepare_v2(s->db, "PRAGMA page_count", -1, &pc, NULL) == SQLITE_OK) {
+            fresh = sqlite3_step(pc) == SQLITE_ROW && sqlite3_column_int64(pc, 0) == 0;
+            sqlite3_finalize(pc);
+        }
+        if (fresh && exec_sql(s->db, "PRAGMA page_size=" STR(PAGE_SIZE) "; PRAGMA auto_vacuum=INCREMENTAL;", err, errlen))
+            goto fail;
+        if (exec_sql(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", err, errlen)) goto fail;
+    }
     /* Foreign keys are checked from here on, not during migrations, which
      * rebuild tables that refer to each other. */
     if (migrate(s, err, errlen)) goto fail;
