@@ -37,6 +37,7 @@
 
 #define STEP_MIN 256           /* events pruned per step at least (when due) */
 #define STEP_SECONDS 0.002     /* ...but no longer than this per step: the group waits */
+#define STEP_SURE 16           /* events a step removes before it looks at the clock */
 #define AGE_EVERY_MS 1000      /* age rules are checked this often once caught up */
 #define SIZE_EVERY_MS 200
 #define SWEEP_EVERY_MS 10000   /* expired dedupe entries */
@@ -483,7 +484,7 @@ static int64_t prune_shape(struct retention *r, int64_t id, const char *cutoff, 
     }
     sqlite3_reset(r->oldest_of_shape);
     if (!seqs || !ids || (rc != SQLITE_DONE && rc != SQLITE_ROW)) n = -1;
-    for (int64_t i = 0; n >= 0 && i < k && mono_s() < r->deadline; i++) {
+    for (int64_t i = 0; n >= 0 && i < k && (i < STEP_SURE || mono_s() < r->deadline); i++) {
         int one = prune_one(r, seqs[i], ids[i], id, limit, now);
         if (one < 0) n = -1;
         else n += one;
@@ -511,7 +512,7 @@ static int64_t prune_oldest(struct retention *r, int64_t budget, int limit, int6
         }
     sqlite3_reset(r->oldest);
     if (!seqs || !shapes || !ids || (rc != SQLITE_DONE && rc != SQLITE_ROW)) n = -1;
-    for (int64_t i = 0; n >= 0 && i < k && mono_s() < r->deadline; i++) {
+    for (int64_t i = 0; n >= 0 && i < k && (i < STEP_SURE || mono_s() < r->deadline); i++) {
         int one = prune_one(r, seqs[i], ids[i], shapes[i], limit, now);
         if (one < 0) n = -1;
         else n += one;
@@ -617,7 +618,9 @@ static int do_step(struct retention *r, sqlite3 *db, int64_t now)
     }
 
     /* The whole store's count. */
-    if (r->cfg.max_events && done < budget) {
+    /* The store's limits act only once the rules are done for this step, so
+     * that what a rule removes is counted under that rule. */
+    if (r->cfg.max_events && done < budget && mono_s() < r->deadline) {
         int64_t total = 0;
         for (size_t i = 0; i < r->nshapes; i++) total += live(&r->shapes[i]);
         if (total > r->cfg.max_events) {
@@ -631,7 +634,7 @@ static int do_step(struct retention *r, sqlite3 *db, int64_t now)
 
     /* The file's size: pages in use, so that pages freed and reused do not
      * count twice. */
-    if (r->cfg.max_bytes && done < budget && now >= r->next_size) {
+    if (r->cfg.max_bytes && done < budget && now >= r->next_size && mono_s() < r->deadline) {
         int64_t pages = pragma_int(db, "PRAGMA page_count"), free_pages = pragma_int(db, "PRAGMA freelist_count"),
                 psize = pragma_int(db, "PRAGMA page_size");
         if (pages < 0 || free_pages < 0 || psize < 0) return -1;
