@@ -1,5 +1,6 @@
-/* store.c -- owns state.db: schema and migrations, and the single writer
- * thread that commits events.
+/* store.c -- owns state.db: schema and migrations, the compact form of
+ * stored events (schema 4, below), and the single writer thread that commits
+ * events and runs retention's pruning (lib/retention.c) between them.
  *
  * Durability: WAL with synchronous=FULL. Under NORMAL a commit can be rolled
  * back by power loss after we have answered 2xx and the sender has stopped
