@@ -49,6 +49,7 @@ void config_defaults(struct config *c)
     c->max_backoff_ms = 5 * 60 * 1000;
     c->concurrency = 4;
     c->metrics_max_series = 200;
+    retention_config_defaults(&c->retention);
 }
 
 static void free_list(char **l)
@@ -101,6 +102,7 @@ void config_free(struct config *c)
     free_list(c->filters);
     free_list(c->pages_projects);
     cfwire_config_free(c->cloudflare);
+    retention_config_free(&c->retention);
     for (size_t i = 0; i < c->nhandlers; i++) handler_free(&c->handlers[i]);
     free(c->handlers);
     for (struct rules *r = atomic_load(&c->rules), *next; r; r = next) {
@@ -562,6 +564,11 @@ static int top_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *
         if (!get_duration(x, v, k, &ms)) c->heartbeat_s = ms < 1000 ? 1 : ms / 1000;
     }
     else if (strcmp(k, "logpush_filters") == 0) get_list(x, v, k, &c->filters);
+    else if (strcmp(k, "retention") == 0) {
+        char why[256];
+        yaml_node_t *at = v;
+        if (retention_config_parse(&c->retention, x->doc, v, &at, why, sizeof why)) fail(x, at, k, "%s", why);
+    }
     else if (strcmp(k, "pages_projects") == 0) {
         if (get_list(x, v, k, &c->pages_projects)) return 0;
         for (char **p = c->pages_projects; *p; p++)
@@ -650,7 +657,8 @@ static const char *const settable[] = {
     "api_token", "tunnel_token", "push_secret_file", "notify_secret_file", "hook_token_file", "pull_token_file",
     "api_token_file", "tunnel_token_file", "limits.max_body", "limits.max_logpush_body", "limits.max_decompressed",
     "limits.max_line", "limits.max_connections", "limits.max_connections_per_ip", "limits.timeout", "limits.threads", "dispatch.max_attempts",
-    "dispatch.backoff", "dispatch.max_backoff", "dispatch.concurrency", "metrics.max_series", NULL};
+    "dispatch.backoff", "dispatch.max_backoff", "dispatch.concurrency", "metrics.max_series", "retention.max_age",
+    "retention.max_events", "retention.max_bytes", "retention.dedupe_window", NULL};
 
 const char *config_setting(const char *name)
 {

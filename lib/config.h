@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "handler.h"
+#include "retention.h"
 
 struct cfwire_config;
 
@@ -74,6 +75,7 @@ struct config {
 
     struct cfwire_config *cloudflare; /* the `cloudflare:` section (lib/cfwire_config.c), or NULL */
     unsigned metrics_max_series; /* /metrics series per input-fed label set; beyond, "other" */
+    struct retention_config retention; /* retention: (lib/retention.c) */
 
     struct handler_def *handlers; /* as loaded; config_publish() makes them live */
     size_t nhandlers;

@@ -148,6 +148,41 @@ static long long scalar(sqlite3 *db, const char *sql)
     return v;
 }
 
+/* The store's size and the retention in force (lib/retention.c). */
+static void render_retention(sqlite3 *db, struct buf *out)
+{
+    long long psize = scalar(db, "PRAGMA page_size");
+    buf_printf(out, "# HELP synccf_store_bytes Size of state.db (without its WAL).\n"
+                    "# TYPE synccf_store_bytes gauge\nsynccf_store_bytes %lld\n",
+               psize * scalar(db, "PRAGMA page_count"));
+    buf_printf(out, "# HELP synccf_store_free_bytes Free pages in state.db, reused before it grows.\n"
+                    "# TYPE synccf_store_free_bytes gauge\nsynccf_store_free_bytes %lld\n",
+               psize * scalar(db, "PRAGMA freelist_count"));
+    sqlite3_stmt *st;
+    json_t *cfg = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'retention'", -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW) cfg = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
+        sqlite3_finalize(st);
+    }
+    buf_printf(out, "# HELP synccf_retention_limit The retention in force: each limit (0: none), by rule.\n"
+                    "# TYPE synccf_retention_limit gauge\n");
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(cfg, "rules"), i, r) {
+        static const char *const keys[] = {"max_age_ms", "max_events"};
+        for (int k = 0; k < 2; k++) {
+            buf_printf(out, "synccf_retention_limit{rule=\"");
+            label(out, json_string_value(json_object_get(r, "type")));
+            buf_printf(out, "\",limit=\"%s\"} %lld\n", keys[k], (long long)json_integer_value(json_object_get(r, keys[k])));
+        }
+    }
+    static const char *const store_keys[] = {"max_age_ms", "max_events", "max_bytes", "dedupe_window_ms"};
+    for (int k = 0; cfg && k < 4; k++)
+        buf_printf(out, "synccf_retention_limit{rule=\"*\",limit=\"%s\"} %lld\n", store_keys[k],
+                   (long long)json_integer_value(json_object_get(cfg, store_keys[k])));
+    json_decref(cfg);
+}
+
 void metrics_render_store(sqlite3 *db, unsigned max_series, struct buf *out)
 {
     static const struct family fams[] = {
@@ -157,8 +192,10 @@ void metrics_render_store(sqlite3 *db, unsigned max_series, struct buf *out)
         {"filtered.", "synccf_filtered_total", "Logpush records dropped by the record filter.", "kind", NULL, 0},
         {"handler.", "synccf_handler_runs_total", "Handler runs finished, by handler and outcome.", "handler", "outcome", 0},
         {"poll.requests.", "synccf_poll_requests_total", "Audit log API requests, by HTTP status (0: no answer).", "status", NULL, 0},
+        {"pruned.", "synccf_pruned_total", "Events removed by retention, by the limit that removed them.", "limit", NULL, 0},
     };
     for (size_t i = 0; i < sizeof fams / sizeof *fams; i++) counters(db, out, &fams[i], max_series);
+    render_retention(db, out);
 
     buf_printf(out, "# HELP synccf_outbox_pending Handler runs waiting to run or to be retried.\n"
                     "# TYPE synccf_outbox_pending gauge\nsynccf_outbox_pending %lld\n",

@@ -7,6 +7,7 @@
 #include "query.h"
 
 #include "jsonx.h"
+#include "store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,11 +61,37 @@ json_t *query_status(sqlite3 *db, const char *path)
     json_t *s = json_object();
     json_object_set_new(s, "store", json_pack("{s:s,s:I,s:I}", "path", path, "bytes", (json_int_t)file_size(path),
                                               "wal_bytes", (json_int_t)file_size(wal)));
-    json_t *ev = one_row(db, "SELECT count(*) AS total, min(received) AS first_received, "
-                             "max(received) AS last_received, max(time) AS last_time FROM events");
-    json_object_set_new(ev, "by_source", pairs(db, "SELECT source, count(*) FROM events GROUP BY source ORDER BY 2 DESC"));
-    json_object_set_new(ev, "by_type", pairs(db, "SELECT type, count(*) FROM events GROUP BY type ORDER BY 2 DESC"));
-    json_object_set_new(ev, "by_via", pairs(db, "SELECT via, count(*) FROM events GROUP BY via ORDER BY 2 DESC"));
+    json_t *ev;
+    sqlite3_stmt *chk;
+    int compact = 0;
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE name = 'event_rows'", -1, &chk, NULL) == SQLITE_OK) {
+        compact = sqlite3_step(chk) == SQLITE_ROW;
+        sqlite3_finalize(chk);
+    }
+    if (compact) {
+        /* Schema 4: counts from the (shape, seq) index and the few shapes,
+         * ends by seq -- no pass over the events themselves, which took
+         * seconds for a million of them. */
+        ev = one_row(db, "SELECT (SELECT count(*) FROM event_rows) AS total,"
+                         " (SELECT received FROM events ORDER BY seq LIMIT 1) AS first_received,"
+                         " (SELECT received FROM events ORDER BY seq DESC LIMIT 1) AS last_received,"
+                         " (SELECT time FROM events ORDER BY seq DESC LIMIT 1) AS last_time");
+        static const char *const by[][2] = {{"by_source", "source"}, {"by_type", "type"}, {"by_via", "via"}};
+        for (int i = 0; i < 3; i++) {
+            char sql[300];
+            snprintf(sql, sizeof sql,
+                     "SELECT s.%s, sum(c.n) FROM (SELECT shape, count(*) AS n FROM event_rows GROUP BY shape) c "
+                     "JOIN shapes s ON s.id = c.shape GROUP BY s.%s ORDER BY 2 DESC",
+                     by[i][1], by[i][1]);
+            json_object_set_new(ev, by[i][0], pairs(db, sql));
+        }
+    } else {
+        ev = one_row(db, "SELECT count(*) AS total, min(received) AS first_received, "
+                         "max(received) AS last_received, max(time) AS last_time FROM events");
+        json_object_set_new(ev, "by_source", pairs(db, "SELECT source, count(*) FROM events GROUP BY source ORDER BY 2 DESC"));
+        json_object_set_new(ev, "by_type", pairs(db, "SELECT type, count(*) FROM events GROUP BY type ORDER BY 2 DESC"));
+        json_object_set_new(ev, "by_via", pairs(db, "SELECT via, count(*) FROM events GROUP BY via ORDER BY 2 DESC"));
+    }
     json_object_set_new(s, "events", ev);
     json_object_set_new(s, "duplicates",
                         pairs(db, "SELECT substr(name, 12), value FROM counters WHERE name LIKE 'duplicates.%' ORDER BY 1"));
@@ -104,6 +131,7 @@ json_t *query_status(sqlite3 *db, const char *path)
         sqlite3_finalize(st);
     }
     json_object_set_new(s, "handlers", json_pack("{s:o,s:o}", "runs", h, "failing", problems));
+    json_object_set_new(s, "retention", query_retention(db));
     return s;
 }
 
@@ -117,6 +145,29 @@ static sqlite3_stmt *first_row(sqlite3 *db, const char *sql, const char *arg)
     if (sqlite3_step(st) == SQLITE_ROW) return st;
     sqlite3_finalize(st);
     return NULL;
+}
+
+json_t *query_retention(sqlite3 *db)
+{
+    json_t *r = json_object();
+    json_t *cfg = NULL;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'retention'", -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW) cfg = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
+        sqlite3_finalize(st);
+    }
+    json_object_set_new(r, "config", cfg ? cfg : json_null());
+    json_object_set_new(r, "pruned",
+                        pairs(db, "SELECT substr(name, 8), value FROM counters WHERE name LIKE 'pruned.%' ORDER BY 1"));
+    /* Pages in use and free: the file's size is what retention bounds (by
+     * pages in use); free pages are reused before the file grows. */
+    json_t *pages = one_row(db, "SELECT (SELECT page_count FROM pragma_page_count()) * "
+                                "(SELECT page_size FROM pragma_page_size()) AS file_bytes,"
+                                "(SELECT freelist_count FROM pragma_freelist_count()) * "
+                                "(SELECT page_size FROM pragma_page_size()) AS free_bytes");
+    json_object_update(r, pages);
+    json_decref(pages);
+    return r;
 }
 
 static json_t *row_event(sqlite3_stmt *st)
@@ -143,9 +194,17 @@ json_t *query_events(sqlite3 *db, const char *type_glob, const char *since, long
 
 json_t *query_event(sqlite3 *db, const char *id)
 {
-    sqlite3_stmt *st = first_row(db, "SELECT seq, body FROM events WHERE id = ?", id);
-    if (!st) return NULL;
-    json_t *out = row_event(st);
+    sqlite3_stmt *st;
+    json_t *out = NULL;
+    /* By the id's hash (ids), checked against the id; a store not yet
+     * migrated (read-only, by an older schema) is searched by id. */
+    if (sqlite3_prepare_v2(db, "SELECT seq, body FROM events WHERE seq = (SELECT seq FROM ids WHERE h = ?2) AND id = ?1",
+                           -1, &st, NULL) != SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT seq, body FROM events WHERE id = ?1", -1, &st, NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    if (sqlite3_bind_parameter_count(st) > 1) sqlite3_bind_int64(st, 2, store_id_hash(id));
+    if (sqlite3_step(st) == SQLITE_ROW) out = row_event(st);
     sqlite3_finalize(st);
     if (!out) return NULL;
     json_t *runs = json_array();

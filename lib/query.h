@@ -15,6 +15,9 @@ json_t *query_status(sqlite3 *db, const char *path);
 json_t *query_events(sqlite3 *db, const char *type_glob, const char *since, long limit);
 
 /* One event by id: {"seq":N,"event":{...},"runs":[...]}, or NULL. */
+/* The retention in force (as the daemon recorded it), what each limit has
+ * removed, and the file's bytes in use and free. Part of query_status. */
+json_t *query_retention(sqlite3 *db);
 json_t *query_event(sqlite3 *db, const char *id);
 
 /* Queues the event's handlers again: resets its runs to pending, or when it

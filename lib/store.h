@@ -47,6 +47,15 @@ void store_batch_clear(struct store_batch *b);
 struct store *store_open(const char *path, int readonly, char *err, size_t errlen);
 void store_close(struct store *s);
 
+/* Prunes by these rules (lib/retention.c), on the writer, from store_start
+ * on; also records them in meta for status. Before store_start only. */
+struct retention_config;
+int store_set_retention(struct store *s, const struct retention_config *c);
+
+/* The 64-bit key of an id in the ids table (dedupe, and what is left of an
+ * event after retention has removed it). */
+int64_t store_id_hash(const char *id);
+
 /* Starts the writer thread that commits queued batches in groups. */
 int store_start(struct store *s);
 /* Queues b; b->done is called once it is committed or failed. */

@@ -124,6 +124,10 @@ static int start_core(synccf *s, char *err, size_t errlen)
     s->lockfd = fd;
     s->store = store_open(s->db_path, 0, err, errlen);
     if (!s->store) return 1;
+    if (store_set_retention(s->store, &c->retention) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return 1;
+    }
     s->dispatch = dispatch_start(s->db_path, c, s->store, err, errlen);
     if (!s->dispatch) return 1;
     store_on_runs(s->store, dispatch_wake, s->dispatch);

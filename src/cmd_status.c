@@ -79,6 +79,46 @@ static void print_sources(json_t *src)
     }
 }
 
+static void print_duration(const char *label, json_int_t ms)
+{
+    if (!ms) return;
+    if (ms % 86400000 == 0) printf("%s %" JSON_INTEGER_FORMAT "d", label, ms / 86400000);
+    else if (ms % 3600000 == 0) printf("%s %" JSON_INTEGER_FORMAT "h", label, ms / 3600000);
+    else printf("%s %" JSON_INTEGER_FORMAT "s", label, ms / 1000);
+}
+
+/* The retention: section of status (query_retention). */
+static void print_retention(json_t *r)
+{
+    json_t *cfg = json_object_get(r, "config");
+    printf("retention  ");
+    if (!json_is_object(cfg)) {
+        printf(" not recorded (the daemon has not run with this version)\n");
+    } else {
+        size_t i;
+        json_t *rule;
+        int any = 0;
+        json_array_foreach(json_object_get(cfg, "rules"), i, rule) {
+            printf("%s %s:", any++ ? ";" : "", str(rule, "type"));
+            print_duration(" max_age", json_integer_value(json_object_get(rule, "max_age_ms")));
+            json_int_t n = json_integer_value(json_object_get(rule, "max_events"));
+            if (n) printf(" max_events %" JSON_INTEGER_FORMAT, n);
+        }
+        json_int_t age = json_integer_value(json_object_get(cfg, "max_age_ms"));
+        json_int_t n = json_integer_value(json_object_get(cfg, "max_events"));
+        json_int_t b = json_integer_value(json_object_get(cfg, "max_bytes"));
+        if (age) printf("%s other types:", any++ ? ";" : ""), print_duration(" max_age", age);
+        if (n) printf("%s store max_events %" JSON_INTEGER_FORMAT, any++ ? ";" : "", n);
+        if (b) printf("%s store max_bytes %" JSON_INTEGER_FORMAT, any++ ? ";" : "", b);
+        if (!any) printf(" keep everything");
+        print_duration("; dedupe window", json_integer_value(json_object_get(cfg, "dedupe_window_ms")));
+        printf("\n");
+    }
+    printf("store pages %" JSON_INTEGER_FORMAT " bytes, %" JSON_INTEGER_FORMAT " free (reused first)\n",
+           json_integer_value(json_object_get(r, "file_bytes")), json_integer_value(json_object_get(r, "free_bytes")));
+    print_pairs("pruned (by limit)", json_object_get(r, "pruned"));
+}
+
 int cmd_status(struct cli *c, int argc, char **argv)
 {
     if (argc > 1) return cli_bad_option("status", argv[1]);
@@ -117,6 +157,7 @@ int cmd_status(struct cli *c, int argc, char **argv)
     print_pairs("rejected (by reason)", json_object_get(s, "rejected"));
     print_pairs("filtered", json_object_get(s, "filtered"));
     print_sources(json_object_get(s, "sources"));
+    print_retention(json_object_get(s, "retention"));
     json_t *le = json_object_get(s, "last_error");
     printf("last error  %s\n", json_is_string(le) ? json_string_value(le) : "none");
     json_t *h = json_object_get(s, "handlers");

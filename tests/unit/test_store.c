@@ -1,7 +1,10 @@
 /* test_store.c -- the store: dedupe, group commit under concurrency, cursors,
- * migrations, permissions, and refusing files it must not touch. */
+ * migrations, permissions, refusing files it must not touch, the compact
+ * rows' exact text, and retention. */
 #include <jansson.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <sqlite3.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -9,6 +12,8 @@
 
 #include "../../lib/event.h"
 #include "../../lib/query.h"
+#include "../../lib/retention.h"
+#include "../../lib/jsonx.h"
 #include "../../lib/store.h"
 #include "../../lib/util.h"
 #include "testutil.h"
@@ -90,7 +95,7 @@ static void test_dedupe_and_perms(void **st)
     assert_int_equal(count_rows(s, "SELECT value FROM counters WHERE name='duplicates.worker'"), 1);
     assert_int_equal(count_rows(s, "SELECT value FROM counters WHERE name='rejected.bad_signature'"), 3);
     assert_int_equal(count_rows(s, "SELECT value FROM cursors WHERE name='pull:default'"), 42);
-    assert_int_equal(count_rows(s, "PRAGMA user_version"), 3);
+    assert_int_equal(count_rows(s, "PRAGMA user_version"), 4);
     json_t *status = query_status(store_db(s), db);
     assert_int_equal(json_integer_value(json_object_get(json_object_get(status, "events"), "total")), 2);
     json_decref(status);
@@ -225,9 +230,112 @@ static void test_refuses_foreign_files(void **st)
     assert_non_null(strstr(err, "newer"));
 }
 
-/* A version-2 file (before the runs_due index) is upgraded in place: its
- * events and runs kept, the index added. */
-static void test_migration_2_to_3(void **st)
+/* ---- schema 4: exact text, migration, retention ------------------------- */
+
+/* The schema a store of version 3 has (the previous synccf's, as SQL). */
+static const char v3_schema[] =
+    "PRAGMA journal_mode=WAL;"
+    "CREATE TABLE events(seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,"
+    "  type TEXT NOT NULL, source TEXT NOT NULL, subject TEXT,"
+    "  time TEXT NOT NULL, via TEXT NOT NULL, received TEXT NOT NULL, body TEXT NOT NULL);"
+    "CREATE INDEX events_type ON events(type, seq);"
+    "CREATE TABLE counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE cursors(name TEXT PRIMARY KEY, value TEXT NOT NULL, updated TEXT NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE runs(seq INTEGER NOT NULL REFERENCES events(seq), idx INTEGER NOT NULL,"
+    "  handler TEXT NOT NULL, subject_key TEXT NOT NULL,"
+    "  state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_at INTEGER NOT NULL DEFAULT 0, last_error TEXT, detail TEXT, updated TEXT,"
+    "  PRIMARY KEY(seq, idx)) WITHOUT ROWID;"
+    "CREATE INDEX runs_open ON runs(state, subject_key, seq, idx);"
+    "CREATE INDEX runs_due ON runs(state, seq, idx);"
+    "PRAGMA user_version=3;";
+
+/* Bodies whose text the compact form must give back byte for byte: members
+ * in any order, whitespace, escapes where the column holds the decoded
+ * value, times in spellings other than synccf's, no subject, data of every
+ * JSON type, duplicate members. {id, subject, time, received, body}. */
+static const char *const odd[][5] = {
+    {"o1", "s", "2026-11-20T10:05:00Z", "2026-11-25T12:00:00.5Z",
+     "{\"specversion\":\"1.0\",\"id\":\"o1\",\"source\":\"/x\",\"type\":\"t.odd\",\"subject\":\"s\","
+     "\"time\":\"2026-11-20T10:05:00Z\",\"synccfvia\":\"tunnel\",\"synccfreceived\":\"2026-11-25T12:00:00.5Z\"}"},
+    {"o2", NULL, "2026-11-20T10:05:00.000Z", "2026-11-25T12:00:00Z",
+     "{ \"data\" : [1, {\"id\":\"x\"}, \"]\"] ,\n \"id\": \"o2\", \"specversion\":\"1.0\",\"source\":\"/x\","
+     "\"type\":\"t.odd\",\"time\":\"2026-11-20T10:05:00.000Z\",\"synccfvia\":\"tunnel\","
+     "\"synccfreceived\":\"2026-11-25T12:00:00Z\" }"},
+    {"o\"3", "\xc3\xa9t\xc3\xa9", "2026-11-20T11:05:00+01:00", "2026-11-25T12:00:00.123Z",
+     "{\"specversion\":\"1.0\",\"id\":\"o\\\"3\",\"source\":\"/x\",\"type\":\"t.odd\",\"subject\":\"\\u00e9t\xc3\xa9\","
+     "\"time\":\"2026-11-20T11:05:00+01:00\",\"synccfvia\":\"tunnel\",\"synccfreceived\":\"2026-11-25T12:00:00.123Z\","
+     "\"data\":\"a \\u0001 \\\\ string\"}"},
+    {"o4", "s", "2026-11-20T10:05:00Z", "2026-11-25T12:00:00Z",
+     "{\"specversion\":\"1.0\",\"id\":\"o4\",\"id\":\"o4\",\"source\":\"/x\",\"type\":\"t.odd\",\"subject\":\"s\","
+     "\"time\":\"2026-11-20T10:05:00Z\",\"synccfvia\":\"tunnel\",\"synccfreceived\":\"2026-11-25T12:00:00Z\","
+     "\"data\":null,\"data\":12.50e3}"},
+    {"o5", "s", "1969-12-31T23:59:59Z", "2026-11-25T12:00:00Z",
+     "{\"specversion\":\"1.0\",\"id\":\"o5\",\"source\":\"/x\",\"type\":\"t.odd\",\"subject\":\"s\","
+     "\"time\":\"1969-12-31T23:59:59Z\",\"synccfvia\":\"tunnel\",\"synccfreceived\":\"2026-11-25T12:00:00Z\","
+     "\"data_base64\":\"AAEC\",\"data\":true}"},
+};
+
+static void odd_event(struct store_event *e, int i)
+{
+    memset(e, 0, sizeof *e);
+    e->id = strdup(odd[i][0]);
+    e->type = strdup("t.odd");
+    e->source = strdup("/x");
+    e->subject = odd[i][1] ? strdup(odd[i][1]) : NULL;
+    e->time = strdup(odd[i][2]);
+    e->via = strdup("tunnel");
+    e->received = strdup(odd[i][3]);
+    e->body = strdup(odd[i][4]);
+}
+
+/* Every vector's expected events, serialized as the store gets them. */
+static size_t vector_events(struct store_batch *b)
+{
+    FILE *ls = popen("ls tests/vectors/*.json", "r");
+    assert_non_null(ls);
+    char path[512];
+    size_t n = 0;
+    while (fgets(path, sizeof path, ls)) {
+        path[strcspn(path, "\n")] = '\0';
+        size_t vlen = 0;
+        char *vtext = read_file(path, &vlen);
+        assert_non_null(vtext);
+        json_t *v = jx_loadb(vtext, vlen, 0, NULL); /* some vectors hold integers past 64 bits */
+        free(vtext);
+        assert_non_null(v);
+        size_t i;
+        json_t *ev;
+        json_array_foreach(json_object_get(v, "expected"), i, ev) {
+            struct store_event e;
+            assert_int_equal(store_event_from_json(ev, &e), 0);
+            assert_int_equal(store_batch_add(b, &e), 0);
+            n++;
+        }
+        json_decref(v);
+    }
+    pclose(ls);
+    return n;
+}
+
+static const char *body_of(struct store *s, const char *id, char *out, size_t len)
+{
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(store_db(s), "SELECT body FROM events WHERE id = ?", -1, &q, NULL), SQLITE_OK);
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    const char *r = NULL;
+    if (sqlite3_step(q) == SQLITE_ROW) {
+        snprintf(out, len, "%s", (const char *)sqlite3_column_text(q, 0));
+        r = out;
+    }
+    sqlite3_finalize(q);
+    return r;
+}
+
+/* The stored form gives back the exact text of every shared vector's events
+ * and of the odd bodies, through the events view and query_event. */
+static void test_exact_text(void **st)
 {
     (void)st;
     char err[256];
@@ -235,26 +343,382 @@ static void test_migration_2_to_3(void **st)
     assert_non_null(s);
     store_start(s);
     struct store_batch b = {0};
-    struct store_event e;
-    make_event(&e, "old", "tunnel");
-    store_batch_add(&b, &e);
+    size_t n = vector_events(&b);
+    assert_true(n > 20);
+    for (int i = 0; i < (int)(sizeof odd / sizeof *odd); i++) {
+        struct store_event e;
+        odd_event(&e, i);
+        store_batch_add(&b, &e);
+    }
+    struct store_batch want = {0};
+    for (size_t i = 0; i < b.n; i++) {
+        struct store_event c = {0};
+        c.id = strdup(b.ev[i].id);
+        c.body = strdup(b.ev[i].body);
+        store_batch_add(&want, &c);
+    }
     assert_int_equal(store_commit(s, &b), 0);
     store_batch_clear(&b);
-    sqlite3 *raw = store_db(s);
-    assert_int_equal(sqlite3_exec(raw,
-                                  "INSERT INTO runs(seq, idx, handler, subject_key) SELECT seq, 0, 'h', 'k' FROM events;"
-                                  "DROP INDEX runs_due; PRAGMA user_version=2;",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
     store_close(s);
 
-    s = store_open(db, 0, err, sizeof err);
+    s = store_open(db, 1, err, sizeof err);
     assert_non_null(s);
-    assert_int_equal(count_rows(s, "PRAGMA user_version"), 3);
-    assert_int_equal(count_rows(s, "SELECT count(*) FROM sqlite_master WHERE name='runs_due'"), 1);
-    assert_int_equal(count_rows(s, "SELECT count(*) FROM events WHERE id='old'"), 1);
-    assert_int_equal(count_rows(s, "SELECT count(*) FROM runs WHERE state='pending'"), 1);
+    static char got[1 << 16];
+    for (size_t i = 0; i < want.n; i++) {
+        int seen = 0; /* an id in two vectors: the first one is stored */
+        for (size_t k = 0; k < i; k++) seen |= strcmp(want.ev[k].id, want.ev[i].id) == 0;
+        if (seen) continue;
+        assert_non_null(body_of(s, want.ev[i].id, got, sizeof got));
+        assert_string_equal(got, want.ev[i].body);
+        json_t *q = query_event(store_db(s), want.ev[i].id);
+        assert_non_null(q);
+        json_decref(q);
+    }
+    /* Logpush records and the vectors' envelopes share a handful of shapes. */
+    assert_true(count_rows(s, "SELECT count(*) FROM shapes") < (long)want.n);
+    store_batch_clear(&want);
     store_close(s);
+}
+
+static void make_v3(const char *path, int nevents)
+{
+    sqlite3 *raw;
+    char mk[400];
+    snprintf(mk, sizeof mk, "mkdir -p %s", dir);
+    assert_int_equal(system(mk), 0);
+    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw, v3_schema, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_stmt *ins;
+    assert_int_equal(sqlite3_prepare_v2(raw,
+                                        "INSERT INTO events(id,type,source,subject,time,via,received,body) "
+                                        "VALUES(?,?,?,?,?,?,?,?)",
+                                        -1, &ins, NULL),
+                     SQLITE_OK);
+    sqlite3_exec(raw, "BEGIN", NULL, NULL, NULL);
+    for (int i = 0; i < (int)(sizeof odd / sizeof *odd) + nevents; i++) {
+        struct store_event e;
+        if (i < (int)(sizeof odd / sizeof *odd)) {
+            odd_event(&e, i);
+        } else {
+            char id[32];
+            snprintf(id, sizeof id, "m%d", i);
+            make_event(&e, id, "tunnel");
+        }
+        const char *v[8] = {e.id, e.type, e.source, e.subject, e.time, e.via, e.received, e.body};
+        for (int k = 0; k < 8; k++) sqlite3_bind_text(ins, k + 1, v[k], -1, SQLITE_TRANSIENT);
+        assert_int_equal(sqlite3_step(ins), SQLITE_DONE);
+        sqlite3_reset(ins);
+        store_event_free(&e);
+    }
+    sqlite3_finalize(ins);
+    assert_int_equal(sqlite3_exec(raw,
+                                  "INSERT INTO runs(seq, idx, handler, subject_key) SELECT seq, 0, 'h', 'k' FROM events "
+                                  "WHERE id = 'o2';"
+                                  "INSERT INTO cursors VALUES('pull:x', '7', 'now');"
+                                  "COMMIT;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(raw);
+}
+
+static char *dump_events(const char *path)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "sqlite3 %s 'SELECT seq, id, type, source, subject, time, via, received, body "
+                              "FROM events ORDER BY seq' | md5sum", path);
+    FILE *f = popen(cmd, "r");
+    static char out[64];
+    assert_non_null(fgets(out, sizeof out, f));
+    pclose(f);
+    return strdup(out);
+}
+
+/* A version-3 store is converted in place: every event's attributes and text
+ * unchanged, runs and cursors kept, ids deduped as before. */
+static void test_migration_3_to_4(void **st)
+{
+    (void)st;
+    char err[256];
+    make_v3(db, 100);
+    char *before = dump_events(db);
+    struct store *s = store_open(db, 0, err, sizeof err);
+    assert_non_null(s);
+    assert_int_equal(count_rows(s, "PRAGMA user_version"), 4);
+    assert_int_equal(count_rows(s, "PRAGMA auto_vacuum"), 2);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM sqlite_master WHERE name='events' AND type='view'"), 1);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM runs r JOIN events e USING(seq) WHERE e.id='o2'"), 1);
+    assert_int_equal(count_rows(s, "SELECT value FROM cursors WHERE name='pull:x'"), 7);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM meta WHERE key='migrate4.seq'"), 0);
+    store_start(s);
+    struct store_batch b = {0};
+    struct store_event e;
+    make_event(&e, "m50", "tunnel");
+    store_batch_add(&b, &e);
+    odd_event(&e, 2);
+    store_batch_add(&b, &e);
+    assert_int_equal(store_commit(s, &b), 0);
+    assert_int_equal(b.duplicates, 2);
+    store_batch_clear(&b);
+    store_close(s);
+    char *after = dump_events(db);
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+}
+
+/* Killed (SIGKILL) half way through, the migration resumes where its last
+ * chunk committed and loses nothing. */
+static void test_migration_killed(void **st)
+{
+    (void)st;
+    char err[256];
+    make_v3(db, 30000);
+    char *before = dump_events(db);
+    int killed = 0;
+    for (int attempt = 0; attempt < 3 && !killed; attempt++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            struct store *c = store_open(db, 0, err, sizeof err);
+            _exit(c ? 0 : 1);
+        }
+        /* Kill it once a chunk has committed (or let it finish). */
+        for (;;) {
+            int status;
+            if (waitpid(pid, &status, WNOHANG) == pid) break;
+            sqlite3 *raw;
+            sqlite3_int64 at = 0;
+            if (sqlite3_open_v2(db, &raw, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+                sqlite3_stmt *q;
+                if (sqlite3_prepare_v2(raw, "SELECT value FROM meta WHERE key='migrate4.seq'", -1, &q, NULL) ==
+                    SQLITE_OK) {
+                    if (sqlite3_step(q) == SQLITE_ROW) at = sqlite3_column_int64(q, 0);
+                    sqlite3_finalize(q);
+                }
+                sqlite3_close(raw);
+            }
+            if (at > 0) {
+                kill(pid, SIGKILL);
+                waitpid(pid, &status, 0);
+                killed = 1;
+                break;
+            }
+            usleep(1000);
+        }
+    }
+    struct store *s = store_open(db, 0, err, sizeof err);
+    assert_non_null(s);
+    assert_int_equal(count_rows(s, "PRAGMA user_version"), 4);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM event_rows"), 30000 + (long)(sizeof odd / sizeof *odd));
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM ids"), 30000 + (long)(sizeof odd / sizeof *odd));
+    store_close(s);
+    char *after = dump_events(db);
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+}
+
+static void old_event(struct store_event *se, const char *id, const char *type, int64_t received_ms, int runs)
+{
+    struct norm_opts o = {"tunnel", received_ms};
+    json_t *data = json_pack("{s:s}", "k", id);
+    json_t *ev = event_build(id, "/test", type, NULL, -1, NULL, &o, data);
+    assert_int_equal(store_event_from_json(ev, se), 0);
+    json_decref(ev);
+    json_decref(data);
+    if (runs) {
+        se->handlers = calloc(2, sizeof *se->handlers);
+        se->handlers[0] = strdup("h");
+    }
+}
+
+static struct store *open_with(struct retention_config *rc)
+{
+    char err[256];
+    struct store *s = store_open(db, 0, err, sizeof err);
+    assert_non_null(s);
+    assert_int_equal(store_set_retention(s, rc), 0);
+    store_start(s);
+    return s;
+}
+
+static void commit_events(struct store *s, const char *prefix, const char *type, int n, int64_t received_ms, int runs,
+                          size_t *accepted)
+{
+    struct store_batch b = {0};
+    for (int i = 0; i < n; i++) {
+        char id[64];
+        snprintf(id, sizeof id, "%s%d", prefix, i);
+        struct store_event e;
+        old_event(&e, id, type, received_ms, runs);
+        store_batch_add(&b, &e);
+    }
+    assert_int_equal(store_commit(s, &b), 0);
+    if (accepted) *accepted = b.accepted;
+    store_batch_clear(&b);
+}
+
+/* Pruning is bounded per commit (in time, so a slow build does less each
+ * time): empty commits drive it to the end -- each one removes something
+ * while anything is due. */
+static void settle(struct store *s)
+{
+    for (int i = 0; i < 2000; i++) {
+        struct store_batch b = {0};
+        assert_int_equal(store_commit(s, &b), 0);
+    }
+}
+
+static struct retention_config rules_cfg(void)
+{
+    struct retention_config rc;
+    retention_config_defaults(&rc);
+    rc.nrules = 2;
+    rc.rules = calloc(2, sizeof *rc.rules);
+    rc.rules[0] = (struct retention_rule){strdup("com.example.logs.*"), 3600 * 1000, 0};
+    rc.rules[1] = (struct retention_rule){strdup("com.example.deploy"), 365LL * 86400 * 1000, 0};
+    return rc;
+}
+
+/* Age per type: the first rule matching the type applies; kept otherwise.
+ * What was removed is counted by rule; a late retry of a pruned id is still
+ * a duplicate and queues no handler run. */
+static void test_retention_age(void **st)
+{
+    (void)st;
+    struct retention_config rc = rules_cfg();
+    int64_t now = now_ms(), hours2 = now - 2 * 3600 * 1000, days400 = now - 400LL * 86400 * 1000;
+    struct store *s = open_with(&rc);
+    commit_events(s, "oldlog", "com.example.logs.http", 50, hours2, 0, NULL);
+    commit_events(s, "newlog", "com.example.logs.http", 10, now, 0, NULL);
+    /* Age is judged in arrival order (received only grows): ancient first. */
+    commit_events(s, "ancient", "com.example.deploy", 3, days400, 0, NULL);
+    commit_events(s, "deploy", "com.example.deploy", 5, hours2, 0, NULL);
+    commit_events(s, "other", "com.example.other", 5, days400, 0, NULL);
+    settle(s);
+    store_close(s);
+
+    s = open_with(&rc);
+    /* The retry of a pruned log record, with a handler this time. */
+    size_t acc = 99;
+    commit_events(s, "oldlog", "com.example.logs.http", 3, now, 1, &acc);
+    assert_int_equal(acc, 0);
+    settle(s);
+    store_close(s);
+    s = store_open(db, 1, NULL, 0);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM events WHERE id LIKE 'oldlog%'"), 0);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM events WHERE id LIKE 'newlog%'"), 10);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM events WHERE id LIKE 'deploy%'"), 5);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM events WHERE id LIKE 'ancient%'"), 0);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM events WHERE id LIKE 'other%'"), 5);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM runs"), 0);
+    assert_int_equal(count_rows(s, "SELECT value FROM counters WHERE name='pruned.rule:com.example.logs.*'"), 50);
+    assert_int_equal(count_rows(s, "SELECT value FROM counters WHERE name='pruned.rule:com.example.deploy'"), 3);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM ids WHERE pruned IS NOT NULL"), 53);
+    assert_int_equal(count_rows(s, "SELECT value FROM counters WHERE name='duplicates.tunnel'"), 3);
+    json_t *stj = query_status(store_db(s), db);
+    json_t *ret = json_object_get(stj, "retention");
+    assert_non_null(ret);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(ret, "pruned"), "rule:com.example.logs.*")), 50);
+    assert_non_null(json_object_get(ret, "config"));
+    json_decref(stj);
+    store_close(s);
+    retention_config_free(&rc);
+}
+
+/* Counts (per rule and for the store) keep the newest; an event with a run
+ * still pending is never pruned, and goes once its run has finished. */
+static void test_retention_count_and_pending(void **st)
+{
+    (void)st;
+    struct retention_config rc = rules_cfg();
+    rc.rules[0].max_age_ms = 0;
+    rc.rules[0].max_events = 20;
+    rc.max_events = 100;
+    int64_t now = now_ms();
+    struct store *s = open_with(&rc);
+    commit_events(s, "pend", "com.example.logs.http", 5, now - 1000, 1, NULL);
+    for (int g = 0; g < 10; g++) {
+        char p[16];
+        snprintf(p, sizeof p, "l%d-", g);
+        commit_events(s, p, "com.example.logs.http", 10, now, 0, NULL);
+    }
+    for (int g = 0; g < 10; g++) {
+        char p[16];
+        snprintf(p, sizeof p, "o%d-", g);
+        commit_events(s, p, "com.example.other", 10, now, 0, NULL);
+    }
+    settle(s);
+    store_close(s);
+    s = store_open(db, 0, NULL, 0);
+    /* The rule kept 5 pending + the 15 newest logs; then the store's limit
+     * took the oldest: those 15 logs and 5 of the others, not the pending. */
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM events WHERE id LIKE 'pend%'"), 5);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM events WHERE type = 'com.example.logs.http'"), 5);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM events"), 100);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM events WHERE id LIKE 'o0-%'"), 5);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM events WHERE id LIKE 'o9-%'"), 10);
+    assert_int_equal(count_rows(s, "SELECT value FROM counters WHERE name='pruned.rule:com.example.logs.*'"), 85);
+    assert_int_equal(count_rows(s, "SELECT value FROM counters WHERE name='pruned.max_events'"), 20);
+    assert_int_equal(sqlite3_exec(store_db(s), "UPDATE runs SET state = 'ok'", NULL, NULL, NULL), SQLITE_OK);
+    store_close(s);
+    s = open_with(&rc);
+    commit_events(s, "late", "com.example.other", 5, now, 0, NULL);
+    settle(s);
+    store_close(s);
+    s = store_open(db, 1, NULL, 0);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM events WHERE id LIKE 'pend%'"), 0);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM events"), 100);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM runs"), 0);
+    store_close(s);
+    retention_config_free(&rc);
+}
+
+/* The size limit holds the pages in use near max_bytes, and the file gives
+ * space back once the limit is lowered. */
+static void test_retention_size(void **st)
+{
+    (void)st;
+    struct retention_config rc;
+    retention_config_defaults(&rc);
+    char pad[2048];
+    memset(pad, 'p', sizeof pad - 1);
+    pad[sizeof pad - 1] = '\0';
+    struct store *s = open_with(&rc);
+    struct norm_opts o = {"tunnel", now_ms()};
+    for (int g = 0; g < 20; g++) {
+        struct store_batch b = {0};
+        for (int i = 0; i < 100; i++) {
+            char id[32];
+            snprintf(id, sizeof id, "z%d-%d", g, i);
+            json_t *data = json_pack("{s:s}", "pad", pad);
+            json_t *ev = event_build(id, "/test", "com.example.big", NULL, -1, NULL, &o, data);
+            struct store_event e;
+            assert_int_equal(store_event_from_json(ev, &e), 0);
+            json_decref(ev);
+            json_decref(data);
+            store_batch_add(&b, &e);
+        }
+        assert_int_equal(store_commit(s, &b), 0);
+        store_batch_clear(&b);
+    }
+    store_close(s);
+    s = store_open(db, 0, NULL, 0);
+    long pages_before = count_rows(s, "PRAGMA page_count");
+    store_close(s);
+    rc.max_bytes = 1 << 20;
+    s = open_with(&rc);
+    settle(s);
+    store_close(s);
+    s = store_open(db, 0, NULL, 0);
+    long used = (count_rows(s, "PRAGMA page_count") - count_rows(s, "PRAGMA freelist_count")) *
+                count_rows(s, "PRAGMA page_size");
+    assert_true(used <= (1 << 20) + 64 * 1024);
+    assert_true(count_rows(s, "SELECT count(*) FROM events") > 100);
+    assert_true(count_rows(s, "SELECT value FROM counters WHERE name='pruned.max_bytes'") > 1000);
+    assert_true(count_rows(s, "PRAGMA page_count") < pages_before);
+    store_close(s);
+    retention_config_free(&rc);
 }
 
 int main(void)
@@ -264,7 +728,12 @@ int main(void)
         cmocka_unit_test_setup(test_group_commit, setup),
         cmocka_unit_test_setup(test_checkpoints, setup),
         cmocka_unit_test_setup(test_refuses_foreign_files, setup),
-        cmocka_unit_test_setup(test_migration_2_to_3, setup),
+        cmocka_unit_test_setup(test_exact_text, setup),
+        cmocka_unit_test_setup(test_migration_3_to_4, setup),
+        cmocka_unit_test_setup(test_migration_killed, setup),
+        cmocka_unit_test_setup(test_retention_age, setup),
+        cmocka_unit_test_setup(test_retention_count_and_pending, setup),
+        cmocka_unit_test_setup(test_retention_size, setup),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     setup(NULL);
