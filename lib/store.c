@@ -67,6 +67,13 @@ struct store {
     unsigned shape_next;
     struct buf tmpl; /* the template being built (writer thread) */
     struct retention *ret; /* pruning, run by the writer between groups */
+    /* /metrics' source labels (writer thread): at most max_series sources
+     * get counters of their own, the first ones seen; later ones are counted
+     * under "other". Admitting at count time, not when /metrics renders,
+     * keeps every series a counter that only grows: a new source can never
+     * take an older one's place. 0: no bound. */
+    unsigned max_series;
+    long nsources; /* distinct sources admitted so far; -1: not read yet */
     void (*on_runs)(void *arg);
     void *on_runs_arg;
 
@@ -942,6 +949,43 @@ static int insert_event(struct store *s, const struct store_event *e, int *inser
 
 /* Commits one group. Counters and the last error pending at the start ride in
  * the same transaction; if it fails they are put back for the next one. */
+/* The source label an event of (via, source) is counted under: its own
+ * when it already has a counter or fewer than max_series sources have one,
+ * else "other" (see struct store). Writer thread, inside the transaction. */
+static const char *source_label(struct store *s, const char *via, const char *source)
+{
+    if (!s->max_series || strcmp(source, "other") == 0) return source;
+    sqlite3_stmt *st;
+    if (s->nsources < 0 &&
+        sqlite3_prepare_v2(s->db,
+                           "SELECT count(DISTINCT substr(name, instr(name, '|') + 1)) FROM counters "
+                           "WHERE name LIKE 'events.%' AND substr(name, instr(name, '|') + 1) <> 'other'",
+                           -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW) s->nsources = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    int known = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM counters WHERE name LIKE 'events.%' AND substr(name, instr(name, '|') + 1) = ?",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+        known = sqlite3_step(st) == SQLITE_ROW;
+        sqlite3_finalize(st);
+    }
+    (void)via;
+    if (known) return source;
+    if (s->nsources >= 0 && s->nsources < (long)s->max_series) {
+        s->nsources++;
+        return source;
+    }
+    return "other";
+}
+
+void store_set_max_series(struct store *s, unsigned max_series)
+{
+    s->max_series = max_series;
+    s->nsources = -1;
+}
+
 static int commit_group(struct store *s, struct store_batch *list, int *runs)
 {
     struct counter pending[MAX_COUNTERS];
@@ -986,7 +1030,8 @@ static int commit_group(struct store *s, struct store_batch *list, int *runs)
                     per[k].n++;
                 } else { /* more pairs than per holds: this one is counted alone */
                     char name[400];
-                    snprintf(name, sizeof name, "events.%s|%s", b->ev[i].via, b->ev[i].source);
+                    snprintf(name, sizeof name, "events.%s|%s", b->ev[i].via,
+                             source_label(s, b->ev[i].via, b->ev[i].source));
                     sqlite3_bind_text(s->cnt, 1, name, -1, SQLITE_TRANSIENT);
                     sqlite3_bind_int64(s->cnt, 2, 1);
                     ok = step_done(s->cnt) == 0;
@@ -1011,7 +1056,7 @@ static int commit_group(struct store *s, struct store_batch *list, int *runs)
     }
     for (size_t k = 0; ok && k < nper; k++) {
         char name[400];
-        snprintf(name, sizeof name, "events.%s|%s", per[k].via, per[k].source);
+        snprintf(name, sizeof name, "events.%s|%s", per[k].via, source_label(s, per[k].via, per[k].source));
         sqlite3_bind_text(s->cnt, 1, name, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(s->cnt, 2, per[k].n);
         ok = step_done(s->cnt) == 0;

@@ -52,6 +52,11 @@ void store_close(struct store *s);
 struct retention_config;
 int store_set_retention(struct store *s, const struct retention_config *c);
 
+/* Bounds /metrics' source labels: only the first max_series sources seen
+ * are counted under their own name, later ones under "other" (0: no
+ * bound). Before store_start only. */
+void store_set_max_series(struct store *s, unsigned max_series);
+
 /* The 64-bit key of an id in the ids table (dedupe, and what is left of an
  * event after retention has removed it). */
 int64_t store_id_hash(const char *id);

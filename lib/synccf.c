@@ -124,6 +124,7 @@ static int start_core(synccf *s, char *err, size_t errlen)
     s->lockfd = fd;
     s->store = store_open(s->db_path, 0, err, errlen);
     if (!s->store) return 1;
+    store_set_max_series(s->store, c->metrics_max_series);
     if (store_set_retention(s->store, &c->retention) != 0) {
         snprintf(err, errlen, "out of memory");
         return 1;

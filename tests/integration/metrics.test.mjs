@@ -74,7 +74,7 @@ test('exact counters after a scripted sequence', async () => {
   } finally { await d.stop(); }
 });
 
-test('labels fed by input are bounded: past metrics.max_series, sources are counted under other', async () => {
+test('labels fed by input are bounded: past metrics.max_series, sources are counted under other, and no series is ever taken over', async () => {
   const dir = tempDir();
   const cfg = join(dir, 'synccf.yaml');
   writeFileSync(cfg, 'metrics: { max_series: 5 }\n');
@@ -101,7 +101,7 @@ test('labels fed by input are bounded: past metrics.max_series, sources are coun
     const stored = p.samples.filter((x) => x.name === 'synccf_events_stored_total');
     const own = stored.filter((x) => x.labels.source !== 'other');
     assert.deepEqual(own.map((x) => `${x.labels.via}|${x.labels.source}`),
-      ['h0', 'h1', 'h10', 'h11', 'h2'].map((h) => `tunnel|/synccf/hooks/${h}`), 'the first max_series in name order');
+      ['h0', 'h1', 'h2', 'h3', 'h4'].map((h) => `tunnel|/synccf/hooks/${h}`), 'the first max_series sources seen');
     assert.equal(value(p, 'synccf_events_stored_total', { via: 'tunnel', source: 'other' }), 7);
     assert.equal(value(p, 'synccf_events_stored_total', { via: 'worker', source: 'other' }), 41);
     assert.deepEqual(stored.filter((x) => x.labels.source === 'other').map((x) => x.labels.via).sort(), ['tunnel', 'worker']);
@@ -109,6 +109,15 @@ test('labels fed by input are bounded: past metrics.max_series, sources are coun
     assert.equal(new Set(stored.map((x) => `${x.labels.via}|${x.labels.source}`)).size, stored.length, 'no series twice');
     const pc = await promtoolCheck(await (await fetch(d.url + '/metrics')).text());
     assert.equal(pc.code, 0, `promtool check metrics:\n${pc.out}`);
+
+    // A new source whose name sorts first takes no series' place: every
+    // counter only grows (a drop would read as a counter reset).
+    assert.equal((await post(`${d.url}/hooks/generic/a0`, JSON.stringify({ id: 'late' }), J)).status, 200);
+    const q = await until('the late event counted', async () => {
+      const parsed = parse(await (await fetch(d.url + '/metrics')).text());
+      return value(parsed, 'synccf_events_stored_total', { via: 'tunnel', source: 'other' }) === 8 && parsed;
+    }, 15000);
+    for (const x of stored) assert.equal(value(q, 'synccf_events_stored_total', x.labels), x.value + (x.labels.via === 'tunnel' && x.labels.source === 'other' ? 1 : 0), JSON.stringify(x.labels));
   } finally { await d.stop(); }
 });
 
