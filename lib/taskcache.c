@@ -397,7 +397,9 @@ static int invalidate_tasks(struct job *j)
     static const char *const kinds[] = {"checksum", "timestamp"};
     for (size_t k = 0; k < 2; k++) {
         char dir[PATH_MAX];
-        snprintf(dir, sizeof dir, "%.4000s/%.16s", j->fp, kinds[k]);
+        /* A cut path would name another directory: refuse the run instead. */
+        int dl = snprintf(dir, sizeof dir, "%s/%s", j->fp, kinds[k]);
+        if (dl < 0 || (size_t)dl >= sizeof dir) return fail(j, 1, "fingerprint directory %s/%s: path too long", j->fp, kinds[k]);
         if (r->all_tasks) {
             DIR *d = opendir(dir);
             if (!d) {
