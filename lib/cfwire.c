@@ -571,11 +571,18 @@ static int logpush_scope(struct run *r, const char *scope_path, const char *zone
     int rc = 0;
     json_t *keep = json_array();
     char *tok = url_encode(r->c->hook_token);
-    for (size_t n = 0; w && n < w->nlogpush && tok; n++) {
+    if (!keep || !tok) {
+        fprintf(stderr, "synccf: logpush: out of memory\n");
+        rc = 1;
+    }
+    for (size_t n = 0; w && n < w->nlogpush && tok && keep; n++) {
         const struct cfwire_logpush *l = &w->logpush[n];
         if (!!zone != !!l->zone_id || (zone && strcmp(zone, l->zone_id))) continue;
         char name[128], dest[4200], base_url[2300];
         snprintf(name, sizeof name, CFWIRE_PREFIX "-%s", l->dataset);
+        /* Kept before anything can skip it: a job the file still lists is
+         * never removed, even when this pass cannot update it. */
+        json_array_append_new(keep, json_string(name));
         snprintf(base_url, sizeof base_url, "%s/hooks/logpush/%s", r->target, l->dataset);
         snprintf(dest, sizeof dest, "%s?header_Authorization=Bearer%%20%s", base_url, tok);
         size_t maxb = l->max_upload_bytes ? l->max_upload_bytes : target_max(r);
@@ -630,13 +637,14 @@ static int logpush_scope(struct run *r, const char *scope_path, const char *zone
         json_decref(id);
         json_decref(create);
         json_decref(upd);
-        json_array_append_new(keep, json_string(name));
     }
     if (tok) {
         explicit_bzero(tok, strlen(tok));
         free(tok);
     }
-    remove_ours(r, "logpush", jobs, keep, base, NULL);
+    /* After an error the pass may not have seen every job it should keep:
+     * removing nothing is the safe side (the next clean setup tidies up). */
+    if (rc == 0) remove_ours(r, "logpush", jobs, keep, base, NULL);
     json_decref(keep);
     json_decref(jobs);
     return rc;

@@ -161,6 +161,26 @@ test('setup from an empty account, check all ok, setup again changes nothing, dr
   } finally { await w.dispose(); await cf.close(); }
 });
 
+test('a configuration error in one Logpush job removes no job: setup exits 2 and the live job stays', async () => {
+  const cf = await fakeWithProject();
+  const cfg = config('http://127.0.0.1:9');
+  const env = cfEnv(cf);
+  try {
+    const s1 = await cloudflare(cfg, env, 'setup');
+    assert.equal(s1.code, 0, s1.stdout + s1.stderr);
+    assert.equal(cf.wired().jobs, 2);
+    // More than the target accepts: an error for that job, not its removal.
+    writeFileSync(cfg, readFileSync(cfg, 'utf8').replace('      fields: [', '      max_upload_bytes: 900000000\n      fields: ['));
+    const before = cf.requests.length;
+    const s2 = await cloudflare(cfg, env, 'setup');
+    assert.equal(s2.code, 2, s2.stdout + s2.stderr);
+    assert.match(s2.stderr, /max_upload_bytes 900000000 is more than the target accepts/);
+    const deletes = cf.requests.slice(before).filter((r) => r.method === 'DELETE');
+    assert.deepEqual(deletes, [], 'no DELETE after a configuration error');
+    assert.equal(cf.wired().jobs, 2);
+  } finally { await cf.close(); }
+});
+
 test('a project dropped from the file: setup removes its policy, check calls it stale', async () => {
   const cf = await fakeWithProject();
   cf.pages['docs-site'] = [];
