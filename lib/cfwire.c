@@ -7,7 +7,7 @@
  *     (secret: notify_secret, the Worker's NOTIFY_SECRET);
  *   policies "synccf-pages-<project>" (pages_event_alert) and
  *     "synccf-<alert name>" pointing at that destination;
- *   Logpush jobs "synccf-<dataset>" -> <target>/hooks/logpush/<dataset>
+ *   Logpush jobs "synccf-<dataset, '_' as '-'>" -> <target>/hooks/logpush/<dataset>
  *     with header_Authorization=Bearer%20<hook_token>;
  *   event subscriptions "synccf-<source>[-<resource>]" into queue_id.
  *
@@ -579,7 +579,12 @@ static int logpush_scope(struct run *r, const char *scope_path, const char *zone
         const struct cfwire_logpush *l = &w->logpush[n];
         if (!!zone != !!l->zone_id || (zone && strcmp(zone, l->zone_id))) continue;
         char name[128], dest[4200], base_url[2300];
+        /* Cloudflare's job names are [a-zA-Z0-9.-]; datasets have '_'. A job
+         * under the old spelling (synccf-http_requests) is still ours: not in
+         * keep, it is replaced by the new name and then removed. */
         snprintf(name, sizeof name, CFWIRE_PREFIX "-%s", l->dataset);
+        for (char *p = name; *p; p++)
+            if (*p == '_') *p = '-';
         /* Kept before anything can skip it: a job the file still lists is
          * never removed, even when this pass cannot update it. */
         json_array_append_new(keep, json_string(name));

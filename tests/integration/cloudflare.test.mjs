@@ -134,9 +134,9 @@ test('setup from an empty account, check all ok, setup again changes nothing, dr
     assert.equal(c2.code, 1);
     assert.match(c2.stdout, /destination\s+synccf\s+drifted: url/);
     assert.match(c2.stdout, /policy\s+synccf-dos_attack_l7\s+drifted: filters/);
-    assert.match(c2.stdout, /logpush\s+synccf-workers_trace_events\s+drifted: max_upload_bytes/);
+    assert.match(c2.stdout, /logpush\s+synccf-workers-trace-events\s+drifted: max_upload_bytes/);
     assert.match(c2.stdout, /subscription\s+synccf-workersBuilds-worker-my-worker\s+drifted: events/);
-    assert.match(c2.stdout, /logpush\s+synccf-http_requests\s+failing: last error .*destination returned 401/);
+    assert.match(c2.stdout, /logpush\s+synccf-http-requests\s+failing: last error .*destination returned 401/);
 
     cf.requests.length = 0;
     const s3 = await cloudflare(cfg, env, 'setup');
@@ -159,6 +159,26 @@ test('setup from an empty account, check all ok, setup again changes nothing, dr
     assert.deepEqual(cf.policies.map((x) => x.id), ['theirs-p']);
     assert.deepEqual({ jobs: cf.wired().jobs, subscriptions: cf.wired().subscriptions }, { jobs: 0, subscriptions: 0 });
   } finally { await w.dispose(); await cf.close(); }
+});
+
+test("Logpush job names keep Cloudflare's rule; a job under the old underscore name is replaced", async () => {
+  const cf = await fakeWithProject();
+  const cfg = config('http://127.0.0.1:9');
+  const env = cfEnv(cf);
+  try {
+    // What an earlier synccf created (before the fake refused such names).
+    cf.jobs.account = [{ id: 9001, dataset: 'workers_trace_events', name: 'synccf-workers_trace_events', enabled: true,
+      destination_conf: 'http://127.0.0.1:9/hooks/logpush/workers_trace_events?header_Authorization=Bearer%20x', output_options: null, filter: null,
+      max_upload_bytes: 50000000, max_upload_records: 100000, max_upload_interval_seconds: 30, last_error: null, error_message: null }];
+    const c = await cloudflare(cfg, env, 'check');
+    assert.match(c.stdout, /synccf-workers_trace_events\s+stale/, c.stdout);
+    const s = await cloudflare(cfg, env, 'setup');
+    assert.equal(s.code, 0, s.stdout + s.stderr);
+    const names = [...cf.jobs.account, ...(cf.jobs[ZONE] || [])].map((j) => j.name).sort();
+    assert.deepEqual(names, ['synccf-http-requests', 'synccf-workers-trace-events']);
+    for (const n of names) assert.match(n, /^[a-zA-Z0-9\-.]*$/);
+    assert.match(s.stdout, /removed logpush synccf-workers_trace_events/);
+  } finally { await cf.close(); }
 });
 
 test('a configuration error in one Logpush job removes no job: setup exits 2 and the live job stays', async () => {
@@ -335,10 +355,10 @@ test("contract: every request setup, check and teardown make is the official cli
     await client.alerting.policies.create({ account_id, name: 'synccf-dos_attack_l7', alert_type: 'dos_attack_l7', enabled: true,
       mechanisms: { webhooks: [{ id: d.id }] }, filters: { zones: [ZONE] }, description });
     await jobsOf({ account_id });
-    await client.logpush.jobs.create({ account_id, name: 'synccf-workers_trace_events', dataset: 'workers_trace_events', destination_conf: dest, enabled: true,
+    await client.logpush.jobs.create({ account_id, name: 'synccf-workers-trace-events', dataset: 'workers_trace_events', destination_conf: dest, enabled: true,
       max_upload_bytes: 50000000, output_options: { output_type: 'ndjson', timestamp_format: 'rfc3339', field_names: ['Event', 'EventTimestampMs', 'Outcome', 'ScriptName'] } });
     await jobsOf({ zone_id: ZONE });
-    await client.logpush.jobs.create({ zone_id: ZONE, name: 'synccf-http_requests', dataset: 'http_requests', destination_conf: zdest, enabled: true,
+    await client.logpush.jobs.create({ zone_id: ZONE, name: 'synccf-http-requests', dataset: 'http_requests', destination_conf: zdest, enabled: true,
       max_upload_bytes: 50000000, max_upload_records: 10000, max_upload_interval_seconds: 60, filter: '{"where":{"key":"EdgeResponseStatus","operator":"geq","value":500}}',
       output_options: { output_type: 'ndjson', timestamp_format: 'rfc3339' } });
     await subsList();
