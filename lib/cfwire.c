@@ -156,6 +156,14 @@ static json_t *call(struct run *r, const char *kind, const char *what, const cha
     return res ? res : json_null();
 }
 
+/* Our objects are named exactly "synccf" or "synccf-...": a user's
+ * "synccfoo" or "synccf_prod" is not ours to change or remove. */
+static int ours_name(const char *n)
+{
+    size_t pl = strlen(CFWIRE_PREFIX);
+    return n && strncmp(n, CFWIRE_PREFIX, pl) == 0 && (n[pl] == '\0' || n[pl] == '-');
+}
+
 /* A list, all pages of it (page-number pagination where the API has it). */
 static json_t *list_all(struct run *r, const char *kind, const char *path, int paged)
 {
@@ -194,7 +202,7 @@ json_t *cfwire_parse_list(const char *body, size_t len)
     json_array_foreach(res, i, o)
     {
         const char *name = json_string_value(json_object_get(o, "name"));
-        if (json_is_object(o) && name && strncmp(name, CFWIRE_PREFIX, strlen(CFWIRE_PREFIX)) == 0) json_array_append(out, o);
+        if (json_is_object(o) && ours_name(name)) json_array_append(out, o);
     }
     json_decref(j);
     return out;
@@ -202,11 +210,7 @@ json_t *cfwire_parse_list(const char *body, size_t len)
 
 /* ---- what is wanted -------------------------------------------------------- */
 
-static int ours(const json_t *o)
-{
-    const char *n = json_string_value(json_object_get(o, "name"));
-    return n && strncmp(n, CFWIRE_PREFIX, strlen(CFWIRE_PREFIX)) == 0;
-}
+static int ours(const json_t *o) { return ours_name(json_string_value(json_object_get(o, "name"))); }
 
 static json_t *find_named(json_t *list, const char *name)
 {
@@ -473,7 +477,9 @@ static int notifications(struct run *r, const char *acct)
     }
     if (r->o->op == CFWIRE_TEARDOWN) {
         remove_ours(r, "policy", policies, NULL, pbase, NULL);
-        remove_ours(r, "destination", dests, NULL, dbase, NULL);
+        /* notify_webhook_id names the user's own destination (synccf tunnel
+         * points it at the tunnel and names it synccf): never removed. */
+        remove_ours(r, "destination", dests, NULL, dbase, c->notify_webhook_id);
         goto out;
     }
     json_t *keep = json_array(); /* names wanted */

@@ -181,6 +181,24 @@ test("Logpush job names keep Cloudflare's rule; a job under the old underscore n
   } finally { await cf.close(); }
 });
 
+test("teardown keeps the user's destination (notify_webhook_id) and objects merely starting with synccf", async () => {
+  const cf = await fakeWithProject();
+  const cfg = config('http://127.0.0.1:9', 'notify_webhook_id: user-dest\n');
+  const env = cfEnv(cf);
+  try {
+    const hook = (id, name) => ({ id, name, url: 'https://example.trycloudflare.com/hooks/notifications', secret: 's', type: 'generic',
+      created_at: '2026-01-01T00:00:00Z', last_success: null, last_failure: null });
+    // synccf tunnel renamed the user's destination to synccf; synccfoo is someone else's.
+    cf.webhooks.push(hook('user-dest', 'synccf'), hook('foo-dest', 'synccfoo'));
+    cf.policies.push({ id: 'foo-policy', name: 'synccfoo', alert_type: 'dos_attack_l7', enabled: true, mechanisms: { webhooks: [{ id: 'foo-dest' }] }, filters: {} });
+    const t = await cloudflare(cfg, env, 'teardown');
+    assert.equal(t.code, 0, t.stdout + t.stderr);
+    assert.deepEqual(cf.webhooks.map((w) => w.id).sort(), ['foo-dest', 'user-dest']);
+    assert.deepEqual(cf.policies.map((x) => x.id), ['foo-policy']);
+    assert.equal(changing(cf).length, 0, t.stdout);
+  } finally { await cf.close(); }
+});
+
 test('a configuration error in one Logpush job removes no job: setup exits 2 and the live job stays', async () => {
   const cf = await fakeWithProject();
   const cfg = config('http://127.0.0.1:9');
