@@ -20,6 +20,8 @@
 #include "cfwire.h"
 
 #include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -661,6 +663,59 @@ static int logpush_scope(struct run *r, const char *scope_path, const char *zone
     return rc;
 }
 
+/* The zones setup wired Logpush jobs in, one id a line in
+ * <state_dir>/cloudflare-zones: Cloudflare can only list jobs per zone, so a
+ * zone dropped from the file is found here. Adds each id not yet in zones. */
+static void zones_read(const struct run *r, json_t *zones)
+{
+    char path[4200];
+    if (!r->o->state_dir || snprintf(path, sizeof path, "%s/cloudflare-zones", r->o->state_dir) >= (int)sizeof path) return;
+    FILE *f = fopen(path, "re");
+    if (!f) return;
+    char line[128];
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (strlen(line) != 32 || !str_of_class(line, 32, "abcdef0123456789", 32)) continue;
+        size_t i;
+        json_t *z;
+        int seen = 0;
+        json_array_foreach(zones, i, z) seen |= !strcmp(json_string_value(z), line);
+        if (!seen) json_array_append_new(zones, json_string(line));
+    }
+    fclose(f);
+}
+
+/* Records the first n zones (none: the file is removed). Written to a
+ * temporary file and renamed, so a crash leaves the old list or the new. A
+ * missing state directory is not created: nothing is recorded then. */
+static void zones_write(const struct run *r, const json_t *zones, size_t n)
+{
+    char path[4200], tmp[4300];
+    if (!r->o->state_dir || r->o->dry_run || snprintf(path, sizeof path, "%s/cloudflare-zones", r->o->state_dir) >= (int)sizeof path)
+        return;
+    if (!n) {
+        if (unlink(path) != 0 && errno != ENOENT) fprintf(stderr, "synccf: cannot remove %s: %s\n", path, strerror(errno));
+        return;
+    }
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        if (errno != ENOENT) fprintf(stderr, "synccf: cannot record the Logpush zones in %s: %s\n", tmp, strerror(errno));
+        return;
+    }
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        close(fd);
+        unlink(tmp);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) fprintf(f, "%s\n", json_string_value(json_array_get(zones, i)));
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
+        fprintf(stderr, "synccf: cannot record the Logpush zones in %s: %s\n", path, strerror(errno));
+        unlink(tmp);
+    }
+}
+
 static int logpush(struct run *r, const char *acct)
 {
     const struct cfwire_config *w = r->c->cloudflare;
@@ -672,17 +727,37 @@ static int logpush(struct run *r, const char *acct)
     /* The account's jobs are always read: leftovers of ours are removed even
      * when the file no longer lists any. */
     int rc = logpush_scope(r, acct, NULL);
+    /* The configured zones, then those recorded by an earlier setup: a job
+     * left in a zone the file no longer names is removed (or shown stale). */
+    json_t *zones = json_array();
+    if (!zones) {
+        fprintf(stderr, "synccf: logpush: out of memory\n");
+        return 1;
+    }
     for (size_t i = 0; w && i < w->nlogpush; i++) {
         const char *z = w->logpush[i].zone_id;
         if (!z) continue;
         int seen = 0;
         for (size_t k = 0; k < i; k++) seen |= w->logpush[k].zone_id && !strcmp(w->logpush[k].zone_id, z);
-        if (seen) continue;
+        if (!seen) json_array_append_new(zones, json_string(z));
+    }
+    size_t nconf = json_array_size(zones);
+    zones_read(r, zones);
+    /* Recorded before any job is created, so an interrupted setup still
+     * remembers where it may have left one. */
+    if (r->o->op == CFWIRE_SETUP && nconf) zones_write(r, zones, json_array_size(zones));
+    size_t i;
+    json_t *zv;
+    json_array_foreach(zones, i, zv) {
         char zp[128];
-        snprintf(zp, sizeof zp, "/zones/%s", z);
-        int zrc = logpush_scope(r, zp, z);
+        snprintf(zp, sizeof zp, "/zones/%s", json_string_value(zv));
+        int zrc = logpush_scope(r, zp, json_string_value(zv));
         if (zrc > rc) rc = zrc;
     }
+    /* Once clean, only the zones the file names are left to remember. */
+    if (rc == 0 && r->o->op == CFWIRE_SETUP) zones_write(r, zones, nconf);
+    if (rc == 0 && r->o->op == CFWIRE_TEARDOWN) zones_write(r, zones, 0);
+    json_decref(zones);
     return rc;
 }
 

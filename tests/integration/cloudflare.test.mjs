@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Cloudflare from 'cloudflare';
 import { BIN, VECTORS, startDaemon, storedEvents, tempDir, startSource } from './lib.mjs';
@@ -196,6 +196,45 @@ test("teardown keeps the user's destination (notify_webhook_id) and objects mere
     assert.deepEqual(cf.webhooks.map((w) => w.id).sort(), ['foo-dest', 'user-dest']);
     assert.deepEqual(cf.policies.map((x) => x.id), ['foo-policy']);
     assert.equal(changing(cf).length, 0, t.stdout);
+  } finally { await cf.close(); }
+});
+
+test('a zone-scoped Logpush job dropped from the file: the zone recorded by setup is visited by check, setup and teardown', async () => {
+  const cf = await fakeWithProject();
+  const state = tempDir();
+  const cfg = config('http://127.0.0.1:9');
+  const env = cfEnv(cf);
+  const run = (file, ...args) => synccf(['--state', state, '--config', file, 'cloudflare', ...args], env);
+  const zoneJob = `    - dataset: http_requests
+      zone_id: ${ZONE}
+      filter: '{"where":{"key":"EdgeResponseStatus","operator":"geq","value":500}}'
+      max_upload_records: 10000
+      max_upload_interval: 60s
+`;
+  const dropped = join(tempDir(), 'dropped.yaml');
+  writeFileSync(dropped, readFileSync(cfg, 'utf8').replace(zoneJob, ''));
+  assert.notEqual(readFileSync(dropped, 'utf8'), readFileSync(cfg, 'utf8'));
+  try {
+    assert.equal((await run(cfg, 'setup')).code, 0);
+    assert.equal(cf.jobs[ZONE].length, 1);
+    assert.equal(readFileSync(join(state, 'cloudflare-zones'), 'utf8'), `${ZONE}\n`);
+    const c = await run(dropped, 'check');
+    assert.equal(c.code, 1);
+    assert.match(c.stdout, /logpush\s+synccf-http-requests\s+stale/, c.stdout);
+    const s = await run(dropped, 'setup');
+    assert.equal(s.code, 0, s.stdout + s.stderr);
+    assert.match(s.stdout, /removed logpush synccf-http-requests/);
+    assert.equal(cf.jobs[ZONE].length, 0);
+    assert.ok(!existsSync(join(state, 'cloudflare-zones')), 'nothing left to remember');
+
+    // teardown with the zone gone from the file still empties it.
+    assert.equal((await run(cfg, 'setup')).code, 0);
+    assert.equal(cf.jobs[ZONE].length, 1);
+    const t = await run(dropped, 'teardown');
+    assert.equal(t.code, 0, t.stdout + t.stderr);
+    assert.equal(cf.jobs[ZONE].length, 0);
+    assert.deepEqual(cf.wired(), { webhooks: 0, policies: 0, jobs: 0, subscriptions: 0 });
+    assert.ok(!existsSync(join(state, 'cloudflare-zones')));
   } finally { await cf.close(); }
 });
 
