@@ -7,7 +7,7 @@
  *     (secret: notify_secret, the Worker's NOTIFY_SECRET);
  *   policies "synccf-pages-<project>" (pages_event_alert) and
  *     "synccf-<alert name>" pointing at that destination;
- *   Logpush jobs "synccf-<dataset>" -> <target>/hooks/logpush/<dataset>
+ *   Logpush jobs "synccf-<dataset, '_' as '-'>" -> <target>/hooks/logpush/<dataset>
  *     with header_Authorization=Bearer%20<hook_token>;
  *   event subscriptions "synccf-<source>[-<resource>]" into queue_id.
  *
@@ -20,6 +20,8 @@
 #include "cfwire.h"
 
 #include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -156,6 +158,14 @@ static json_t *call(struct run *r, const char *kind, const char *what, const cha
     return res ? res : json_null();
 }
 
+/* Our objects are named exactly "synccf" or "synccf-...": a user's
+ * "synccfoo" or "synccf_prod" is not ours to change or remove. */
+static int ours_name(const char *n)
+{
+    size_t pl = strlen(CFWIRE_PREFIX);
+    return n && strncmp(n, CFWIRE_PREFIX, pl) == 0 && (n[pl] == '\0' || n[pl] == '-');
+}
+
 /* A list, all pages of it (page-number pagination where the API has it). */
 static json_t *list_all(struct run *r, const char *kind, const char *path, int paged)
 {
@@ -194,7 +204,7 @@ json_t *cfwire_parse_list(const char *body, size_t len)
     json_array_foreach(res, i, o)
     {
         const char *name = json_string_value(json_object_get(o, "name"));
-        if (json_is_object(o) && name && strncmp(name, CFWIRE_PREFIX, strlen(CFWIRE_PREFIX)) == 0) json_array_append(out, o);
+        if (json_is_object(o) && ours_name(name)) json_array_append(out, o);
     }
     json_decref(j);
     return out;
@@ -202,11 +212,7 @@ json_t *cfwire_parse_list(const char *body, size_t len)
 
 /* ---- what is wanted -------------------------------------------------------- */
 
-static int ours(const json_t *o)
-{
-    const char *n = json_string_value(json_object_get(o, "name"));
-    return n && strncmp(n, CFWIRE_PREFIX, strlen(CFWIRE_PREFIX)) == 0;
-}
+static int ours(const json_t *o) { return ours_name(json_string_value(json_object_get(o, "name"))); }
 
 static json_t *find_named(json_t *list, const char *name)
 {
@@ -473,7 +479,9 @@ static int notifications(struct run *r, const char *acct)
     }
     if (r->o->op == CFWIRE_TEARDOWN) {
         remove_ours(r, "policy", policies, NULL, pbase, NULL);
-        remove_ours(r, "destination", dests, NULL, dbase, NULL);
+        /* notify_webhook_id names the user's own destination (synccf tunnel
+         * points it at the tunnel and names it synccf): never removed. */
+        remove_ours(r, "destination", dests, NULL, dbase, c->notify_webhook_id);
         goto out;
     }
     json_t *keep = json_array(); /* names wanted */
@@ -571,11 +579,23 @@ static int logpush_scope(struct run *r, const char *scope_path, const char *zone
     int rc = 0;
     json_t *keep = json_array();
     char *tok = url_encode(r->c->hook_token);
-    for (size_t n = 0; w && n < w->nlogpush && tok; n++) {
+    if (!keep || !tok) {
+        fprintf(stderr, "synccf: logpush: out of memory\n");
+        rc = 1;
+    }
+    for (size_t n = 0; w && n < w->nlogpush && tok && keep; n++) {
         const struct cfwire_logpush *l = &w->logpush[n];
         if (!!zone != !!l->zone_id || (zone && strcmp(zone, l->zone_id))) continue;
         char name[128], dest[4200], base_url[2300];
+        /* Cloudflare's job names are [a-zA-Z0-9.-]; datasets have '_'. A job
+         * under the old spelling (synccf-http_requests) is still ours: not in
+         * keep, it is replaced by the new name and then removed. */
         snprintf(name, sizeof name, CFWIRE_PREFIX "-%s", l->dataset);
+        for (char *p = name; *p; p++)
+            if (*p == '_') *p = '-';
+        /* Kept before anything can skip it: a job the file still lists is
+         * never removed, even when this pass cannot update it. */
+        json_array_append_new(keep, json_string(name));
         snprintf(base_url, sizeof base_url, "%s/hooks/logpush/%s", r->target, l->dataset);
         snprintf(dest, sizeof dest, "%s?header_Authorization=Bearer%%20%s", base_url, tok);
         size_t maxb = l->max_upload_bytes ? l->max_upload_bytes : target_max(r);
@@ -630,16 +650,70 @@ static int logpush_scope(struct run *r, const char *scope_path, const char *zone
         json_decref(id);
         json_decref(create);
         json_decref(upd);
-        json_array_append_new(keep, json_string(name));
     }
     if (tok) {
         explicit_bzero(tok, strlen(tok));
         free(tok);
     }
-    remove_ours(r, "logpush", jobs, keep, base, NULL);
+    /* After an error the pass may not have seen every job it should keep:
+     * removing nothing is the safe side (the next clean setup tidies up). */
+    if (rc == 0) remove_ours(r, "logpush", jobs, keep, base, NULL);
     json_decref(keep);
     json_decref(jobs);
     return rc;
+}
+
+/* The zones setup wired Logpush jobs in, one id a line in
+ * <state_dir>/cloudflare-zones: Cloudflare can only list jobs per zone, so a
+ * zone dropped from the file is found here. Adds each id not yet in zones. */
+static void zones_read(const struct run *r, json_t *zones)
+{
+    char path[4200];
+    if (!r->o->state_dir || snprintf(path, sizeof path, "%s/cloudflare-zones", r->o->state_dir) >= (int)sizeof path) return;
+    FILE *f = fopen(path, "re");
+    if (!f) return;
+    char line[128];
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (strlen(line) != 32 || !str_of_class(line, 32, "abcdef0123456789", 32)) continue;
+        size_t i;
+        json_t *z;
+        int seen = 0;
+        json_array_foreach(zones, i, z) seen |= !strcmp(json_string_value(z), line);
+        if (!seen) json_array_append_new(zones, json_string(line));
+    }
+    fclose(f);
+}
+
+/* Records the first n zones (none: the file is removed). Written to a
+ * temporary file and renamed, so a crash leaves the old list or the new. A
+ * missing state directory is not created: nothing is recorded then. */
+static void zones_write(const struct run *r, const json_t *zones, size_t n)
+{
+    char path[4200], tmp[4300];
+    if (!r->o->state_dir || r->o->dry_run || snprintf(path, sizeof path, "%s/cloudflare-zones", r->o->state_dir) >= (int)sizeof path)
+        return;
+    if (!n) {
+        if (unlink(path) != 0 && errno != ENOENT) fprintf(stderr, "synccf: cannot remove %s: %s\n", path, strerror(errno));
+        return;
+    }
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        if (errno != ENOENT) fprintf(stderr, "synccf: cannot record the Logpush zones in %s: %s\n", tmp, strerror(errno));
+        return;
+    }
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        close(fd);
+        unlink(tmp);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) fprintf(f, "%s\n", json_string_value(json_array_get(zones, i)));
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
+        fprintf(stderr, "synccf: cannot record the Logpush zones in %s: %s\n", path, strerror(errno));
+        unlink(tmp);
+    }
 }
 
 static int logpush(struct run *r, const char *acct)
@@ -653,17 +727,37 @@ static int logpush(struct run *r, const char *acct)
     /* The account's jobs are always read: leftovers of ours are removed even
      * when the file no longer lists any. */
     int rc = logpush_scope(r, acct, NULL);
+    /* The configured zones, then those recorded by an earlier setup: a job
+     * left in a zone the file no longer names is removed (or shown stale). */
+    json_t *zones = json_array();
+    if (!zones) {
+        fprintf(stderr, "synccf: logpush: out of memory\n");
+        return 1;
+    }
     for (size_t i = 0; w && i < w->nlogpush; i++) {
         const char *z = w->logpush[i].zone_id;
         if (!z) continue;
         int seen = 0;
         for (size_t k = 0; k < i; k++) seen |= w->logpush[k].zone_id && !strcmp(w->logpush[k].zone_id, z);
-        if (seen) continue;
+        if (!seen) json_array_append_new(zones, json_string(z));
+    }
+    size_t nconf = json_array_size(zones);
+    zones_read(r, zones);
+    /* Recorded before any job is created, so an interrupted setup still
+     * remembers where it may have left one. */
+    if (r->o->op == CFWIRE_SETUP && nconf) zones_write(r, zones, json_array_size(zones));
+    size_t i;
+    json_t *zv;
+    json_array_foreach(zones, i, zv) {
         char zp[128];
-        snprintf(zp, sizeof zp, "/zones/%s", z);
-        int zrc = logpush_scope(r, zp, z);
+        snprintf(zp, sizeof zp, "/zones/%s", json_string_value(zv));
+        int zrc = logpush_scope(r, zp, json_string_value(zv));
         if (zrc > rc) rc = zrc;
     }
+    /* Once clean, only the zones the file names are left to remember. */
+    if (rc == 0 && r->o->op == CFWIRE_SETUP) zones_write(r, zones, nconf);
+    if (rc == 0 && r->o->op == CFWIRE_TEARDOWN) zones_write(r, zones, 0);
+    json_decref(zones);
     return rc;
 }
 

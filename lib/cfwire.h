@@ -82,6 +82,10 @@ struct cfwire_opts {
     int dry_run; /* setup/teardown: print the changing calls, make none */
     int json;    /* check: JSON rows */
     FILE *out;
+    /* An existing directory where setup records the zones it wired Logpush
+     * jobs in (cloudflare-zones), so a zone dropped from the file is still
+     * visited; NULL or absent: only the configured zones are. */
+    const char *state_dir;
 };
 
 /* Runs op against Cloudflare's API for configuration c. Returns 0 when all

@@ -155,8 +155,8 @@ static int is_map(yaml_node_t *n) { return n && n->type == YAML_MAPPING_NODE; }
         for (yaml_node_t *knode = wnode(x, p_->key), *vnode = wnode(x, p_->value), *once_ = knode; once_; once_ = NULL)  \
             for (const char *kvar = wscalar(knode) ? wscalar(knode) : ""; once_; once_ = NULL)
 
-/* Names Cloudflare accepts in our object names: Logpush job names are
- * [a-zA-Z0-9.-], so every name part is held to that. */
+/* Name parts of policies and subscriptions. Logpush job names are only
+ * [a-zA-Z0-9.-]: they are made from the dataset with '_' turned into '-'. */
 #define NAME_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_"
 
 static int parse_pages(struct wctx *x, yaml_node_t *seq, struct cfwire_config *w)

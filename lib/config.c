@@ -15,6 +15,7 @@
 #include <yaml.h>
 
 #include "cfwire.h"
+#include "jsonx.h"
 #include "normalize.h"
 #include "util.h"
 
@@ -789,6 +790,9 @@ static int data_matches(const json_t *ev, const struct data_match *m)
     }
     if (!v) return 0;
     char text[256];
+    /* An integer past 64 bits is kept as a marked string: compare its digits,
+     * not the marker (which strcmp would read as an empty string). */
+    if (jx_is_bigint(v)) return strcmp(json_string_value(v) + 1, m->value) == 0;
     if (json_is_string(v)) return strcmp(json_string_value(v), m->value) == 0;
     if (json_is_integer(v)) snprintf(text, sizeof text, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
     else if (json_is_true(v)) snprintf(text, sizeof text, "true");

@@ -117,6 +117,8 @@ int envfile_parse(const char *text, size_t len, envfile_fn fn, void *arg, char *
     }
 out:
 #undef FAIL
+    /* The buffer last held a value, often a secret: wipe it before free. */
+    if (val) explicit_bzero(val, VALUE_MAX + 1);
     free(val);
     return rc;
 }

@@ -650,6 +650,13 @@ static void route(struct req *r, const char *method, const char *url)
         reject(r, 404, "not_found", "no such route");
         return;
     }
+    /* cloudflared connects from loopback but forwards the internet's
+     * requests, and Cloudflare marks each one: those never see the page or
+     * the metrics (event types, sources), whatever the mode. */
+    if ((r->route == R_PAGE || r->route == R_METRICS) && (header(r, "Cf-Connecting-IP") || header(r, "Cf-Ray"))) {
+        reject(r, 404, "not_found", "the status page and metrics are not served through Cloudflare");
+        return;
+    }
     if (r->route == R_HEALTHZ || r->route == R_READYZ || r->route == R_METRICS) {
         if (!get) reject(r, 405, "method_not_allowed", "use GET");
         return;
@@ -874,9 +881,13 @@ struct server *server_start(const struct server_config *c, struct store *st, cha
     if (!c->push_secret) open_routes[nopen++] = "/v1/events (SYNCCF_PUSH_SECRET)";
     if (!c->notify_secret) open_routes[nopen++] = "/hooks/notifications (SYNCCF_NOTIFY_SECRET)";
     if (!c->hook_token) open_routes[nopen++] = "/hooks/logpush, /hooks/generic, / (SYNCCF_HOOK_TOKEN)";
-    if (nopen && !loopback) {
-        snprintf(err, errlen, "refusing to listen on %s without authentication on every route; set %s", c->listen,
-                 open_routes[0]);
+    if (nopen && (!loopback || c->behind_tunnel)) {
+        if (c->behind_tunnel)
+            snprintf(err, errlen, "refusing to serve through a tunnel (public, though on %s) without authentication on every route; set %s",
+                     c->listen, open_routes[0]);
+        else
+            snprintf(err, errlen, "refusing to listen on %s without authentication on every route; set %s", c->listen,
+                     open_routes[0]);
         return NULL;
     }
     struct server *s = calloc(1, sizeof *s);

@@ -34,6 +34,9 @@ struct server_config {
     void *metrics_arg;
     /* GET /: the status page, answered to loopback clients only; NULL = off. */
     void (*page)(void *arg, struct buf *out);
+    /* Requests arrive through cloudflared, which connects from 127.0.0.1:
+     * loopback is then as public as any address (every route needs its secret). */
+    int behind_tunnel;
 };
 
 struct server;

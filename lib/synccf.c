@@ -35,6 +35,7 @@ struct synccf {
     struct poll *poll;
     struct queue *queue;
     struct tunnel *tunnel;
+    int behind_tunnel; /* synccf tunnel: the receiver is public (server.h) */
     pthread_mutex_t scrape_mu; /* one scrape at a time on scrape_db */
     struct store *scrape_db;
     int lockfd; /* the state directory's lock (lock.c), -1 until start */
@@ -285,6 +286,9 @@ int synccf_start(synccf *s, char *err, size_t errlen)
     sc.metrics = metrics;
     sc.metrics_arg = s;
     sc.page = c->status_page ? page : NULL;
+    /* synccf tunnel starts cloudflared; mode tunnel with cloudflared set says
+     * one runs in front of this receiver. Either way the internet reaches it. */
+    sc.behind_tunnel = s->behind_tunnel || (c->mode && strcmp(c->mode, "tunnel") == 0 && c->cloudflared);
     int usage = 0;
     s->server = server_start(&sc, s->store, err, errlen, &usage);
     if (!s->server) return usage ? 2 : 1;
@@ -293,6 +297,7 @@ int synccf_start(synccf *s, char *err, size_t errlen)
 
 int synccf_tunnel(synccf *s, char *err, size_t errlen)
 {
+    s->behind_tunnel = 1;
     int rc = synccf_start(s, err, errlen);
     if (rc) return rc;
     s->tunnel = tunnel_start(s->store, &s->cfg, synccf_port(s), err, errlen);

@@ -45,6 +45,7 @@ struct job {
     int tf_ok;
     int files;                  /* Taskfiles read while following includes */
     int keyless;                /* a remote include whose key cannot be computed */
+    int remote_fd;              /* <remote> opened by open_dir, or -1 */
     const char *mode;
     json_t *removed, *aged;
     struct handler_result *res;
@@ -149,15 +150,68 @@ static int fail(struct job *j, int permanent, const char *fmt, const char *a, co
     return -1;
 }
 
-/* Removes dir/name if it is a file or a link; a missing one is fine. */
-static int remove_entry(struct job *j, const char *dir, const char *name)
+/* Opens the directory path without following a symlink in any component
+ * below the rule's directory (.task, .task/checksum, .task/remote can be
+ * committed to the project as links to anywhere). The rule's directory itself
+ * is the operator's and may be reached through links; a path outside it (a
+ * remote cache configured elsewhere) has its last component opened without
+ * following. Returns a descriptor, or -1 with errno (ELOOP/ENOTDIR for a link). */
+static int open_dir(const struct job *j, const char *path)
+{
+    const int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+    char base[PATH_MAX];
+    size_t bl = strlen(j->rule->dir);
+    while (bl > 1 && j->rule->dir[bl - 1] == '/') bl--;
+    const char *rest;
+    if (strncmp(path, j->rule->dir, bl) == 0 && path[bl] == '/') {
+        memcpy(base, path, bl);
+        base[bl] = '\0';
+        rest = path + bl + 1;
+    } else {
+        const char *slash = strrchr(path, '/');
+        if (!slash || (size_t)(slash - path) >= sizeof base) {
+            errno = EINVAL;
+            return -1;
+        }
+        memcpy(base, path, (size_t)(slash - path));
+        base[slash - path] = '\0';
+        if (!base[0]) snprintf(base, sizeof base, "/");
+        rest = slash + 1;
+    }
+    int fd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    while (fd >= 0 && *rest) {
+        char comp[NAME_MAX + 1];
+        size_t n = strcspn(rest, "/");
+        if (n > NAME_MAX) {
+            close(fd);
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        memcpy(comp, rest, n);
+        comp[n] = '\0';
+        rest += n;
+        while (*rest == '/') rest++;
+        if (!n || strcmp(comp, ".") == 0) continue;
+        int next = openat(fd, comp, flags);
+        int e = errno;
+        close(fd);
+        errno = e;
+        fd = next;
+    }
+    return fd;
+}
+
+/* Removes dir/name (dfd is dir, opened by open_dir) if it is a file or a
+ * link; a missing one is fine. */
+static int remove_entry(struct job *j, int dfd, const char *dir, const char *name)
 {
     char path[PATH_MAX];
     if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path) return 0;
     struct stat sb;
-    if (lstat(path, &sb) != 0) return errno == ENOENT ? 0 : fail(j, 0, "cannot inspect %s: %s", path, strerror(errno));
+    if (fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+        return errno == ENOENT ? 0 : fail(j, 0, "cannot inspect %s: %s", path, strerror(errno));
     if (S_ISDIR(sb.st_mode)) return 0;
-    if (unlink(path) != 0 && errno != ENOENT) return fail(j, 0, "cannot remove %s: %s", path, strerror(errno));
+    if (unlinkat(dfd, name, 0) != 0 && errno != ENOENT) return fail(j, 0, "cannot remove %s: %s", path, strerror(errno));
     json_array_append_new(j->removed, json_string(path));
     return 0;
 }
@@ -239,11 +293,15 @@ static int is_http(const char *u) { return strncmp(u, "http://", 7) == 0 || strn
 static int remove_key(struct job *j, const char *key)
 {
     static const char *const exts[] = {"yaml", "timestamp", "checksum"};
+    if (j->remote_fd < 0) {
+        j->remote_fd = open_dir(j, j->remote);
+        if (j->remote_fd < 0) return errno == ENOENT ? 0 : fail(j, 0, "cannot open %s: %s", j->remote, strerror(errno));
+    }
     for (size_t e = 0; e < 3; e++) {
         if (e == 2 && !j->rule->remote_checksum) continue;
         char name[GOTASK_KEY_MAX + 16];
         snprintf(name, sizeof name, "%s.%s", key, exts[e]);
-        if (remove_entry(j, j->remote, name)) return -1;
+        if (remove_entry(j, j->remote_fd, j->remote, name)) return -1;
     }
     return 0;
 }
@@ -321,21 +379,26 @@ static int invalidate_remote(struct job *j)
         if (!j->project && !r->hosts) return 0;
     }
 
-    DIR *d = opendir(dir);
-    if (!d) return errno == ENOENT ? 0 : fail(j, 0, "cannot read %s: %s", dir, strerror(errno));
+    int fd = open_dir(j, dir);
+    DIR *d = fd < 0 ? NULL : fdopendir(fd);
+    if (!d) {
+        int e = errno;
+        if (fd >= 0) close(fd);
+        return e == ENOENT ? 0 : fail(j, 0, "cannot read %s: %s", dir, strerror(e));
+    }
     struct dirent *de;
     int rc = 0;
     while (rc == 0 && (de = readdir(d))) {
         const char *name = de->d_name;
         if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) continue;
         if (r->remote_all) {
-            rc = remove_entry(j, dir, name);
+            rc = remove_entry(j, dirfd(d), dir, name);
             continue;
         }
         size_t suf = cache_suffix(name);
         if (!suf || strncmp(name, "http.", 5) != 0) continue;
         if (!r->remote_checksum && strcmp(name + strlen(name) - 9, ".checksum") == 0) continue;
-        if (key_matches(name + 5, strlen(name) - 5 - suf + 1, j->project, r->hosts)) rc = remove_entry(j, dir, name);
+        if (key_matches(name + 5, strlen(name) - 5 - suf + 1, j->project, r->hosts)) rc = remove_entry(j, dirfd(d), dir, name);
     }
     closedir(d);
     return rc;
@@ -350,20 +413,26 @@ static int remove_fingerprint(struct job *j, const char *dir, const char *name, 
     gotask_normalize(name, GOTASK_NAMES_CURRENT, pattern, norm[0]);
     gotask_normalize(name, GOTASK_NAMES_LEGACY, pattern, norm[1]);
     int n = strcmp(norm[0], norm[1]) ? 2 : 1;
+    int fd = open_dir(j, dir);
+    if (fd < 0) return errno == ENOENT ? 0 : fail(j, 0, "cannot read %s: %s", dir, strerror(errno));
     if (!pattern) {
-        for (int i = 0; i < n; i++)
-            if (remove_entry(j, dir, norm[i])) return -1;
-        return 0;
+        int rc = 0;
+        for (int i = 0; rc == 0 && i < n; i++) rc = remove_entry(j, fd, dir, norm[i]);
+        close(fd);
+        return rc;
     }
-    DIR *d = opendir(dir);
-    if (!d) return errno == ENOENT ? 0 : fail(j, 0, "cannot read %s: %s", dir, strerror(errno));
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return fail(j, 0, "cannot read %s: %s", dir, strerror(errno));
+    }
     struct dirent *de;
     int rc = 0;
     while (rc == 0 && (de = readdir(d))) {
         if (de->d_name[0] == '.') continue; /* go-task's names never start with '.' */
         for (int i = 0; i < n; i++)
             if (gotask_star_match(norm[i], de->d_name)) {
-                rc = remove_entry(j, dir, de->d_name);
+                rc = remove_entry(j, fd, dir, de->d_name);
                 break;
             }
     }
@@ -397,17 +466,22 @@ static int invalidate_tasks(struct job *j)
     static const char *const kinds[] = {"checksum", "timestamp"};
     for (size_t k = 0; k < 2; k++) {
         char dir[PATH_MAX];
-        snprintf(dir, sizeof dir, "%.4000s/%.16s", j->fp, kinds[k]);
+        /* A cut path would name another directory: refuse the run instead. */
+        int dl = snprintf(dir, sizeof dir, "%s/%s", j->fp, kinds[k]);
+        if (dl < 0 || (size_t)dl >= sizeof dir) return fail(j, 1, "fingerprint directory %s/%s: path too long", j->fp, kinds[k]);
         if (r->all_tasks) {
-            DIR *d = opendir(dir);
+            int fd = open_dir(j, dir);
+            DIR *d = fd < 0 ? NULL : fdopendir(fd);
             if (!d) {
-                if (errno == ENOENT) continue;
-                return fail(j, 0, "cannot read %s: %s", dir, strerror(errno));
+                int e = errno;
+                if (fd >= 0) close(fd);
+                if (e == ENOENT) continue;
+                return fail(j, 0, "cannot read %s: %s", dir, strerror(e));
             }
             struct dirent *de;
             int rc = 0;
             while (rc == 0 && (de = readdir(d)))
-                if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) rc = remove_entry(j, dir, de->d_name);
+                if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) rc = remove_entry(j, fd, dir, de->d_name);
             closedir(d);
             if (rc) return rc;
             continue;
@@ -476,7 +550,7 @@ static int age_generates(struct job *j)
 
 void taskcache_run(const struct taskcache_rule *rule, const json_t *ev, struct handler_result *res)
 {
-    struct job j = {.rule = rule, .removed = json_array(), .aged = json_array(), .res = res, .mode = "none"};
+    struct job j = {.rule = rule, .removed = json_array(), .aged = json_array(), .res = res, .mode = "none", .remote_fd = -1};
     res->ok = 1;
     if (!j.removed || !j.aged) {
         json_decref(j.removed);
@@ -504,6 +578,7 @@ void taskcache_run(const struct taskcache_rule *rule, const json_t *ev, struct h
     }
     if (res->ok && invalidate_remote(&j) == 0 && invalidate_tasks(&j) == 0) age_generates(&j);
     if (j.tf_ok) gotask_file_free(&j.tf);
+    if (j.remote_fd >= 0) close(j.remote_fd);
     res->detail = json_pack("{s:o,s:o,s:s,s:s,s:s}", "removed", j.removed, "aged", j.aged, "remote", j.mode,
                             "fingerprint_dir", j.fp, "remote_dir", j.remote);
 }

@@ -12,7 +12,7 @@
 
 int cmd_cloudflare(struct cli *c, int argc, char **argv)
 {
-    struct cfwire_opts o = {.json = c->json, .out = stdout};
+    struct cfwire_opts o = {.json = c->json, .out = stdout, .state_dir = c->state_dir};
     const char *api_base = NULL, *sub = NULL;
     for (int i = 1; i < argc; i++) {
         const char *v;

@@ -266,22 +266,47 @@ int cli_common(struct cli *c, int *argc, char **argv)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* Is argv[*i] one of cli_common's options? Steps *i over its value. */
+static int global_option(int argc, char **argv, int *i)
 {
-    struct cli c = {0};
-    if (cli_common(&c, &argc, argv) != 0) return EXIT_USAGE;
-    if (argc < 2) {
-        print_usage(stderr);
-        return EXIT_USAGE;
+    static const char *const with_value[] = {"--env-file", "--state", "--config", "--log-format", "--log-level"};
+    const char *a = argv[*i];
+    if (strcmp(a, "--json") == 0) return 1;
+    for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++) {
+        size_t n = strlen(with_value[k]);
+        if (strncmp(a, with_value[k], n) != 0) continue;
+        if (a[n] == '=') return 1;
+        if (a[n] != '\0') continue;
+        if (*i + 1 < argc && strncmp(argv[*i + 1], "--", 2) != 0) ++*i;
+        return 1;
     }
-    const char *cmd = argv[1];
+    return 0;
+}
+
+/* help, --help, -h, version, --version and COMMAND --help need nothing
+ * loaded, so they are answered before cli_common reads --env-file and the
+ * configuration: a broken file must not hide the help that explains it.
+ * Returns the exit code, or -1 when the command line asks for something else. */
+static int help_or_version(int argc, char **argv)
+{
+    const char *cmd = NULL, *next = NULL;
+    int help_after = 0;
+    for (int i = 1; i < argc; i++) {
+        if (global_option(argc, argv, &i)) continue;
+        if (!cmd) cmd = argv[i];
+        else {
+            if (!next) next = argv[i];
+            if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) help_after = 1;
+        }
+    }
+    if (!cmd) return -1;
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
-        if (strcmp(cmd, "help") == 0 && argc > 2) {
-            if (!find_command(argv[2])) {
-                fprintf(stderr, "synccf help: unknown command '%s'\n", argv[2]);
+        if (strcmp(cmd, "help") == 0 && next) {
+            if (!find_command(next)) {
+                fprintf(stderr, "synccf help: unknown command '%s'\n", next);
                 return EXIT_USAGE;
             }
-            cli_help(stdout, argv[2]);
+            cli_help(stdout, next);
         } else {
             print_usage(stdout);
         }
@@ -291,6 +316,27 @@ int main(int argc, char **argv)
         printf("synccf %s\n", synccf_version());
         return EXIT_OK;
     }
+    /* --help anywhere after the command wins, before anything is opened:
+     * `synccf replay --help` must not look for an event named --help. */
+    const struct command *k = find_command(cmd);
+    if (k && k->run && help_after) {
+        cli_help(stdout, cmd);
+        return EXIT_OK;
+    }
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    struct cli c = {0};
+    int early = help_or_version(argc, argv);
+    if (early >= 0) return early;
+    if (cli_common(&c, &argc, argv) != 0) return EXIT_USAGE;
+    if (argc < 2) {
+        print_usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
     if (cmd[0] == '-') {
         fprintf(stderr, "synccf: unknown option '%s'\n\n", cmd);
         print_usage(stderr);
@@ -302,12 +348,5 @@ int main(int argc, char **argv)
         print_usage(stderr);
         return EXIT_USAGE;
     }
-    /* --help anywhere after the command wins, before anything is opened:
-     * `synccf replay --help` must not look for an event named --help. */
-    for (int i = 2; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            cli_help(stdout, cmd);
-            return EXIT_OK;
-        }
     return k->run(&c, argc - 1, argv + 1);
 }

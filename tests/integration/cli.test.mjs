@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, existsSync, mkdirSync, chmodSync } from 'node:fs';
+import { readFileSync, writeFileSync, existsSync, mkdirSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN, ROOT, tempDir, startDaemon, startSource, status } from './lib.mjs';
 
@@ -115,6 +115,32 @@ test('--listen with a port out of range says so', () => {
   const r = synccf('--state', tempDir(), 'receive', '--listen', 'nowhere');
   assert.equal(r.code, 2);
   assert.match(r.err, /listen address nowhere is not HOST:PORT/);
+});
+
+test('help and version answer even when the configuration or the env file is broken', () => {
+  const dir = tempDir();
+  const badYaml = join(dir, 'bad.yaml');
+  const badEnv = join(dir, 'bad.env');
+  writeFileSync(badYaml, 'handlers: [\n');
+  writeFileSync(badEnv, 'NOT A LINE\n');
+  const run = (env, ...args) => {
+    const r = spawnSync(BIN, args, { encoding: 'utf8', timeout: 15000, env: { PATH: process.env.PATH, ...env } });
+    return { code: r.status, out: r.stdout, err: r.stderr };
+  };
+  const broken = [
+    [{ SYNCCF_CONFIG: badYaml }],
+    [{}, '--config', badYaml],
+    [{}, '--env-file', badEnv],
+  ];
+  for (const [env, ...pre] of broken) {
+    for (const args of [['--help'], ['-h'], ['help'], ['help', 'run'], ['--version'], ['version'], ['run', '--help'], ['receive', '-h']]) {
+      const r = run(env, ...pre, ...args);
+      assert.equal(r.code, 0, `${JSON.stringify(env)} ${[...pre, ...args].join(' ')}: ${r.err}`);
+      assert.ok(r.out.length > 0, args.join(' '));
+    }
+    // Anything else still reads the broken file and says so.
+    assert.equal(run(env, ...pre, 'run').code, 2);
+  }
 });
 
 test('status and events on a store not yet created say so, exit 0 and create nothing', () => {

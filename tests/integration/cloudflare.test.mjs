@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Cloudflare from 'cloudflare';
 import { BIN, VECTORS, startDaemon, storedEvents, tempDir, startSource } from './lib.mjs';
@@ -134,9 +134,9 @@ test('setup from an empty account, check all ok, setup again changes nothing, dr
     assert.equal(c2.code, 1);
     assert.match(c2.stdout, /destination\s+synccf\s+drifted: url/);
     assert.match(c2.stdout, /policy\s+synccf-dos_attack_l7\s+drifted: filters/);
-    assert.match(c2.stdout, /logpush\s+synccf-workers_trace_events\s+drifted: max_upload_bytes/);
+    assert.match(c2.stdout, /logpush\s+synccf-workers-trace-events\s+drifted: max_upload_bytes/);
     assert.match(c2.stdout, /subscription\s+synccf-workersBuilds-worker-my-worker\s+drifted: events/);
-    assert.match(c2.stdout, /logpush\s+synccf-http_requests\s+failing: last error .*destination returned 401/);
+    assert.match(c2.stdout, /logpush\s+synccf-http-requests\s+failing: last error .*destination returned 401/);
 
     cf.requests.length = 0;
     const s3 = await cloudflare(cfg, env, 'setup');
@@ -159,6 +159,103 @@ test('setup from an empty account, check all ok, setup again changes nothing, dr
     assert.deepEqual(cf.policies.map((x) => x.id), ['theirs-p']);
     assert.deepEqual({ jobs: cf.wired().jobs, subscriptions: cf.wired().subscriptions }, { jobs: 0, subscriptions: 0 });
   } finally { await w.dispose(); await cf.close(); }
+});
+
+test("Logpush job names keep Cloudflare's rule; a job under the old underscore name is replaced", async () => {
+  const cf = await fakeWithProject();
+  const cfg = config('http://127.0.0.1:9');
+  const env = cfEnv(cf);
+  try {
+    // What an earlier synccf created (before the fake refused such names).
+    cf.jobs.account = [{ id: 9001, dataset: 'workers_trace_events', name: 'synccf-workers_trace_events', enabled: true,
+      destination_conf: 'http://127.0.0.1:9/hooks/logpush/workers_trace_events?header_Authorization=Bearer%20x', output_options: null, filter: null,
+      max_upload_bytes: 50000000, max_upload_records: 100000, max_upload_interval_seconds: 30, last_error: null, error_message: null }];
+    const c = await cloudflare(cfg, env, 'check');
+    assert.match(c.stdout, /synccf-workers_trace_events\s+stale/, c.stdout);
+    const s = await cloudflare(cfg, env, 'setup');
+    assert.equal(s.code, 0, s.stdout + s.stderr);
+    const names = [...cf.jobs.account, ...(cf.jobs[ZONE] || [])].map((j) => j.name).sort();
+    assert.deepEqual(names, ['synccf-http-requests', 'synccf-workers-trace-events']);
+    for (const n of names) assert.match(n, /^[a-zA-Z0-9\-.]*$/);
+    assert.match(s.stdout, /removed logpush synccf-workers_trace_events/);
+  } finally { await cf.close(); }
+});
+
+test("teardown keeps the user's destination (notify_webhook_id) and objects merely starting with synccf", async () => {
+  const cf = await fakeWithProject();
+  const cfg = config('http://127.0.0.1:9', 'notify_webhook_id: user-dest\n');
+  const env = cfEnv(cf);
+  try {
+    const hook = (id, name) => ({ id, name, url: 'https://example.trycloudflare.com/hooks/notifications', secret: 's', type: 'generic',
+      created_at: '2026-01-01T00:00:00Z', last_success: null, last_failure: null });
+    // synccf tunnel renamed the user's destination to synccf; synccfoo is someone else's.
+    cf.webhooks.push(hook('user-dest', 'synccf'), hook('foo-dest', 'synccfoo'));
+    cf.policies.push({ id: 'foo-policy', name: 'synccfoo', alert_type: 'dos_attack_l7', enabled: true, mechanisms: { webhooks: [{ id: 'foo-dest' }] }, filters: {} });
+    const t = await cloudflare(cfg, env, 'teardown');
+    assert.equal(t.code, 0, t.stdout + t.stderr);
+    assert.deepEqual(cf.webhooks.map((w) => w.id).sort(), ['foo-dest', 'user-dest']);
+    assert.deepEqual(cf.policies.map((x) => x.id), ['foo-policy']);
+    assert.equal(changing(cf).length, 0, t.stdout);
+  } finally { await cf.close(); }
+});
+
+test('a zone-scoped Logpush job dropped from the file: the zone recorded by setup is visited by check, setup and teardown', async () => {
+  const cf = await fakeWithProject();
+  const state = tempDir();
+  const cfg = config('http://127.0.0.1:9');
+  const env = cfEnv(cf);
+  const run = (file, ...args) => synccf(['--state', state, '--config', file, 'cloudflare', ...args], env);
+  const zoneJob = `    - dataset: http_requests
+      zone_id: ${ZONE}
+      filter: '{"where":{"key":"EdgeResponseStatus","operator":"geq","value":500}}'
+      max_upload_records: 10000
+      max_upload_interval: 60s
+`;
+  const dropped = join(tempDir(), 'dropped.yaml');
+  writeFileSync(dropped, readFileSync(cfg, 'utf8').replace(zoneJob, ''));
+  assert.notEqual(readFileSync(dropped, 'utf8'), readFileSync(cfg, 'utf8'));
+  try {
+    assert.equal((await run(cfg, 'setup')).code, 0);
+    assert.equal(cf.jobs[ZONE].length, 1);
+    assert.equal(readFileSync(join(state, 'cloudflare-zones'), 'utf8'), `${ZONE}\n`);
+    const c = await run(dropped, 'check');
+    assert.equal(c.code, 1);
+    assert.match(c.stdout, /logpush\s+synccf-http-requests\s+stale/, c.stdout);
+    const s = await run(dropped, 'setup');
+    assert.equal(s.code, 0, s.stdout + s.stderr);
+    assert.match(s.stdout, /removed logpush synccf-http-requests/);
+    assert.equal(cf.jobs[ZONE].length, 0);
+    assert.ok(!existsSync(join(state, 'cloudflare-zones')), 'nothing left to remember');
+
+    // teardown with the zone gone from the file still empties it.
+    assert.equal((await run(cfg, 'setup')).code, 0);
+    assert.equal(cf.jobs[ZONE].length, 1);
+    const t = await run(dropped, 'teardown');
+    assert.equal(t.code, 0, t.stdout + t.stderr);
+    assert.equal(cf.jobs[ZONE].length, 0);
+    assert.deepEqual(cf.wired(), { webhooks: 0, policies: 0, jobs: 0, subscriptions: 0 });
+    assert.ok(!existsSync(join(state, 'cloudflare-zones')));
+  } finally { await cf.close(); }
+});
+
+test('a configuration error in one Logpush job removes no job: setup exits 2 and the live job stays', async () => {
+  const cf = await fakeWithProject();
+  const cfg = config('http://127.0.0.1:9');
+  const env = cfEnv(cf);
+  try {
+    const s1 = await cloudflare(cfg, env, 'setup');
+    assert.equal(s1.code, 0, s1.stdout + s1.stderr);
+    assert.equal(cf.wired().jobs, 2);
+    // More than the target accepts: an error for that job, not its removal.
+    writeFileSync(cfg, readFileSync(cfg, 'utf8').replace('      fields: [', '      max_upload_bytes: 900000000\n      fields: ['));
+    const before = cf.requests.length;
+    const s2 = await cloudflare(cfg, env, 'setup');
+    assert.equal(s2.code, 2, s2.stdout + s2.stderr);
+    assert.match(s2.stderr, /max_upload_bytes 900000000 is more than the target accepts/);
+    const deletes = cf.requests.slice(before).filter((r) => r.method === 'DELETE');
+    assert.deepEqual(deletes, [], 'no DELETE after a configuration error');
+    assert.equal(cf.wired().jobs, 2);
+  } finally { await cf.close(); }
 });
 
 test('a project dropped from the file: setup removes its policy, check calls it stale', async () => {
@@ -274,9 +371,11 @@ CLOUDFLARE_API_BASE_URL=${cf.url}/client/v4
     assert.equal(JSON.parse(over.stdout.slice(over.stdout.indexOf('{'))).listen, '127.0.0.1:7000');
     const broken = join(dir, 'broken.env');
     writeFileSync(broken, 'GOOD=1\nBAD="unterminated\n');
-    const b = await synccf(['--env-file', broken, 'version'], env);
+    const b = await synccf(['--env-file', broken, 'config', 'check'], env);
     assert.equal(b.code, 2);
     assert.match(b.stderr, /broken\.env: line 2: BAD: unterminated double quote/);
+    // version needs no environment: a broken file does not hide it.
+    assert.equal((await synccf(['--env-file', broken, 'version'], env)).code, 0);
   } finally { await cf.close(); }
 });
 
@@ -313,10 +412,10 @@ test("contract: every request setup, check and teardown make is the official cli
     await client.alerting.policies.create({ account_id, name: 'synccf-dos_attack_l7', alert_type: 'dos_attack_l7', enabled: true,
       mechanisms: { webhooks: [{ id: d.id }] }, filters: { zones: [ZONE] }, description });
     await jobsOf({ account_id });
-    await client.logpush.jobs.create({ account_id, name: 'synccf-workers_trace_events', dataset: 'workers_trace_events', destination_conf: dest, enabled: true,
+    await client.logpush.jobs.create({ account_id, name: 'synccf-workers-trace-events', dataset: 'workers_trace_events', destination_conf: dest, enabled: true,
       max_upload_bytes: 50000000, output_options: { output_type: 'ndjson', timestamp_format: 'rfc3339', field_names: ['Event', 'EventTimestampMs', 'Outcome', 'ScriptName'] } });
     await jobsOf({ zone_id: ZONE });
-    await client.logpush.jobs.create({ zone_id: ZONE, name: 'synccf-http_requests', dataset: 'http_requests', destination_conf: zdest, enabled: true,
+    await client.logpush.jobs.create({ zone_id: ZONE, name: 'synccf-http-requests', dataset: 'http_requests', destination_conf: zdest, enabled: true,
       max_upload_bytes: 50000000, max_upload_records: 10000, max_upload_interval_seconds: 60, filter: '{"where":{"key":"EdgeResponseStatus","operator":"geq","value":500}}',
       output_options: { output_type: 'ndjson', timestamp_format: 'rfc3339' } });
     await subsList();

@@ -89,6 +89,10 @@ export async function startFakeCloudflare({ token = 'cf-token', account = '9035f
       if (r[3] === 'ownership/validate' && m === 'POST') { send(res, 200, ok({ valid: true })); return true; }
       if (r[3] !== 'jobs') return false;
       if (!r[4] && m === 'GET') { send(res, 200, ok(jobs.map(({ filter, ...j }) => j))); return true; }
+      // Cloudflare's rule for a job's name (the API reference's pattern).
+      if ((m === 'POST' || m === 'PUT') && b.name != null && !/^[a-zA-Z0-9\-.]*$/.test(b.name)) {
+        send(res, 400, fail(1004, `name: '${b.name}' does not match ^[a-zA-Z0-9\\-\\.]*$`)); return true;
+      }
       if (!r[4] && m === 'POST') {
         if (!b.destination_conf || !b.dataset) { send(res, 400, fail(1002, 'destination_conf and dataset are required')); return true; }
         if (b.max_upload_bytes && (b.max_upload_bytes < 5e6 || b.max_upload_bytes > 1e9)) { send(res, 400, fail(1004, 'max_upload_bytes must be between 5MB and 1GB')); return true; }

@@ -40,7 +40,7 @@ test('quick tunnel: URL announced, destination updated, restarted after a crash,
   const cfg = join(dir, 'synccf.yaml');
   writeFileSync(cfg, 'notify_webhook_id: dest-1\n');
   const t = startTunnel(['--config', cfg, '--cloudflared', standin(dir, '1')], {
-    SYNCCF_NOTIFY_SECRET: 'ns',
+    SYNCCF_NOTIFY_SECRET: 'ns', SYNCCF_PUSH_SECRET: 'whsec_c2VjcmV0c2VjcmV0', SYNCCF_HOOK_TOKEN: 'ht',
     CLOUDFLARE_API_TOKEN: cf.token, CLOUDFLARE_ACCOUNT_ID: cf.account, CLOUDFLARE_API_BASE_URL: cf.url,
   });
   try {
@@ -106,12 +106,54 @@ test('named tunnel: the token in cloudflared\'s environment only, no other secre
   } finally { child.kill('SIGKILL'); }
 });
 
+// cloudflared connects from 127.0.0.1 but forwards the internet's requests:
+// behind it the receiver is public, whatever address it listens on.
+test('behind a tunnel every route needs its secret; the page and metrics are never served through Cloudflare', async () => {
+  const dir = tempDir();
+  const secrets = { SYNCCF_PUSH_SECRET: 'whsec_c2VjcmV0c2VjcmV0', SYNCCF_NOTIFY_SECRET: 'ns', SYNCCF_HOOK_TOKEN: 'ht' };
+  for (const missing of Object.keys(secrets)) {
+    const env = { PATH: process.env.PATH, ...secrets };
+    delete env[missing];
+    const r = spawnSync(BIN, ['--state', tempDir(), 'tunnel', '--listen', '127.0.0.1:0', '--cloudflared', standin(dir)], { encoding: 'utf8', timeout: 10000, env });
+    assert.equal(r.status, 2, `without ${missing}: ${r.stderr}`);
+    assert.match(r.stderr, /refusing to serve through a tunnel .*without authentication on every route; set /);
+    assert.doesNotMatch(r.stderr, /route open without authentication/);
+  }
+  assert.ok(!existsSync(join(dir, 'starts')), 'cloudflared never started');
+  // run in mode tunnel with cloudflared set says the same.
+  const cfg = join(dir, 'tunnel.yaml');
+  writeFileSync(cfg, `mode: tunnel\ncloudflared: ${standin(dir)}\n`);
+  const r = spawnSync(BIN, ['--state', tempDir(), '--config', cfg, 'run', '--listen', '127.0.0.1:0'], { encoding: 'utf8', timeout: 10000, env: { PATH: process.env.PATH } });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /refusing to serve through a tunnel/);
+
+  const t = startTunnel(['--cloudflared', standin(dir)], secrets);
+  try {
+    await until('listening', () => /msg=listening/.test(t.err), 10000);
+    const port = /port=(\d+)/.exec(t.err)[1];
+    const get = (path, headers = {}) => fetch(`http://127.0.0.1:${port}${path}`, { headers });
+    assert.equal((await get('/')).status, 200, 'a local browser still sees the page');
+    assert.equal((await get('/metrics')).status, 200);
+    for (const h of [{ 'Cf-Connecting-IP': '203.0.113.9' }, { 'cf-ray': '8f00aa11bb22cc33-AMS' }]) {
+      for (const path of ['/', '/metrics']) {
+        const res = await get(path, h);
+        assert.equal(res.status, 404, `${path} ${JSON.stringify(h)}`);
+        assert.doesNotMatch(await res.text(), /synccf_events_stored_total|<html/i);
+      }
+    }
+    assert.equal((await get('/healthz', { 'Cf-Ray': 'x' })).status, 200);
+    t.child.kill('SIGTERM');
+    assert.equal(await t.exited, 0);
+  } finally { t.child.kill('SIGKILL'); }
+});
+
 test('a missing cloudflared is a clear error saying how to install it', () => {
-  const r = spawnSync(BIN, ['--state', tempDir(), 'tunnel', '--listen', '127.0.0.1:0', '--cloudflared', '/nonexistent/cloudflared'], { encoding: 'utf8', timeout: 10000 });
+  const secrets = { SYNCCF_PUSH_SECRET: 'whsec_c2VjcmV0c2VjcmV0', SYNCCF_NOTIFY_SECRET: 'ns', SYNCCF_HOOK_TOKEN: 'ht' };
+  const r = spawnSync(BIN, ['--state', tempDir(), 'tunnel', '--listen', '127.0.0.1:0', '--cloudflared', '/nonexistent/cloudflared'], { encoding: 'utf8', timeout: 10000, env: { PATH: process.env.PATH, ...secrets } });
   assert.equal(r.status, 1);
   assert.match(r.stderr, /cannot find cloudflared/);
   assert.match(r.stderr, /developers\.cloudflare\.com/);
-  const r2 = spawnSync(BIN, ['--state', tempDir(), 'tunnel', '--listen', '127.0.0.1:0'], { encoding: 'utf8', timeout: 10000, env: { PATH: '/nonexistent' } });
+  const r2 = spawnSync(BIN, ['--state', tempDir(), 'tunnel', '--listen', '127.0.0.1:0'], { encoding: 'utf8', timeout: 10000, env: { PATH: '/nonexistent', ...secrets } });
   assert.equal(r2.status, 1);
   assert.match(r2.stderr, /cannot find cloudflared \(cloudflared\)/);
   assert.ok(!existsSync('/nonexistent'));

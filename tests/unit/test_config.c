@@ -10,6 +10,7 @@
 
 #include "../../include/synccf.h"
 #include "../../lib/config.h"
+#include "../../lib/jsonx.h"
 #include "testutil.h"
 
 static char path[256];
@@ -320,6 +321,34 @@ static void test_api_base(void **st)
     config_free(&c);
 }
 
+/* An integer past 64 bits matches on its digits, and an empty value does not
+ * match it (the parser keeps such numbers as marked strings). */
+static void test_bigint_match(void **st)
+{
+    (void)st;
+    write_cfg("handlers:\n"
+              "  - name: big\n"
+              "    match: { data: { id: \"123456789012345678901234567890\" } }\n"
+              "    exec: { argv: [/bin/true] }\n"
+              "  - name: empty\n"
+              "    match: { data: { id: \"\" } }\n"
+              "    exec: { argv: [/bin/true] }\n");
+    struct config c;
+    char err[512] = "";
+    config_defaults(&c);
+    if (config_load(&c, path, err, sizeof err)) fail_msg("%s", err);
+    json_error_t je;
+    json_t *ev = jx_loads("{\"type\":\"t\",\"data\":{\"id\":123456789012345678901234567890}}", 0, &je);
+    assert_non_null(ev);
+    const char **r = config_route(&c, ev);
+    assert_non_null(r);
+    assert_string_equal(r[0], "big");
+    assert_null(r[1]);
+    free(r);
+    json_decref(ev);
+    config_free(&c);
+}
+
 static void test_parsers(void **st)
 {
     (void)st;
@@ -352,6 +381,7 @@ int main(void)
         cmocka_unit_test(test_default_mode),
         cmocka_unit_test(test_api_base),
         cmocka_unit_test(test_parsers),
+        cmocka_unit_test(test_bigint_match),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     unlink(path);

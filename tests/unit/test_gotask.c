@@ -225,6 +225,25 @@ static void test_taskrc_order(void **st)
     }
 }
 
+/* A FIFO where a taskrc or an included Taskfile is expected is refused at
+ * once: opening it for reading must not wait for a writer. */
+static void test_fifo_refused(void **st)
+{
+    (void)st;
+    sh("mkdir -p fifo && rm -f fifo/.taskrc.yml fifo/Taskfile.yml && mkfifo fifo/.taskrc.yml fifo/Taskfile.yml");
+    char p[400];
+    alarm(10); /* a hang fails the test instead of the run */
+    struct gotask_rc rc = {0};
+    snprintf(p, sizeof p, "%s/fifo/.taskrc.yml", base);
+    assert_int_equal(gotask_taskrc_file(p, &rc), -1);
+    assert_null(rc.temp_dir);
+    struct gotask_file f;
+    snprintf(p, sizeof p, "%s/fifo/Taskfile.yml", base);
+    assert_int_equal(gotask_file_read(p, &f), -1);
+    alarm(0);
+    sh("rm -r fifo");
+}
+
 static void dirs(const struct taskcache_rule *r, const char *want_fp, const char *want_remote)
 {
     char fp[4096], remote[4096], why[256], wf[600], wr[600];
@@ -555,6 +574,7 @@ int main(void)
         cmocka_unit_test(test_normalize_vectors),
         cmocka_unit_test(test_cache_key_vectors),
         cmocka_unit_test_setup_teardown(test_taskrc_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fifo_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dirs_precedence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exact_includes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_moved_caches, setup, teardown),

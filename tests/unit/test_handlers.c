@@ -197,6 +197,44 @@ static void test_hostile_input(void **st)
     json_decref(ev);
 }
 
+/* A directory on the way to the cache (.task, .task/checksum, .task/remote,
+ * .task/timestamp) that is a symlink is never followed: the files where it
+ * points survive even a rule that removes everything. */
+static void test_symlinked_dirs(void **st)
+{
+    (void)st;
+    static const char *const links[] = {".task", ".task/checksum", ".task/remote", ".task/timestamp"};
+    static const char *const victims[] = {"victim/build", "victim/notes.txt",
+                                          "victim/http.other.pages.dev.Taskfile.yml." SHA ".yaml",
+                                          "victim/checksum/build", "victim/remote/notes.txt", "victim/timestamp/build"};
+    char *tasks[] = {"build", "gen-*", NULL};
+    for (size_t l = 0; l < sizeof links / sizeof *links; l++) {
+        sh("rm -rf %s/victim && mkdir -p %s/victim/checksum %s/victim/remote %s/victim/timestamp", root);
+        for (size_t v = 0; v < sizeof victims / sizeof *victims; v++) touch(victims[v]);
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd, "rm -rf %s/%s && ln -s %s/victim %s/%s", root, links[l], root, root, links[l]);
+        assert_int_equal(system(cmd), 0);
+        struct taskcache_rule rules[] = {
+            {.dir = root, .remote = 1, .remote_all = 1, .all_tasks = 1},
+            {.dir = root, .remote = 1, .remote_all = 1, .tasks = tasks},
+            {.dir = root, .remote = 1, .method = TASKCACHE_TIMESTAMP, .tasks = tasks},
+        };
+        for (size_t i = 0; i < sizeof rules / sizeof *rules; i++) {
+            json_t *ev = pages_event("other");
+            struct handler_result res = {0};
+            taskcache_run(&rules[i], ev, &res);
+            handler_result_free(&res);
+            json_decref(ev);
+            for (size_t v = 0; v < sizeof victims / sizeof *victims; v++)
+                if (!exists(victims[v])) fail_msg("%s removed through the link %s (rule %zu)", victims[v], links[l], i);
+        }
+        /* Back to real directories for the next link. */
+        snprintf(cmd, sizeof cmd, "rm -f %s/%s && mkdir -p %s/.task/checksum %s/.task/remote %s/.task/timestamp", root,
+                 links[l], root, root, root);
+        assert_int_equal(system(cmd), 0);
+    }
+}
+
 static void test_timestamp_method(void **st)
 {
     (void)st;
@@ -363,6 +401,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_remote_default, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remote_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_symlinked_dirs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timestamp_method, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exec_basics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exec_limits, setup, teardown),
