@@ -23,13 +23,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "event.h"
-#include "jsonx.h"
-#include "ingest.h"
-#include "jscan.h"
 #include "log.h"
 #include "logpush.h"
 #include "normalize.h"
+#include "routes.h"
 #include "util.h"
 #include "webhook.h"
 
@@ -47,9 +44,6 @@
  * instead of a reset connection; beyond it the connection is closed. */
 #define DRAIN_MAX (16u << 20)
 
-/* The most events of one push whose text can be kept (push_events). */
-#define PUSH_SPANS 4096
-
 /* The JSON routes hold a body whole before it can be checked (a push's
  * signature covers its body), so each of max_connections unauthenticated
  * clients could make the server hold max_body: 512 MiB by default. A request
@@ -60,7 +54,20 @@
 #define BODY_FREE (64u << 10)
 #define BODY_BUDGET (32u << 20)
 
-enum route { R_NONE, R_EVENTS, R_NOTIFY, R_LOGPUSH, R_GENERIC, R_XPLAT, R_HEALTHZ, R_READYZ, R_METRICS, R_PAGE };
+/* The ingest routes keep routes.h's values, so that a request's route is
+ * its ingest_route; the rest are this server's own. */
+enum route {
+    R_NONE = INGEST_NONE,
+    R_EVENTS = INGEST_EVENTS,
+    R_NOTIFY = INGEST_NOTIFY,
+    R_LOGPUSH = INGEST_LOGPUSH,
+    R_GENERIC = INGEST_GENERIC,
+    R_XPLAT = INGEST_XPLAT,
+    R_HEALTHZ,
+    R_READYZ,
+    R_METRICS,
+    R_PAGE
+};
 
 struct server {
     struct server_config cfg;
@@ -253,22 +260,13 @@ static void finish_async(struct req *r, struct store_batch *b)
     if (resume_now) MHD_resume_connection(r->conn);
 }
 
-static int add_event(struct req *r, struct store_batch *b, json_t *ev)
+/* What every route's events need besides the body (routes.h). */
+static struct ingest_ctx req_ctx(const struct req *r)
 {
-    int rc = ingest_add(b, ev, r->srv->cfg.routes);
-    if (rc) reject(r, 500, "internal", "out of memory");
-    return rc;
+    return (struct ingest_ctx){r->srv->cfg.routes, r->srv->cfg.filters, r->srv->store, r->received_ms};
 }
 
 /* ---- Logpush ------------------------------------------------------------ */
-
-/* Whether a filter applies to the dataset: filters read the record's tree. */
-static int filtered_dataset(const struct filter *f, const char *dataset)
-{
-    for (; f; f = f->next)
-        if (!f->dataset[0] || strcmp(f->dataset, dataset) == 0) return 1;
-    return 0;
-}
 
 /* Hands the current chunk to the store once it is full. */
 static int chunk_added(struct req *r, size_t len)
@@ -291,59 +289,44 @@ static int chunk_added(struct req *r, size_t len)
     return 0;
 }
 
+/* One Logpush record into the current chunk (routes.c). */
 static int logpush_line(void *arg, const char *line, size_t len, unsigned long lineno)
 {
     struct req *r = arg;
-    struct norm_opts o = {"tunnel", r->received_ms};
-    json_t *ev;
-    char why[160];
-    if (!filtered_dataset(r->srv->cfg.filters, r->name)) {
-        /* A record already in its stored form becomes its event as text. */
-        struct norm_text t;
-        int k = norm_logpush_text(r->name, line, len, &o, &t);
-        if (k == 0) return 0;
-        if (k == 1) {
-            if (ingest_add_text(&r->chunk[r->cur], &t, o.via, r->srv->cfg.routes) != 0) {
-                reject(r, 500, "internal", "out of memory");
-                return -1;
-            }
-            return chunk_added(r, len);
-        }
-        if (k < 0) {
-            reject(r, 500, "internal", "out of memory");
-            return -1;
-        }
+    struct ingest_ctx c = req_ctx(r);
+    switch (ingest_logpush_line(&c, r->name, line, len, lineno, &r->chunk[r->cur])) {
+    case LINE_ADDED: return chunk_added(r, len);
+    case LINE_REJECTED: r->rejected++; return 0;
+    case LINE_FILTERED: r->filtered++; return 0;
+    case LINE_NOMEM: reject(r, 500, "internal", "out of memory"); return -1;
+    case LINE_SKIPPED: break;
     }
-    int kind = norm_logpush_line(r->name, line, len, &o, &ev, why, sizeof why);
-    if (kind < 0) {
-        char no[24];
-        snprintf(no, sizeof no, "%lu", lineno);
-        log_msg(LOG_WARN, "logpush record rejected", "dataset", r->name, "line", no, "error", why, NULL);
-        store_count(r->srv->store, "rejected.bad_record", 1);
-        r->rejected++;
-        return 0;
-    }
-    if (kind == 0) return 0;
-    if (!filter_keep(r->srv->cfg.filters, r->name, json_object_get(ev, "data"))) {
-        json_decref(ev);
-        r->filtered++;
-        store_count(r->srv->store, "filtered.logpush", 1);
-        return 0;
-    }
-    if (add_event(r, &r->chunk[r->cur], ev)) return -1;
-    return chunk_added(r, len);
+    return 0;
 }
 
-static void logpush_feed(struct req *r, const char *data, size_t n)
+/* The answer to each way a Logpush batch is refused (logpush.h). A zlib
+ * that cannot start keeps the reason its callers have always counted. */
+static const struct {
+    int status;
+    const char *reason;
+} lp_answers[] = {
+    [LP_OK] = {500, "internal"},          [LP_TOO_LARGE] = {413, "too_large"}, [LP_LONG_LINE] = {413, "too_large"},
+    [LP_BAD_GZIP] = {400, "malformed"},   [LP_TRUNCATED] = {400, "malformed"}, [LP_ZLIB] = {500, "malformed"},
+};
+
+/* After lp_feed or lp_finish returned rc: refuses the request when the
+ * reader failed for a reason of its own (not one logpush_line gave). */
+static void logpush_failed(struct req *r, int rc)
 {
-    if (lp_feed(&r->lp, data, n) != 0 && !r->status && r->lp.err)
-        reject(r, r->lp.http_status, r->lp.http_status == 413 ? "too_large" : "malformed", r->lp.err);
+    if (rc != 0 && !r->status && r->lp.err)
+        reject(r, lp_answers[r->lp.kind].status, lp_answers[r->lp.kind].reason, r->lp.err);
 }
+
+static void logpush_feed(struct req *r, const char *data, size_t n) { logpush_failed(r, lp_feed(&r->lp, data, n)); }
 
 static enum MHD_Result logpush_final(struct req *r)
 {
-    if (lp_finish(&r->lp) != 0 && !r->status && r->lp.err)
-        reject(r, r->lp.http_status, r->lp.http_status == 413 ? "too_large" : "malformed", r->lp.err);
+    logpush_failed(r, lp_finish(&r->lp));
     if (r->status) {
         /* Chunks already committed stay: they are real records, and the
          * retry Cloudflare makes will find them as duplicates. */
@@ -387,177 +370,17 @@ static int verify_push(struct req *r)
     return -1;
 }
 
-/* A /v1/events body (the Worker's push) already in event_dump's form (what
- * JSON.stringify writes mostly is; jscan.h) is read from its scan: each
- * event's tree comes from event_tree, not jansson's parser, and its stored
- * text is its sender's bytes, never serialized again. */
-struct push_scan {
-    struct jmember one, *spans; /* each event's text */
-    size_t n;
-};
-
-static void push_scan_free(struct push_scan *ps)
-{
-    if (ps->spans != &ps->one) free(ps->spans);
-    ps->spans = NULL;
-}
-
-/* The events of a push in that form, as an array of trees; NULL when the
- * body is not in that form (or memory ran out): then it is parsed whole. */
-static json_t *push_scan(struct req *r, struct push_scan *ps)
-{
-    const char *text = r->body.p;
-    size_t len = r->body.len;
-    memset(ps, 0, sizeof *ps);
-    if (!text || len < 2) return NULL;
-    if (text[0] == '{') {
-        ps->one = (struct jmember){.val = text, .vallen = len, .kind = JK_OBJECT};
-        ps->spans = &ps->one;
-        ps->n = 1;
-    } else if (text[0] == '[') {
-        /* Past PUSH_SPANS events a body takes the parser. */
-        size_t max = len / 3 + 1 < PUSH_SPANS ? len / 3 + 1 : PUSH_SPANS;
-        if (!(ps->spans = malloc(max * sizeof *ps->spans))) return NULL;
-        if (!jscan_canonical(text, len, ps->spans, max, &ps->n)) {
-            push_scan_free(ps);
-            return NULL;
-        }
-    } else {
-        return NULL;
-    }
-    /* Handlers may match on data: then it is parsed too. */
-    int with_data = r->srv->cfg.routes && config_has_handlers(r->srv->cfg.routes);
-    json_t *events = json_array();
-    for (size_t i = 0; events && i < ps->n; i++) {
-        json_t *e = ps->spans[i].kind == JK_OBJECT ? event_tree(ps->spans[i].val, ps->spans[i].vallen, with_data) : NULL;
-        if (!e || json_array_append_new(events, e) != 0) {
-            json_decref(events);
-            events = NULL;
-        }
-    }
-    if (!events) push_scan_free(ps);
-    return events;
-}
-
-/* The events of a push, all validated before any is kept: events (from
- * push_scan, with ps) or else body, the parsed request. Returns the reason
- * the body is refused, or NULL. */
-static const char *push_events(struct req *r, json_t *events, struct push_scan *ps, json_t *body,
-                               struct store_batch *b, const struct norm_opts *o)
-{
-    if (!events) {
-        if (json_is_object(body)) {
-            events = json_array();
-            if (!events || json_array_append(events, body) != 0) {
-                json_decref(events);
-                reject(r, 500, "internal", "out of memory");
-                return NULL;
-            }
-        } else if (json_is_array(body)) {
-            events = json_incref(body);
-        } else {
-            return "body must be a CloudEvent or an array of them";
-        }
-    }
-    int kept = ps->spans != NULL;
-    unsigned char *added = kept ? calloc(ps->n + 1, 1) : NULL; /* + 1: "[]" too */
-    const char *err = NULL;
-    if (kept && !added) {
-        reject(r, 500, "internal", "out of memory");
-        json_decref(events);
-        return NULL;
-    }
-    size_t i;
-    json_t *e;
-    json_array_foreach(events, i, e) {
-        /* Validation may add synccfvia / synccfreceived, which the kept
-         * text gets too; it must change nothing else. */
-        if (kept) added[i] = (unsigned char)event_will_add(e);
-        const char *why = event_accept(e, o);
-        if (why) {
-            snprintf(r->msg, sizeof r->msg, "event %zu: %s", i, why);
-            err = r->msg;
-            break;
-        }
-    }
-    if (!err) {
-        json_array_foreach(events, i, e) {
-            char *t = NULL;
-            if (kept && !(t = event_kept_text(e, ps->spans[i].val, ps->spans[i].vallen, added[i]))) {
-                reject(r, 500, "internal", "out of memory");
-                break;
-            }
-            if (ingest_add_kept(b, json_incref(e), t, r->srv->cfg.routes) != 0) {
-                reject(r, 500, "internal", "out of memory");
-                break;
-            }
-        }
-    }
-    free(added);
-    json_decref(events);
-    return err;
-}
-
-/* Parses and normalizes a buffered body into one batch. */
+/* Hands a buffered body to its route's normalizer, as one batch. */
 static enum MHD_Result json_final(struct req *r)
 {
     if (r->route == R_EVENTS && verify_push(r) != 0) return answer_error(r);
-    struct push_scan ps = {0};
-    json_t *events = r->route == R_EVENTS ? push_scan(r, &ps) : NULL;
-    json_error_t jerr;
-    json_t *body = events ? json_null() : jx_loadb(r->body.p ? r->body.p : "", r->body.len, 0, &jerr);
-    if (!body) {
-        char m[200];
-        snprintf(m, sizeof m, "malformed JSON: %s (line %d)", jerr.text, jerr.line);
-        reject(r, 400, "malformed", m);
-        return answer_error(r);
-    }
+    struct ingest_ctx c = req_ctx(r);
     struct store_batch *b = &r->chunk[0];
-    struct norm_opts o = {"tunnel", r->received_ms};
-    const char *err = NULL;
-    json_t *ev = NULL;
-
-    switch (r->route) {
-    case R_EVENTS:
-        o.via = "worker";
-        err = push_events(r, events, &ps, body, b, &o);
-        break;
-    case R_NOTIFY:
-        if (!json_is_object(body)) err = "a notification must be a JSON object";
-        else ev = norm_notification(body, &o);
-        break;
-    case R_GENERIC:
-        if (!json_is_object(body)) err = "a hook body must be a JSON object";
-        else ev = norm_generic(r->name, r->body.p, r->body.len, body, &o);
-        break;
-    case R_XPLAT: {
-        /* It came through xplat's Worker. */
-        o.via = "worker";
-        json_t *evs = json_array();
-        size_t bad = 0, i;
-        json_t *e;
-        if (norm_xplat(body, &o, evs, &bad, &err) >= 0) {
-            json_array_foreach(evs, i, e) {
-                json_incref(e);
-                if (add_event(r, b, e)) break;
-            }
-        }
-        json_decref(evs);
-        if (bad) store_count(r->srv->store, "rejected.bad_record", (int64_t)bad);
-        break;
-    }
-    default:
-        err = "no such route";
-    }
-    json_decref(body);
-    push_scan_free(&ps);
+    char m[200];
+    enum ingest_result res = ingest_body(&c, (enum ingest_route)r->route, r->name, r->body.p, r->body.len, b, m, sizeof m);
     body_release(r); /* parsed: the events hold what is needed */
-    if (err) {
-        char m[200];
-        snprintf(m, sizeof m, "%s", err);
-        reject(r, 400, "malformed", m);
-    }
-    if (ev) add_event(r, b, ev);
+    if (res == INGEST_NOMEM) reject(r, 500, "internal", "out of memory");
+    else if (res == INGEST_MALFORMED) reject(r, 400, "malformed", m);
     if (r->status) {
         store_batch_clear(b);
         return answer_error(r);
