@@ -1,5 +1,7 @@
-/* server.c -- owns the HTTP side of `synccf receive`: routes, authentication,
- * limits, and answering only after the store has committed.
+/* server.c -- owns the HTTP side of `synccf receive`: matching a request to
+ * its route, limits, and answering only after the store has committed. What
+ * a route's secret is checked against is auth.c's; what its body becomes is
+ * routes.c's.
  *
  * Bodies are read raw (no PostProcessor) and bounded as they arrive. A request
  * whose events are handed to the store is suspended (MHD_suspend_connection)
@@ -23,12 +25,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "log.h"
 #include "logpush.h"
 #include "normalize.h"
 #include "routes.h"
 #include "util.h"
-#include "webhook.h"
 
 /* Logpush records are committed in chunks so that a 1 GB batch never sits in
  * memory: at most one chunk is being committed while the next is parsed.
@@ -73,8 +75,7 @@ struct server {
     struct server_config cfg;
     struct store *store;
     struct MHD_Daemon *mhd;
-    struct webhook_key push_key;
-    int have_push_key;
+    struct auth auth;
     unsigned port;
     atomic_int active; /* requests between their first byte and completion */
     atomic_size_t body_charged; /* buffered body bytes beyond BODY_FREE, all requests */
@@ -356,18 +357,33 @@ static const char *header(struct req *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
+/* The header values authentication reads (auth.h). */
+static struct auth_headers auth_headers(struct req *r)
+{
+    struct auth_headers h = {0};
+    if (r->route == R_EVENTS) {
+        h.webhook_id = header(r, "webhook-id");
+        h.webhook_timestamp = header(r, "webhook-timestamp");
+        h.webhook_signature = header(r, "webhook-signature");
+    } else {
+        h.authorization = header(r, "Authorization");
+        h.cf_webhook_auth = header(r, "cf-webhook-auth");
+    }
+    return h;
+}
+
+/* Refuses the request unless v is AUTH_OK: always 401. */
+static int authorized(struct req *r, enum auth_verdict v)
+{
+    if (v == AUTH_OK) return 1;
+    reject(r, 401, auth_reason(v), auth_message(v));
+    return 0;
+}
+
 static int verify_push(struct req *r)
 {
-    if (!r->srv->have_push_key) return 0;
-    enum webhook_result w = webhook_verify(&r->srv->push_key, header(r, "webhook-id"), header(r, "webhook-timestamp"),
-                                           header(r, "webhook-signature"), r->body.p, r->body.len, now_ms() / 1000);
-    switch (w) {
-    case WEBHOOK_OK: return 0;
-    case WEBHOOK_MISSING: reject(r, 401, "unauthorized", "missing or malformed webhook-id/-timestamp/-signature"); break;
-    case WEBHOOK_STALE: reject(r, 401, "stale_timestamp", "webhook-timestamp is more than 5 minutes off"); break;
-    case WEBHOOK_BAD_SIG: reject(r, 401, "bad_signature", "no webhook-signature matches"); break;
-    }
-    return -1;
+    struct auth_headers h = auth_headers(r);
+    return authorized(r, auth_push(&r->srv->auth, &h, r->body.p, r->body.len, now_ms() / 1000)) ? 0 : -1;
 }
 
 /* Hands a buffered body to its route's normalizer, as one batch. */
@@ -434,14 +450,6 @@ static void body_append(struct req *r, const char *data, size_t n)
 
 /* ---- routing -------------------------------------------------------------- */
 
-static int bearer_ok(struct req *r, const char *token)
-{
-    if (!token) return 1;
-    const char *h = header(r, "Authorization");
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0) return 0;
-    return ct_equal(h + 7, strlen(h + 7), token, strlen(token));
-}
-
 /* Chooses the route and checks what can be checked before the body. */
 static void route(struct req *r, const char *method, const char *url)
 {
@@ -498,23 +506,8 @@ static void route(struct req *r, const char *method, const char *url)
         reject(r, 415, "unsupported_media_type", "expected a JSON content type");
         return;
     }
-    int ok = 1;
-    switch (r->route) {
-    case R_NOTIFY: {
-        const char *h = header(r, "cf-webhook-auth");
-        const char *s = c->notify_secret;
-        ok = !s || (h && ct_equal(h, strlen(h), s, strlen(s)));
-        break;
-    }
-    case R_LOGPUSH:
-    case R_GENERIC:
-    case R_XPLAT: ok = bearer_ok(r, c->hook_token); break;
-    default: break;
-    }
-    if (!ok) {
-        reject(r, 401, "unauthorized", "missing or wrong credentials");
-        return;
-    }
+    struct auth_headers h = auth_headers(r);
+    if (!authorized(r, auth_route(&r->srv->auth, (enum ingest_route)r->route, &h))) return;
     r->body.max = maxlen;
     if (r->route == R_LOGPUSH) lp_init(&r->lp, logpush_line, r, c->max_decompressed, c->max_line);
 }
@@ -692,27 +685,26 @@ struct server *server_start(const struct server_config *c, struct store *st, cha
     int loopback = 0;
     *usage_error = 1;
     if (parse_listen(c->listen, &ss, &sslen, &loopback, err, errlen) != 0) return NULL;
-    const char *open_routes[3];
-    int nopen = 0;
-    if (!c->push_secret) open_routes[nopen++] = "/v1/events (SYNCCF_PUSH_SECRET)";
-    if (!c->notify_secret) open_routes[nopen++] = "/hooks/notifications (SYNCCF_NOTIFY_SECRET)";
-    if (!c->hook_token) open_routes[nopen++] = "/hooks/logpush, /hooks/generic, / (SYNCCF_HOOK_TOKEN)";
+    struct auth_secrets secrets = {c->push_secret, c->notify_secret, c->hook_token};
+    const char *open_routes[AUTH_OPEN_MAX];
+    int nopen = auth_open_routes(&secrets, open_routes);
     if (nopen && !loopback) {
         snprintf(err, errlen, "refusing to listen on %s without authentication on every route; set %s", c->listen,
                  open_routes[0]);
         return NULL;
     }
     struct server *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        *usage_error = 0;
+        return NULL;
+    }
     s->cfg = *c;
     s->store = st;
     s->body_budget = c->max_body < BODY_BUDGET / 2 ? BODY_BUDGET : 2 * (c->max_body + 1);
-    if (c->push_secret) {
-        if (webhook_key_parse(c->push_secret, &s->push_key) != 0) {
-            snprintf(err, errlen, "the push secret must be whsec_ followed by base64");
-            free(s);
-            return NULL;
-        }
-        s->have_push_key = 1;
+    if (auth_init(&s->auth, &secrets, err, errlen) != 0) {
+        free(s);
+        return NULL;
     }
     *usage_error = 0;
     for (int i = 0; i < nopen; i++)
@@ -731,7 +723,7 @@ struct server *server_start(const struct server_config *c, struct store *st, cha
     }
     int lfd = bind_listen(c->listen, &ss, sslen, err, errlen);
     if (lfd < 0) {
-        if (s->have_push_key) webhook_key_free(&s->push_key);
+        auth_free(&s->auth);
         free(s);
         return NULL;
     }
@@ -748,7 +740,7 @@ struct server *server_start(const struct server_config *c, struct store *st, cha
         /* Not closed here: libmicrohttpd closes the socket it was given when
          * it fails to start, and a second close could hit a descriptor
          * another thread has opened since. */
-        if (s->have_push_key) webhook_key_free(&s->push_key);
+        auth_free(&s->auth);
         free(s);
         return NULL;
     }
@@ -771,6 +763,6 @@ void server_stop(struct server *s)
     }
     MHD_stop_daemon(s->mhd);
     if (lfd != MHD_INVALID_SOCKET) close(lfd);
-    if (s->have_push_key) webhook_key_free(&s->push_key);
+    auth_free(&s->auth);
     free(s);
 }
