@@ -450,6 +450,22 @@ static void body_append(struct req *r, const char *data, size_t n)
 
 /* ---- routing -------------------------------------------------------------- */
 
+/* A Content-Length value (NULL: absent, 0) as a count of bytes: digits only,
+ * all of them, within 64 bits. libmicrohttpd checks the header too; this
+ * does not rely on it for the bound the body is held to. */
+static int content_length(const char *v, unsigned long long *n)
+{
+    *n = 0;
+    if (!v) return 0;
+    if (*v < '0' || *v > '9') return -1;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (*end != '\0' || errno == ERANGE) return -1;
+    *n = x;
+    return 0;
+}
+
 /* Chooses the route and checks what can be checked before the body. */
 static void route(struct req *r, const char *method, const char *url)
 {
@@ -496,8 +512,10 @@ static void route(struct req *r, const char *method, const char *url)
         return;
     }
 
-    const char *cl = header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    r->declared = cl ? strtoull(cl, NULL, 10) : 0;
+    if (content_length(header(r, MHD_HTTP_HEADER_CONTENT_LENGTH), &r->declared) != 0) {
+        reject(r, 400, "bad_length", "Content-Length is not a whole number of bytes");
+        return;
+    }
     if (r->declared > maxlen) {
         reject(r, 413, "too_large", "body larger than the configured limit");
         return;
