@@ -451,8 +451,8 @@ static void body_append(struct req *r, const char *data, size_t n)
 /* ---- routing -------------------------------------------------------------- */
 
 /* A Content-Length value (NULL: absent, 0) as a count of bytes: digits only,
- * all of them, within 64 bits. libmicrohttpd checks the header too; this
- * does not rely on it for the bound the body is held to. */
+ * all of them (-1 otherwise), within 64 bits (-2 otherwise). libmicrohttpd
+ * checks the header too; the bound the body is held to does not rely on it. */
 static int content_length(const char *v, unsigned long long *n)
 {
     *n = 0;
@@ -461,7 +461,8 @@ static int content_length(const char *v, unsigned long long *n)
     char *end;
     errno = 0;
     unsigned long long x = strtoull(v, &end, 10);
-    if (*end != '\0' || errno == ERANGE) return -1;
+    if (*end != '\0') return -1;
+    if (errno == ERANGE) return -2;
     *n = x;
     return 0;
 }
@@ -557,15 +558,48 @@ static enum MHD_Result answer_get(struct req *r)
     return send_json(r->conn, ok ? 200 : 503, json_pack("{s:b,s:o}", "ready", ok, "checks", checks));
 }
 
+/* A request's context from its request line until on_request's first call.
+ * libmicrohttpd answers a head it cannot read (a Content-Length that is not
+ * a number, headers too large) itself, without on_request; such a request
+ * reaches on_completed with this, so that its refusal is still counted. */
+static char head_only;
+
+static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls;
+    (void)uri;
+    (void)conn;
+    return &head_only;
+}
+
+/* A request libmicrohttpd refused before on_request: counted and logged as
+ * ours are when the reason was its Content-Length (bad_length); other
+ * refusals of its own (headers too large, a malformed head) are not. */
+static void head_refused(struct server *srv, struct MHD_Connection *conn)
+{
+    unsigned long long n;
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    int bad = cl ? content_length(cl, &n) : 0;
+    if (!bad) return;
+    struct req *r = calloc(1, sizeof *r);
+    if (!r) return;
+    r->srv = srv;
+    r->conn = conn;
+    /* Its status, as libmicrohttpd answered: 413 for a number too large. */
+    reject(r, bad == -2 ? 413 : 400, "bad_length", "Content-Length is not a whole number of bytes");
+    free(r);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
 {
     (void)version;
     struct server *srv = cls;
-    struct req *r = *con_cls;
+    struct req *r = *con_cls == &head_only ? NULL : *con_cls;
 
     if (!r) {
+        *con_cls = NULL;
         r = calloc(1, sizeof *r);
         if (!r) return MHD_NO;
         r->srv = srv;
@@ -611,10 +645,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
-    (void)toe;
     struct server *srv = cls;
     struct req *r = *con_cls;
+    if (r == (void *)&head_only) {
+        if (toe == MHD_REQUEST_TERMINATED_WITH_ERROR) head_refused(srv, conn);
+        *con_cls = NULL;
+        return;
+    }
     if (!r) return;
     /* A connection dropped mid-upload may still have a chunk with the store. */
     pthread_mutex_lock(&r->mu);
@@ -748,7 +785,8 @@ struct server *server_start(const struct server_config *c, struct store *st, cha
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
     if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
     s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, lfd,
-                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
+                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_URI_LOG_CALLBACK,
+                              on_request_line, NULL, MHD_OPTION_CONNECTION_LIMIT,
                               c->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, c->timeout_s,
                               MHD_OPTION_THREAD_POOL_SIZE, c->threads, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
                               (size_t)(16 * 1024), MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,

@@ -1,10 +1,10 @@
 // Content-Length: a value that is not a whole number of bytes (trailing
 // bytes, a sign, hex, empty, a list) is refused 400 and one too large for 64
-// bits 413, each with the connection closed and nothing stored; a valid
-// value over --max-body gets synccf's own 413 with its reason and counter.
-// libmicrohttpd answers the malformed values itself before synccf sees the
-// request; server.c checks the value again (content_length), so the bound the
-// body is held to never rests on a number read past its end.
+// bits 413, each with the connection closed, counted under bad_length and
+// nothing stored; a valid value over --max-body gets synccf's own 413
+// (too_large). libmicrohttpd answers the malformed values itself before
+// on_request; server.c counts those (head_refused) and checks the value again
+// in route(), so the bound the body is held to never rests on it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -49,11 +49,14 @@ test('a Content-Length that is not a count of bytes is refused and nothing is st
     assert.equal(JSON.parse(over.body).reason, 'too_large');
     // Counters reach the store with its next commit: wait for them.
     let rejected;
-    for (let i = 0; i < 100 && !rejected?.too_large; i++) {
+    for (let i = 0; i < 100 && !(rejected?.too_large && rejected?.bad_length === 10); i++) {
       rejected = (await status(d.state)).rejected;
       await new Promise((r) => setTimeout(r, 50));
     }
     assert.equal(rejected?.too_large, 1);
+    assert.equal(rejected?.bad_length, 10);
+    assert.match(d.log, /msg="request rejected" status=400 reason=bad_length /);
+    assert.match(d.log, /msg="request rejected" status=413 reason=bad_length /);
     assert.equal((await storedEvents(d.state)).length, 0);
 
     // The daemon still takes a well-formed request.
