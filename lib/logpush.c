@@ -9,7 +9,7 @@
 
 #include <string.h>
 
-#define FAIL(r, st, msg) ((r)->http_status = (st), (r)->err = (msg), -1)
+#define FAIL(r, k, msg) ((r)->kind = (k), (r)->err = (msg), -1)
 
 void lp_init(struct lp_reader *r, lp_line_fn fn, void *arg, size_t max_decompressed, size_t max_line)
 {
@@ -39,12 +39,12 @@ static int emit_line(struct lp_reader *r)
 static int take(struct lp_reader *r, const char *p, size_t n)
 {
     if (n > r->max_decompressed - r->total)
-        return FAIL(r, 413, "batch larger than the decompressed size limit");
+        return FAIL(r, LP_TOO_LARGE, "batch larger than the decompressed size limit");
     r->total += n;
     while (n) {
         const char *nl = memchr(p, '\n', n);
         size_t k = nl ? (size_t)(nl - p) : n;
-        if (buf_append(&r->line, p, k) != 0) return FAIL(r, 413, "record longer than the line limit");
+        if (buf_append(&r->line, p, k) != 0) return FAIL(r, LP_LONG_LINE, "record longer than the line limit");
         if (!nl) break;
         int rc = emit_line(r);
         if (rc) return rc;
@@ -62,14 +62,14 @@ static int inflate_some(struct lp_reader *r, const unsigned char *data, size_t n
     while (r->z.avail_in > 0) {
         if (r->mode == 3) {
             /* Another gzip member follows the one that ended. */
-            if (inflateReset(&r->z) != Z_OK) return FAIL(r, 400, "gzip reset failed");
+            if (inflateReset(&r->z) != Z_OK) return FAIL(r, LP_BAD_GZIP, "gzip reset failed");
             r->mode = 2;
         }
         r->z.next_out = out;
         r->z.avail_out = sizeof out;
         int zr = inflate(&r->z, Z_NO_FLUSH);
         if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR)
-            return FAIL(r, 400, "body is not valid gzip");
+            return FAIL(r, LP_BAD_GZIP, "body is not valid gzip");
         int rc = take(r, (const char *)out, sizeof out - r->z.avail_out);
         if (rc) return rc;
         if (zr == Z_STREAM_END) r->mode = 3;
@@ -95,7 +95,7 @@ int lp_feed(struct lp_reader *r, const void *data, size_t n)
         }
         if (r->nsniff < 2) return 0;
         if (r->sniff[0] == 0x1f && r->sniff[1] == 0x8b) {
-            if (inflateInit2(&r->z, 16 + MAX_WBITS) != Z_OK) return FAIL(r, 500, "zlib init failed");
+            if (inflateInit2(&r->z, 16 + MAX_WBITS) != Z_OK) return FAIL(r, LP_ZLIB, "zlib init failed");
             r->zinit = 1;
             r->mode = 2;
         } else {
@@ -115,7 +115,7 @@ int lp_finish(struct lp_reader *r)
         int rc = take(r, (const char *)r->sniff, 1);
         if (rc) return rc;
     }
-    if (r->mode == 2) return FAIL(r, 400, "gzip body is truncated");
+    if (r->mode == 2) return FAIL(r, LP_TRUNCATED, "gzip body is truncated");
     if (r->line.len) return emit_line(r);
     return 0;
 }

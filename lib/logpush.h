@@ -7,6 +7,17 @@
 
 #include "util.h"
 
+/* Why a batch was refused for its input (or zlib); lp_reader.err says it in
+ * words. The receiver maps each kind to its answer (server.c, lp_answers). */
+enum lp_error {
+    LP_OK,
+    LP_TOO_LARGE,   /* the batch decompresses past max_decompressed */
+    LP_LONG_LINE,   /* one record is longer than max_line */
+    LP_BAD_GZIP,    /* not a valid gzip stream, or a member cannot follow */
+    LP_TRUNCATED,   /* the gzip stream ends early */
+    LP_ZLIB,        /* zlib could not start */
+};
+
 /* Called once per non-blank line, without its terminator. A non-zero return
  * stops the reader (lp_feed/lp_finish then return that value). */
 typedef int (*lp_line_fn)(void *arg, const char *line, size_t len, unsigned long lineno);
@@ -26,8 +37,8 @@ struct lp_reader {
     struct buf line;
     size_t total;
     unsigned long lineno;
-    const char *err; /* set when a feed fails for a reason of the input */
-    int http_status; /* 400 or 413 with err */
+    const char *err;    /* set when a feed fails for a reason of the input */
+    enum lp_error kind; /* with err */
 };
 
 void lp_init(struct lp_reader *r, lp_line_fn fn, void *arg, size_t max_decompressed, size_t max_line);

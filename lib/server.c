@@ -1,5 +1,7 @@
-/* server.c -- owns the HTTP side of `synccf receive`: routes, authentication,
- * limits, and answering only after the store has committed.
+/* server.c -- owns the HTTP side of `synccf receive`: matching a request to
+ * its route, limits, and answering only after the store has committed. What
+ * a route's secret is checked against is auth.c's; what its body becomes is
+ * routes.c's.
  *
  * Bodies are read raw (no PostProcessor) and bounded as they arrive. A request
  * whose events are handed to the store is suspended (MHD_suspend_connection)
@@ -23,15 +25,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "event.h"
-#include "jsonx.h"
-#include "ingest.h"
-#include "jscan.h"
+#include "auth.h"
 #include "log.h"
 #include "logpush.h"
 #include "normalize.h"
+#include "routes.h"
 #include "util.h"
-#include "webhook.h"
 
 /* Logpush records are committed in chunks so that a 1 GB batch never sits in
  * memory: at most one chunk is being committed while the next is parsed.
@@ -47,9 +46,6 @@
  * instead of a reset connection; beyond it the connection is closed. */
 #define DRAIN_MAX (16u << 20)
 
-/* The most events of one push whose text can be kept (push_events). */
-#define PUSH_SPANS 4096
-
 /* The JSON routes hold a body whole before it can be checked (a push's
  * signature covers its body), so each of max_connections unauthenticated
  * clients could make the server hold max_body: 512 MiB by default. A request
@@ -60,14 +56,26 @@
 #define BODY_FREE (64u << 10)
 #define BODY_BUDGET (32u << 20)
 
-enum route { R_NONE, R_EVENTS, R_NOTIFY, R_LOGPUSH, R_GENERIC, R_XPLAT, R_HEALTHZ, R_READYZ, R_METRICS, R_PAGE };
+/* The ingest routes keep routes.h's values, so that a request's route is
+ * its ingest_route; the rest are this server's own. */
+enum route {
+    R_NONE = INGEST_NONE,
+    R_EVENTS = INGEST_EVENTS,
+    R_NOTIFY = INGEST_NOTIFY,
+    R_LOGPUSH = INGEST_LOGPUSH,
+    R_GENERIC = INGEST_GENERIC,
+    R_XPLAT = INGEST_XPLAT,
+    R_HEALTHZ,
+    R_READYZ,
+    R_METRICS,
+    R_PAGE
+};
 
 struct server {
     struct server_config cfg;
     struct store *store;
     struct MHD_Daemon *mhd;
-    struct webhook_key push_key;
-    int have_push_key;
+    struct auth auth;
     unsigned port;
     atomic_int active; /* requests between their first byte and completion */
     atomic_size_t body_charged; /* buffered body bytes beyond BODY_FREE, all requests */
@@ -253,22 +261,13 @@ static void finish_async(struct req *r, struct store_batch *b)
     if (resume_now) MHD_resume_connection(r->conn);
 }
 
-static int add_event(struct req *r, struct store_batch *b, json_t *ev)
+/* What every route's events need besides the body (routes.h). */
+static struct ingest_ctx req_ctx(const struct req *r)
 {
-    int rc = ingest_add(b, ev, r->srv->cfg.routes);
-    if (rc) reject(r, 500, "internal", "out of memory");
-    return rc;
+    return (struct ingest_ctx){r->srv->cfg.routes, r->srv->cfg.filters, r->srv->store, r->received_ms};
 }
 
 /* ---- Logpush ------------------------------------------------------------ */
-
-/* Whether a filter applies to the dataset: filters read the record's tree. */
-static int filtered_dataset(const struct filter *f, const char *dataset)
-{
-    for (; f; f = f->next)
-        if (!f->dataset[0] || strcmp(f->dataset, dataset) == 0) return 1;
-    return 0;
-}
 
 /* Hands the current chunk to the store once it is full. */
 static int chunk_added(struct req *r, size_t len)
@@ -291,59 +290,44 @@ static int chunk_added(struct req *r, size_t len)
     return 0;
 }
 
+/* One Logpush record into the current chunk (routes.c). */
 static int logpush_line(void *arg, const char *line, size_t len, unsigned long lineno)
 {
     struct req *r = arg;
-    struct norm_opts o = {"tunnel", r->received_ms};
-    json_t *ev;
-    char why[160];
-    if (!filtered_dataset(r->srv->cfg.filters, r->name)) {
-        /* A record already in its stored form becomes its event as text. */
-        struct norm_text t;
-        int k = norm_logpush_text(r->name, line, len, &o, &t);
-        if (k == 0) return 0;
-        if (k == 1) {
-            if (ingest_add_text(&r->chunk[r->cur], &t, o.via, r->srv->cfg.routes) != 0) {
-                reject(r, 500, "internal", "out of memory");
-                return -1;
-            }
-            return chunk_added(r, len);
-        }
-        if (k < 0) {
-            reject(r, 500, "internal", "out of memory");
-            return -1;
-        }
+    struct ingest_ctx c = req_ctx(r);
+    switch (ingest_logpush_line(&c, r->name, line, len, lineno, &r->chunk[r->cur])) {
+    case LINE_ADDED: return chunk_added(r, len);
+    case LINE_REJECTED: r->rejected++; return 0;
+    case LINE_FILTERED: r->filtered++; return 0;
+    case LINE_NOMEM: reject(r, 500, "internal", "out of memory"); return -1;
+    case LINE_SKIPPED: break;
     }
-    int kind = norm_logpush_line(r->name, line, len, &o, &ev, why, sizeof why);
-    if (kind < 0) {
-        char no[24];
-        snprintf(no, sizeof no, "%lu", lineno);
-        log_msg(LOG_WARN, "logpush record rejected", "dataset", r->name, "line", no, "error", why, NULL);
-        store_count(r->srv->store, "rejected.bad_record", 1);
-        r->rejected++;
-        return 0;
-    }
-    if (kind == 0) return 0;
-    if (!filter_keep(r->srv->cfg.filters, r->name, json_object_get(ev, "data"))) {
-        json_decref(ev);
-        r->filtered++;
-        store_count(r->srv->store, "filtered.logpush", 1);
-        return 0;
-    }
-    if (add_event(r, &r->chunk[r->cur], ev)) return -1;
-    return chunk_added(r, len);
+    return 0;
 }
 
-static void logpush_feed(struct req *r, const char *data, size_t n)
+/* The answer to each way a Logpush batch is refused (logpush.h). A zlib
+ * that cannot start keeps the reason its callers have always counted. */
+static const struct {
+    int status;
+    const char *reason;
+} lp_answers[] = {
+    [LP_OK] = {500, "internal"},          [LP_TOO_LARGE] = {413, "too_large"}, [LP_LONG_LINE] = {413, "too_large"},
+    [LP_BAD_GZIP] = {400, "malformed"},   [LP_TRUNCATED] = {400, "malformed"}, [LP_ZLIB] = {500, "malformed"},
+};
+
+/* After lp_feed or lp_finish returned rc: refuses the request when the
+ * reader failed for a reason of its own (not one logpush_line gave). */
+static void logpush_failed(struct req *r, int rc)
 {
-    if (lp_feed(&r->lp, data, n) != 0 && !r->status && r->lp.err)
-        reject(r, r->lp.http_status, r->lp.http_status == 413 ? "too_large" : "malformed", r->lp.err);
+    if (rc != 0 && !r->status && r->lp.err)
+        reject(r, lp_answers[r->lp.kind].status, lp_answers[r->lp.kind].reason, r->lp.err);
 }
+
+static void logpush_feed(struct req *r, const char *data, size_t n) { logpush_failed(r, lp_feed(&r->lp, data, n)); }
 
 static enum MHD_Result logpush_final(struct req *r)
 {
-    if (lp_finish(&r->lp) != 0 && !r->status && r->lp.err)
-        reject(r, r->lp.http_status, r->lp.http_status == 413 ? "too_large" : "malformed", r->lp.err);
+    logpush_failed(r, lp_finish(&r->lp));
     if (r->status) {
         /* Chunks already committed stay: they are real records, and the
          * retry Cloudflare makes will find them as duplicates. */
@@ -373,191 +357,46 @@ static const char *header(struct req *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
+/* The header values authentication reads (auth.h). */
+static struct auth_headers auth_headers(struct req *r)
+{
+    struct auth_headers h = {0};
+    if (r->route == R_EVENTS) {
+        h.webhook_id = header(r, "webhook-id");
+        h.webhook_timestamp = header(r, "webhook-timestamp");
+        h.webhook_signature = header(r, "webhook-signature");
+    } else {
+        h.authorization = header(r, "Authorization");
+        h.cf_webhook_auth = header(r, "cf-webhook-auth");
+    }
+    return h;
+}
+
+/* Refuses the request unless v is AUTH_OK: always 401. */
+static int authorized(struct req *r, enum auth_verdict v)
+{
+    if (v == AUTH_OK) return 1;
+    reject(r, 401, auth_reason(v), auth_message(v));
+    return 0;
+}
+
 static int verify_push(struct req *r)
 {
-    if (!r->srv->have_push_key) return 0;
-    enum webhook_result w = webhook_verify(&r->srv->push_key, header(r, "webhook-id"), header(r, "webhook-timestamp"),
-                                           header(r, "webhook-signature"), r->body.p, r->body.len, now_ms() / 1000);
-    switch (w) {
-    case WEBHOOK_OK: return 0;
-    case WEBHOOK_MISSING: reject(r, 401, "unauthorized", "missing or malformed webhook-id/-timestamp/-signature"); break;
-    case WEBHOOK_STALE: reject(r, 401, "stale_timestamp", "webhook-timestamp is more than 5 minutes off"); break;
-    case WEBHOOK_BAD_SIG: reject(r, 401, "bad_signature", "no webhook-signature matches"); break;
-    }
-    return -1;
+    struct auth_headers h = auth_headers(r);
+    return authorized(r, auth_push(&r->srv->auth, &h, r->body.p, r->body.len, now_ms() / 1000)) ? 0 : -1;
 }
 
-/* A /v1/events body (the Worker's push) already in event_dump's form (what
- * JSON.stringify writes mostly is; jscan.h) is read from its scan: each
- * event's tree comes from event_tree, not jansson's parser, and its stored
- * text is its sender's bytes, never serialized again. */
-struct push_scan {
-    struct jmember one, *spans; /* each event's text */
-    size_t n;
-};
-
-static void push_scan_free(struct push_scan *ps)
-{
-    if (ps->spans != &ps->one) free(ps->spans);
-    ps->spans = NULL;
-}
-
-/* The events of a push in that form, as an array of trees; NULL when the
- * body is not in that form (or memory ran out): then it is parsed whole. */
-static json_t *push_scan(struct req *r, struct push_scan *ps)
-{
-    const char *text = r->body.p;
-    size_t len = r->body.len;
-    memset(ps, 0, sizeof *ps);
-    if (!text || len < 2) return NULL;
-    if (text[0] == '{') {
-        ps->one = (struct jmember){.val = text, .vallen = len, .kind = JK_OBJECT};
-        ps->spans = &ps->one;
-        ps->n = 1;
-    } else if (text[0] == '[') {
-        /* Past PUSH_SPANS events a body takes the parser. */
-        size_t max = len / 3 + 1 < PUSH_SPANS ? len / 3 + 1 : PUSH_SPANS;
-        if (!(ps->spans = malloc(max * sizeof *ps->spans))) return NULL;
-        if (!jscan_canonical(text, len, ps->spans, max, &ps->n)) {
-            push_scan_free(ps);
-            return NULL;
-        }
-    } else {
-        return NULL;
-    }
-    /* Handlers may match on data: then it is parsed too. */
-    int with_data = r->srv->cfg.routes && config_has_handlers(r->srv->cfg.routes);
-    json_t *events = json_array();
-    for (size_t i = 0; events && i < ps->n; i++) {
-        json_t *e = ps->spans[i].kind == JK_OBJECT ? event_tree(ps->spans[i].val, ps->spans[i].vallen, with_data) : NULL;
-        if (!e || json_array_append_new(events, e) != 0) {
-            json_decref(events);
-            events = NULL;
-        }
-    }
-    if (!events) push_scan_free(ps);
-    return events;
-}
-
-/* The events of a push, all validated before any is kept: events (from
- * push_scan, with ps) or else body, the parsed request. Returns the reason
- * the body is refused, or NULL. */
-static const char *push_events(struct req *r, json_t *events, struct push_scan *ps, json_t *body,
-                               struct store_batch *b, const struct norm_opts *o)
-{
-    if (!events) {
-        if (json_is_object(body)) {
-            events = json_array();
-            if (!events || json_array_append(events, body) != 0) {
-                json_decref(events);
-                reject(r, 500, "internal", "out of memory");
-                return NULL;
-            }
-        } else if (json_is_array(body)) {
-            events = json_incref(body);
-        } else {
-            return "body must be a CloudEvent or an array of them";
-        }
-    }
-    int kept = ps->spans != NULL;
-    unsigned char *added = kept ? calloc(ps->n + 1, 1) : NULL; /* + 1: "[]" too */
-    const char *err = NULL;
-    if (kept && !added) {
-        reject(r, 500, "internal", "out of memory");
-        json_decref(events);
-        return NULL;
-    }
-    size_t i;
-    json_t *e;
-    json_array_foreach(events, i, e) {
-        /* Validation may add synccfvia / synccfreceived, which the kept
-         * text gets too; it must change nothing else. */
-        if (kept) added[i] = (unsigned char)event_will_add(e);
-        const char *why = event_accept(e, o);
-        if (why) {
-            snprintf(r->msg, sizeof r->msg, "event %zu: %s", i, why);
-            err = r->msg;
-            break;
-        }
-    }
-    if (!err) {
-        json_array_foreach(events, i, e) {
-            char *t = NULL;
-            if (kept && !(t = event_kept_text(e, ps->spans[i].val, ps->spans[i].vallen, added[i]))) {
-                reject(r, 500, "internal", "out of memory");
-                break;
-            }
-            if (ingest_add_kept(b, json_incref(e), t, r->srv->cfg.routes) != 0) {
-                reject(r, 500, "internal", "out of memory");
-                break;
-            }
-        }
-    }
-    free(added);
-    json_decref(events);
-    return err;
-}
-
-/* Parses and normalizes a buffered body into one batch. */
+/* Hands a buffered body to its route's normalizer, as one batch. */
 static enum MHD_Result json_final(struct req *r)
 {
     if (r->route == R_EVENTS && verify_push(r) != 0) return answer_error(r);
-    struct push_scan ps = {0};
-    json_t *events = r->route == R_EVENTS ? push_scan(r, &ps) : NULL;
-    json_error_t jerr;
-    json_t *body = events ? json_null() : jx_loadb(r->body.p ? r->body.p : "", r->body.len, 0, &jerr);
-    if (!body) {
-        char m[200];
-        snprintf(m, sizeof m, "malformed JSON: %s (line %d)", jerr.text, jerr.line);
-        reject(r, 400, "malformed", m);
-        return answer_error(r);
-    }
+    struct ingest_ctx c = req_ctx(r);
     struct store_batch *b = &r->chunk[0];
-    struct norm_opts o = {"tunnel", r->received_ms};
-    const char *err = NULL;
-    json_t *ev = NULL;
-
-    switch (r->route) {
-    case R_EVENTS:
-        o.via = "worker";
-        err = push_events(r, events, &ps, body, b, &o);
-        break;
-    case R_NOTIFY:
-        if (!json_is_object(body)) err = "a notification must be a JSON object";
-        else ev = norm_notification(body, &o);
-        break;
-    case R_GENERIC:
-        if (!json_is_object(body)) err = "a hook body must be a JSON object";
-        else ev = norm_generic(r->name, r->body.p, r->body.len, body, &o);
-        break;
-    case R_XPLAT: {
-        /* It came through xplat's Worker. */
-        o.via = "worker";
-        json_t *evs = json_array();
-        size_t bad = 0, i;
-        json_t *e;
-        if (norm_xplat(body, &o, evs, &bad, &err) >= 0) {
-            json_array_foreach(evs, i, e) {
-                json_incref(e);
-                if (add_event(r, b, e)) break;
-            }
-        }
-        json_decref(evs);
-        if (bad) store_count(r->srv->store, "rejected.bad_record", (int64_t)bad);
-        break;
-    }
-    default:
-        err = "no such route";
-    }
-    json_decref(body);
-    push_scan_free(&ps);
+    char m[200];
+    enum ingest_result res = ingest_body(&c, (enum ingest_route)r->route, r->name, r->body.p, r->body.len, b, m, sizeof m);
     body_release(r); /* parsed: the events hold what is needed */
-    if (err) {
-        char m[200];
-        snprintf(m, sizeof m, "%s", err);
-        reject(r, 400, "malformed", m);
-    }
-    if (ev) add_event(r, b, ev);
+    if (res == INGEST_NOMEM) reject(r, 500, "internal", "out of memory");
+    else if (res == INGEST_MALFORMED) reject(r, 400, "malformed", m);
     if (r->status) {
         store_batch_clear(b);
         return answer_error(r);
@@ -611,12 +450,21 @@ static void body_append(struct req *r, const char *data, size_t n)
 
 /* ---- routing -------------------------------------------------------------- */
 
-static int bearer_ok(struct req *r, const char *token)
+/* A Content-Length value (NULL: absent, 0) as a count of bytes: digits only,
+ * all of them (-1 otherwise), within 64 bits (-2 otherwise). libmicrohttpd
+ * checks the header too; the bound the body is held to does not rely on it. */
+static int content_length(const char *v, unsigned long long *n)
 {
-    if (!token) return 1;
-    const char *h = header(r, "Authorization");
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0) return 0;
-    return ct_equal(h + 7, strlen(h + 7), token, strlen(token));
+    *n = 0;
+    if (!v) return 0;
+    if (*v < '0' || *v > '9') return -1;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (*end != '\0') return -1;
+    if (errno == ERANGE) return -2;
+    *n = x;
+    return 0;
 }
 
 /* Chooses the route and checks what can be checked before the body. */
@@ -672,8 +520,10 @@ static void route(struct req *r, const char *method, const char *url)
         return;
     }
 
-    const char *cl = header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    r->declared = cl ? strtoull(cl, NULL, 10) : 0;
+    if (content_length(header(r, MHD_HTTP_HEADER_CONTENT_LENGTH), &r->declared) != 0) {
+        reject(r, 400, "bad_length", "Content-Length is not a whole number of bytes");
+        return;
+    }
     if (r->declared > maxlen) {
         reject(r, 413, "too_large", "body larger than the configured limit");
         return;
@@ -682,23 +532,8 @@ static void route(struct req *r, const char *method, const char *url)
         reject(r, 415, "unsupported_media_type", "expected a JSON content type");
         return;
     }
-    int ok = 1;
-    switch (r->route) {
-    case R_NOTIFY: {
-        const char *h = header(r, "cf-webhook-auth");
-        const char *s = c->notify_secret;
-        ok = !s || (h && ct_equal(h, strlen(h), s, strlen(s)));
-        break;
-    }
-    case R_LOGPUSH:
-    case R_GENERIC:
-    case R_XPLAT: ok = bearer_ok(r, c->hook_token); break;
-    default: break;
-    }
-    if (!ok) {
-        reject(r, 401, "unauthorized", "missing or wrong credentials");
-        return;
-    }
+    struct auth_headers h = auth_headers(r);
+    if (!authorized(r, auth_route(&r->srv->auth, (enum ingest_route)r->route, &h))) return;
     r->body.max = maxlen;
     if (r->route == R_LOGPUSH) lp_init(&r->lp, logpush_line, r, c->max_decompressed, c->max_line);
 }
@@ -730,15 +565,48 @@ static enum MHD_Result answer_get(struct req *r)
     return send_json(r->conn, ok ? 200 : 503, json_pack("{s:b,s:o}", "ready", ok, "checks", checks));
 }
 
+/* A request's context from its request line until on_request's first call.
+ * libmicrohttpd answers a head it cannot read (a Content-Length that is not
+ * a number, headers too large) itself, without on_request; such a request
+ * reaches on_completed with this, so that its refusal is still counted. */
+static char head_only;
+
+static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls;
+    (void)uri;
+    (void)conn;
+    return &head_only;
+}
+
+/* A request libmicrohttpd refused before on_request: counted and logged as
+ * ours are when the reason was its Content-Length (bad_length); other
+ * refusals of its own (headers too large, a malformed head) are not. */
+static void head_refused(struct server *srv, struct MHD_Connection *conn)
+{
+    unsigned long long n;
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    int bad = cl ? content_length(cl, &n) : 0;
+    if (!bad) return;
+    struct req *r = calloc(1, sizeof *r);
+    if (!r) return;
+    r->srv = srv;
+    r->conn = conn;
+    /* Its status, as libmicrohttpd answered: 413 for a number too large. */
+    reject(r, bad == -2 ? 413 : 400, "bad_length", "Content-Length is not a whole number of bytes");
+    free(r);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
 {
     (void)version;
     struct server *srv = cls;
-    struct req *r = *con_cls;
+    struct req *r = *con_cls == &head_only ? NULL : *con_cls;
 
     if (!r) {
+        *con_cls = NULL;
         r = calloc(1, sizeof *r);
         if (!r) return MHD_NO;
         r->srv = srv;
@@ -784,10 +652,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
-    (void)toe;
     struct server *srv = cls;
     struct req *r = *con_cls;
+    if (r == (void *)&head_only) {
+        if (toe == MHD_REQUEST_TERMINATED_WITH_ERROR) head_refused(srv, conn);
+        *con_cls = NULL;
+        return;
+    }
     if (!r) return;
     /* A connection dropped mid-upload may still have a chunk with the store. */
     pthread_mutex_lock(&r->mu);
@@ -876,11 +747,9 @@ struct server *server_start(const struct server_config *c, struct store *st, cha
     int loopback = 0;
     *usage_error = 1;
     if (parse_listen(c->listen, &ss, &sslen, &loopback, err, errlen) != 0) return NULL;
-    const char *open_routes[3];
-    int nopen = 0;
-    if (!c->push_secret) open_routes[nopen++] = "/v1/events (SYNCCF_PUSH_SECRET)";
-    if (!c->notify_secret) open_routes[nopen++] = "/hooks/notifications (SYNCCF_NOTIFY_SECRET)";
-    if (!c->hook_token) open_routes[nopen++] = "/hooks/logpush, /hooks/generic, / (SYNCCF_HOOK_TOKEN)";
+    struct auth_secrets secrets = {c->push_secret, c->notify_secret, c->hook_token};
+    const char *open_routes[AUTH_OPEN_MAX];
+    int nopen = auth_open_routes(&secrets, open_routes);
     if (nopen && (!loopback || c->behind_tunnel)) {
         if (c->behind_tunnel)
             snprintf(err, errlen, "refusing to serve through a tunnel (public, though on %s) without authentication on every route; set %s",
@@ -891,16 +760,17 @@ struct server *server_start(const struct server_config *c, struct store *st, cha
         return NULL;
     }
     struct server *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        *usage_error = 0;
+        return NULL;
+    }
     s->cfg = *c;
     s->store = st;
     s->body_budget = c->max_body < BODY_BUDGET / 2 ? BODY_BUDGET : 2 * (c->max_body + 1);
-    if (c->push_secret) {
-        if (webhook_key_parse(c->push_secret, &s->push_key) != 0) {
-            snprintf(err, errlen, "the push secret must be whsec_ followed by base64");
-            free(s);
-            return NULL;
-        }
-        s->have_push_key = 1;
+    if (auth_init(&s->auth, &secrets, err, errlen) != 0) {
+        free(s);
+        return NULL;
     }
     *usage_error = 0;
     for (int i = 0; i < nopen; i++)
@@ -919,14 +789,15 @@ struct server *server_start(const struct server_config *c, struct store *st, cha
     }
     int lfd = bind_listen(c->listen, &ss, sslen, err, errlen);
     if (lfd < 0) {
-        if (s->have_push_key) webhook_key_free(&s->push_key);
+        auth_free(&s->auth);
         free(s);
         return NULL;
     }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
     if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
     s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, lfd,
-                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
+                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_URI_LOG_CALLBACK,
+                              on_request_line, NULL, MHD_OPTION_CONNECTION_LIMIT,
                               c->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, c->timeout_s,
                               MHD_OPTION_THREAD_POOL_SIZE, c->threads, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
                               (size_t)(16 * 1024), MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
@@ -936,7 +807,7 @@ struct server *server_start(const struct server_config *c, struct store *st, cha
         /* Not closed here: libmicrohttpd closes the socket it was given when
          * it fails to start, and a second close could hit a descriptor
          * another thread has opened since. */
-        if (s->have_push_key) webhook_key_free(&s->push_key);
+        auth_free(&s->auth);
         free(s);
         return NULL;
     }
@@ -959,6 +830,6 @@ void server_stop(struct server *s)
     }
     MHD_stop_daemon(s->mhd);
     if (lfd != MHD_INVALID_SOCKET) close(lfd);
-    if (s->have_push_key) webhook_key_free(&s->push_key);
+    auth_free(&s->auth);
     free(s);
 }

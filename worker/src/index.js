@@ -113,6 +113,9 @@ function needPull(request, env) {
   if (!checkBearer(request, env.PULL_TOKEN)) throw new HttpError(401, 'unauthorized', 'missing or wrong credentials');
 }
 
+// The ingest routes here are the receiver's too: lib/routes.h (enum
+// ingest_route) and lib/routes.c hold the same map on the daemon's side; a
+// route added on one side belongs on both.
 // seen.open: the ingest route this request came to is open (its secret
 // unset, ALLOW_UNAUTHENTICATED naming it): its log line says so.
 async function route(request, env, seen) {
