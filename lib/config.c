@@ -1,13 +1,12 @@
 /* config.c -- reads synccf.yaml (or the sync.cloudflare section of an
  * xplat.yaml) into struct config, strictly: an unknown key or a bad value is
  * an error naming the file, the line and the key, never a silent default.
- * Also the environment layer and the routing of events to handlers. */
+ * Also the environment layer. Routing events to the handlers is route.c's. */
 #include "config.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,29 +57,6 @@ static void free_list(char **l)
     free(l);
 }
 
-static void handler_free(struct handler_def *h)
-{
-    free(h->name);
-    free(h->match_type);
-    free(h->match_subject);
-    for (size_t i = 0; i < h->nmatch_data; i++) {
-        free(h->match_data[i].path);
-        free(h->match_data[i].value);
-    }
-    free(h->match_data);
-    free(h->tc.dir);
-    free(h->tc.temp_dir);
-    free(h->tc.remote_cache_dir);
-    free(h->tc.taskfile);
-    free_list(h->tc.env);
-    free_list(h->tc.includes);
-    free_list(h->tc.hosts);
-    free_list(h->tc.tasks);
-    free_list(h->tc.generates);
-    free_list(h->ex.argv);
-    free(h->ex.cwd);
-}
-
 void config_free(struct config *c)
 {
     free(c->file);
@@ -103,14 +79,9 @@ void config_free(struct config *c)
     free_list(c->pages_projects);
     cfwire_config_free(c->cloudflare);
     retention_config_free(&c->retention);
-    for (size_t i = 0; i < c->nhandlers; i++) handler_free(&c->handlers[i]);
+    for (size_t i = 0; i < c->nhandlers; i++) handler_def_free(&c->handlers[i]);
     free(c->handlers);
-    for (struct rules *r = atomic_load(&c->rules), *next; r; r = next) {
-        next = r->retired;
-        for (size_t i = 0; i < r->n; i++) handler_free(&r->h[i]);
-        free(r->h);
-        free(r);
-    }
+    router_free(&c->router);
     memset(c, 0, sizeof *c);
 }
 
@@ -770,125 +741,4 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
     yaml_parser_delete(&parser);
     fclose(f);
     return rc;
-}
-
-/* ---- routing ---------------------------------------------------------------- */
-
-static int data_matches(const json_t *ev, const struct data_match *m)
-{
-    const json_t *v = json_object_get(ev, "data");
-    char seg[128];
-    const char *p = m->path;
-    while (v && *p) {
-        size_t n = strcspn(p, ".");
-        if (n >= sizeof seg) return 0;
-        memcpy(seg, p, n);
-        seg[n] = '\0';
-        v = json_is_object(v) ? json_object_get(v, seg) : NULL;
-        p += n + (p[n] == '.');
-    }
-    if (!v) return 0;
-    char text[256];
-    if (json_is_string(v)) return strcmp(json_string_value(v), m->value) == 0;
-    if (json_is_integer(v)) snprintf(text, sizeof text, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-    else if (json_is_true(v)) snprintf(text, sizeof text, "true");
-    else if (json_is_false(v)) snprintf(text, sizeof text, "false");
-    else if (json_is_null(v)) snprintf(text, sizeof text, "null");
-    else if (json_is_real(v)) snprintf(text, sizeof text, "%.17g", json_real_value(v));
-    else return 0;
-    return strcmp(text, m->value) == 0;
-}
-
-void config_publish(struct config *c, int keep_callbacks)
-{
-    struct rules *old = atomic_load(&c->rules);
-    struct rules *r = calloc(1, sizeof *r);
-    r->h = c->handlers;
-    r->n = c->nhandlers;
-    c->handlers = NULL;
-    c->nhandlers = 0;
-    for (size_t i = 0; keep_callbacks && old && i < old->n; i++) {
-        if (old->h[i].kind != HANDLER_CALLBACK) continue;
-        r->h = realloc(r->h, (r->n + 1) * sizeof *r->h);
-        struct handler_def *h = &r->h[r->n++];
-        *h = old->h[i];
-        h->name = strdup(h->name);
-        h->match_type = h->match_type ? strdup(h->match_type) : NULL;
-        h->match_subject = NULL;
-        h->match_data = NULL;
-        h->nmatch_data = 0;
-    }
-    r->retired = old;
-    atomic_store(&c->rules, r);
-}
-
-int config_reload(struct config *c, char *err, size_t errlen)
-{
-    if (!c->file) {
-        snprintf(err, errlen, "no configuration file to reload");
-        return -1;
-    }
-    struct config fresh;
-    config_defaults(&fresh);
-    if (config_load(&fresh, c->file, err, errlen) != 0) {
-        config_free(&fresh);
-        return -1;
-    }
-    c->handlers = fresh.handlers;
-    c->nhandlers = fresh.nhandlers;
-    fresh.handlers = NULL;
-    fresh.nhandlers = 0;
-    config_publish(c, 1);
-    config_free(&fresh);
-    return 0;
-}
-
-/* The live handler set, or the loaded one before anything was published. */
-static const struct handler_def *live(const struct config *c, size_t *n)
-{
-    struct rules *r = atomic_load(&((struct config *)c)->rules);
-    if (r) {
-        *n = r->n;
-        return r->h;
-    }
-    *n = c->nhandlers;
-    return c->handlers;
-}
-
-const char **config_route(const struct config *c, const void *evp)
-{
-    const json_t *ev = evp;
-    const char **out = NULL;
-    size_t n = 0, nh;
-    const struct handler_def *hs = live(c, &nh);
-    const char *type = json_string_value(json_object_get(ev, "type"));
-    const char *subject = json_string_value(json_object_get(ev, "subject"));
-    for (size_t i = 0; i < nh; i++) {
-        const struct handler_def *h = &hs[i];
-        if (h->match_type && (!type || !glob_match(h->match_type, type))) continue;
-        if (h->match_subject && (!subject || !glob_match(h->match_subject, subject))) continue;
-        size_t j = 0;
-        while (j < h->nmatch_data && data_matches(ev, &h->match_data[j])) j++;
-        if (j < h->nmatch_data) continue;
-        out = realloc(out, (n + 2) * sizeof *out);
-        out[n++] = h->name;
-        out[n] = NULL;
-    }
-    return out;
-}
-
-int config_has_handlers(const struct config *c)
-{
-    size_t n;
-    live(c, &n);
-    return n > 0;
-}
-
-const struct handler_def *config_handler(const struct config *c, const char *name)
-{
-    size_t nh;
-    const struct handler_def *hs = live(c, &nh);
-    for (size_t i = 0; i < nh; i++)
-        if (strcmp(hs[i].name, name) == 0) return &hs[i];
-    return NULL;
 }

@@ -9,39 +9,9 @@
 
 #include "handler.h"
 #include "retention.h"
+#include "route.h"
 
 struct cfwire_config;
-
-enum handler_kind { HANDLER_TASK_CACHE, HANDLER_EXEC, HANDLER_CALLBACK };
-
-struct data_match {
-    char *path;  /* dotted path into the event's data, e.g. "data.environment" */
-    char *value; /* compared with the value's text (numbers and booleans as JSON writes them) */
-};
-
-struct handler_def {
-    char *name;
-    enum handler_kind kind;
-    /* Which events: all given conditions must hold. */
-    char *match_type;    /* glob on type; NULL = any */
-    char *match_subject; /* glob on subject; NULL = any */
-    struct data_match *match_data;
-    size_t nmatch_data;
-
-    struct taskcache_rule tc;
-    struct exec_rule ex;
-    /* HANDLER_CALLBACK (the C API): returns 0 on success. */
-    int (*fn)(const char *event_json, void *arg);
-    void *arg;
-};
-
-/* The handler set in use. Replaced whole on reload (SIGHUP); a replaced set
- * is kept until exit, because a run in progress may still point into it. */
-struct rules {
-    struct handler_def *h;
-    size_t n;
-    struct rules *retired;
-};
 
 struct config {
     char *file; /* where it was loaded from, for messages */
@@ -77,9 +47,9 @@ struct config {
     unsigned metrics_max_series; /* /metrics series per input-fed label set; beyond, "other" */
     struct retention_config retention; /* retention: (lib/retention.c) */
 
-    struct handler_def *handlers; /* as loaded; config_publish() makes them live */
+    struct handler_def *handlers; /* as loaded; router_publish() makes them live */
     size_t nhandlers;
-    struct rules *_Atomic rules;
+    struct router router; /* the live handlers (lib/route.c) */
 };
 
 void config_defaults(struct config *c);
@@ -108,21 +78,6 @@ const char *config_setting(const char *name);
 /* The setting a flag names (--limits-max-body), or NULL. */
 const char *config_flag_key(const char *flag);
 void config_free(struct config *c);
-
-/* Makes the loaded handlers (c->handlers) the live set; with keep_callbacks
- * the C API's callbacks of the previous set carry over. */
-void config_publish(struct config *c, int keep_callbacks);
-
-/* Loads c->file again and, if it is valid, makes its handlers live; the
- * other settings need a restart. -1 with the reason when it is not valid. */
-int config_reload(struct config *c, char *err, size_t errlen);
-
-/* Names of the handlers that match ev (a CloudEvent), in configuration
- * order, NULL-terminated; NULL when none. Free with free(). */
-const char **config_route(const struct config *c, const void *ev_json_t);
-const struct handler_def *config_handler(const struct config *c, const char *name);
-/* Whether any handler is live (config_route can match something). */
-int config_has_handlers(const struct config *c);
 
 /* "90", "500ms", "30s", "5m", "1h" -> milliseconds; "1M"-style sizes -> bytes. */
 int parse_duration_ms(const char *s, unsigned long long *ms);

@@ -255,7 +255,7 @@ static void finish_async(struct req *r, struct store_batch *b)
 
 static int add_event(struct req *r, struct store_batch *b, json_t *ev)
 {
-    int rc = ingest_add(b, ev, r->srv->cfg.routes);
+    int rc = ingest_add(b, ev, r->srv->cfg.router);
     if (rc) reject(r, 500, "internal", "out of memory");
     return rc;
 }
@@ -303,7 +303,7 @@ static int logpush_line(void *arg, const char *line, size_t len, unsigned long l
         int k = norm_logpush_text(r->name, line, len, &o, &t);
         if (k == 0) return 0;
         if (k == 1) {
-            if (ingest_add_text(&r->chunk[r->cur], &t, o.via, r->srv->cfg.routes) != 0) {
+            if (ingest_add_text(&r->chunk[r->cur], &t, o.via, r->srv->cfg.router) != 0) {
                 reject(r, 500, "internal", "out of memory");
                 return -1;
             }
@@ -426,7 +426,7 @@ static json_t *push_scan(struct req *r, struct push_scan *ps)
         return NULL;
     }
     /* Handlers may match on data: then it is parsed too. */
-    int with_data = r->srv->cfg.routes && config_has_handlers(r->srv->cfg.routes);
+    int with_data = r->srv->cfg.router && router_has_handlers(r->srv->cfg.router);
     json_t *events = json_array();
     for (size_t i = 0; events && i < ps->n; i++) {
         json_t *e = ps->spans[i].kind == JK_OBJECT ? event_tree(ps->spans[i].val, ps->spans[i].vallen, with_data) : NULL;
@@ -487,7 +487,7 @@ static const char *push_events(struct req *r, json_t *events, struct push_scan *
                 reject(r, 500, "internal", "out of memory");
                 break;
             }
-            if (ingest_add_kept(b, json_incref(e), t, r->srv->cfg.routes) != 0) {
+            if (ingest_add_kept(b, json_incref(e), t, r->srv->cfg.router) != 0) {
                 reject(r, 500, "internal", "out of memory");
                 break;
             }

@@ -82,7 +82,9 @@ int synccf_set(synccf *s, const char *key, const char *value, char *err, size_t 
 int synccf_on_event(synccf *s, const char *name, const char *type_glob, synccf_handler_fn fn, void *arg)
 {
     struct config *c = &s->cfg;
-    if (!name || !fn || config_handler(c, name) || s->store) return -1;
+    if (!name || !fn || s->store || router_handler(&c->router, name)) return -1;
+    for (size_t i = 0; i < c->nhandlers; i++)
+        if (strcmp(c->handlers[i].name, name) == 0) return -1;
     char *nm = strdup(name), *glob = type_glob ? strdup(type_glob) : NULL;
     struct handler_def *grown = nm && (glob || !type_glob) ? realloc(c->handlers, (c->nhandlers + 1) * sizeof *c->handlers) : NULL;
     if (!grown) {
@@ -106,7 +108,7 @@ static int start_core(synccf *s, char *err, size_t errlen)
 {
     struct config *c = &s->cfg;
     if (s->store) return 0;
-    config_publish(c, 0);
+    router_publish_config(c, 0);
     char dir[4096];
     if (c->state_dir) snprintf(dir, sizeof dir, "%s", c->state_dir);
     else store_default_dir(dir, sizeof dir);
@@ -161,7 +163,7 @@ int synccf_start_source(synccf *s, const char *what, char *err, size_t errlen)
             snprintf(err, errlen, "pull needs the Worker's URL (--worker-url, SYNCCF_WORKER_URL or worker_url)");
             return 2;
         }
-        s->pull = pull_start(s->cfg.worker_url, s->cfg.pull_token, s->cfg.heartbeat_s, s->store, &s->cfg, s->db_path,
+        s->pull = pull_start(s->cfg.worker_url, s->cfg.pull_token, s->cfg.heartbeat_s, s->store, &s->cfg.router, s->db_path,
                              err, errlen);
         return s->pull ? 0 : 2;
     }
@@ -279,7 +281,7 @@ int synccf_start(synccf *s, char *err, size_t errlen)
     sc.timeout_s = c->timeout_s;
     sc.threads = c->threads;
     sc.filters = s->filters;
-    sc.routes = c;
+    sc.router = &c->router;
     sc.ready = ready;
     sc.ready_arg = s;
     sc.metrics = metrics;
@@ -299,7 +301,7 @@ int synccf_tunnel(synccf *s, char *err, size_t errlen)
     return s->tunnel ? 0 : 1;
 }
 
-int synccf_reload(synccf *s, char *err, size_t errlen) { return config_reload(&s->cfg, err, errlen); }
+int synccf_reload(synccf *s, char *err, size_t errlen) { return router_reload(&s->cfg.router, s->cfg.file, err, errlen); }
 
 unsigned synccf_port(const synccf *s) { return s->server ? server_port(s->server) : 0; }
 const char *synccf_db_path(const synccf *s) { return s->db_path; }

@@ -91,16 +91,17 @@ static void test_full_file(void **st)
     assert_int_equal(c.handlers[1].ex.timeout_ms, 5000);
 
     /* routing */
+    router_publish_config(&c, 0);
     json_t *ev = json_pack("{s:s,s:s,s:{s:{s:s}}}", "type", "com.cloudflare.pages.deployment.success", "subject",
                    "marketing-site", "data", "data", "environment", "ENVIRONMENT_PRODUCTION");
-    const char **r = config_route(&c, ev);
+    const char **r = router_route(&c.router, ev);
     assert_non_null(r);
     assert_string_equal(r[0], "site");
     assert_string_equal(r[1], "hook");
     assert_null(r[2]);
     free(r);
     json_object_set_new(ev, "subject", json_string("docs"));
-    r = config_route(&c, ev);
+    r = router_route(&c.router, ev);
     assert_string_equal(r[0], "hook");
     assert_null(r[1]);
     free(r);
