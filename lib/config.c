@@ -15,6 +15,7 @@
 
 #include "cfwire.h"
 #include "normalize.h"
+#include "store.h"
 #include "util.h"
 
 #define LOWER_NAME "abcdefghijklmnopqrstuvwxyz0123456789_-"
@@ -126,6 +127,27 @@ void config_env(struct config *c)
         if (v && *v) set_str((char **)((char *)c + vars[i].off), v);
     }
     trim_api_base(c->api_base);
+}
+
+int config_state_dir(const char *flag, const char *file, char *out, size_t n, char *err, size_t errlen)
+{
+    const char *env = getenv("SYNCCF_STATE");
+    if (flag || (env && *env)) {
+        snprintf(out, n, "%s", flag ? flag : env);
+        return 1;
+    }
+    /* The file is read only when it decides: a flag or a variable that names
+     * the directory makes a broken file no reason to refuse it. */
+    struct config c;
+    config_defaults(&c);
+    if (file && config_load(&c, file, err, errlen) != 0) {
+        config_free(&c);
+        return -1;
+    }
+    if (c.state_dir) snprintf(out, n, "%s", c.state_dir);
+    else store_default_dir(out, n);
+    config_free(&c);
+    return 0;
 }
 
 /* ---- value parsers -------------------------------------------------------- */

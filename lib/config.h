@@ -59,6 +59,13 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen);
 /* Applies SYNCCF_* environment variables (and the secrets from them). */
 void config_env(struct config *c);
 
+/* The state directory, decided here for every command and the library:
+ * flag (NULL: none) > SYNCCF_STATE > file's state (file NULL: none; read
+ * only when it decides) > ~/.xplat/cache/synccf. 1 when a flag or the
+ * variable named it (it beats the file), 0 otherwise, -1 with err when the
+ * file cannot be read. */
+int config_state_dir(const char *flag, const char *file, char *out, size_t n, char *err, size_t errlen);
+
 /* One setting by its file key ("mode", "limits.max_body"), checked exactly as
  * the file's would be; origin names it in errors (a flag, a variable). */
 int config_set(struct config *c, const char *key, const char *value, const char *origin, char *err, size_t errlen);

@@ -110,8 +110,7 @@ static int start_core(synccf *s, char *err, size_t errlen)
     if (s->store) return 0;
     router_publish_config(c, 0);
     char dir[4096];
-    if (c->state_dir) snprintf(dir, sizeof dir, "%s", c->state_dir);
-    else store_default_dir(dir, sizeof dir);
+    config_state_dir(c->state_dir, NULL, dir, sizeof dir, NULL, 0); /* already layered: set, or the default */
     snprintf(s->db_path, sizeof s->db_path, "%s/state.db", dir);
     for (char **f = c->filters; f && *f; f++)
         if (filter_add(&s->filters, *f) != 0) {

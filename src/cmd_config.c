@@ -28,13 +28,12 @@ int cmd_config(struct cli *c, int argc, char **argv)
     }
     struct config cfg;
     if (cli_config_env(c, &cfg) != 0) return EXIT_USAGE;
-    if (c->state_explicit || !cfg.state_dir) {
-        free(cfg.state_dir);
-        if (!(cfg.state_dir = strdup(c->state_dir))) {
-            fprintf(stderr, "synccf: out of memory\n");
-            config_free(&cfg);
-            return EXIT_RUNTIME;
-        }
+    /* The directory every command uses (config_state_dir), not only the file's. */
+    free(cfg.state_dir);
+    if (!(cfg.state_dir = strdup(c->state_dir))) {
+        fprintf(stderr, "synccf: out of memory\n");
+        config_free(&cfg);
+        return EXIT_RUNTIME;
     }
     json_t *h = json_array();
     for (size_t i = 0; i < cfg.nhandlers; i++) {
