@@ -23,7 +23,6 @@
 void config_defaults(struct config *c)
 {
     memset(c, 0, sizeof *c);
-    c->mode = NULL; /* automatic: see config_mode */
     c->listen = strdup("127.0.0.1:9091");
     c->max_body = 1u << 20;
     c->max_logpush_body = 256u << 20;
@@ -61,7 +60,6 @@ static void free_list(char **l)
 void config_free(struct config *c)
 {
     free(c->file);
-    free(c->mode);
     free(c->state_dir);
     free(c->listen);
     free(c->worker_url);
@@ -526,11 +524,12 @@ static int top_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *
         if (strncmp(k, secrets[i].name, n) == 0 && strcmp(k + n, "_file") == 0) return get_file(x, v, k, dst), 0;
     }
     if (strcmp(k, "mode") == 0) {
-        static const char *const modes[] = {"worker", "queue", "tunnel", "poll", "hybrid"};
-        if (get_str(x, v, k, &c->mode)) return 0;
-        for (size_t i = 0; i < 5; i++)
-            if (strcmp(c->mode, modes[i]) == 0) return 0;
-        fail(x, v, k, "expected worker, queue, tunnel, poll or hybrid%s", NULL);
+        char *name = NULL;
+        if (get_str(x, v, k, &name)) return 0;
+        char choices[128];
+        mode_choices(choices, sizeof choices);
+        if (mode_parse(name, &c->mode)) fail(x, v, k, "expected %s", choices);
+        free(name);
     } else if (strcmp(k, "state") == 0) {
         if (!get_str(x, v, k, &c->state_dir)) c->state_dir = expand_home(c->state_dir);
     } else if (strcmp(k, "listen") == 0) get_str(x, v, k, &c->listen);
@@ -698,12 +697,32 @@ int config_add_pages_project(struct config *c, const char *name, char *err, size
     return 0;
 }
 
-const char *config_mode(const struct config *c)
+static const char *const mode_names[] = {NULL, SYNCCF_MODES(SYNCCF_MODE_NAME_, SYNCCF_COMMA_)};
+#define NMODES (sizeof mode_names / sizeof *mode_names)
+
+const char *mode_name(enum run_mode m) { return (size_t)m < NMODES ? mode_names[m] : NULL; }
+
+int mode_parse(const char *name, enum run_mode *m)
+{
+    for (size_t i = 1; i < NMODES; i++)
+        if (strcmp(name, mode_names[i]) == 0) return *m = (enum run_mode)i, 0;
+    return -1;
+}
+
+void mode_choices(char *out, size_t n)
+{
+    size_t k = 0;
+    out[0] = '\0';
+    for (size_t i = 1; i < NMODES && k < n; i++)
+        k += (size_t)snprintf(out + k, n - k, "%s%s", i == 1 ? "" : i + 1 == NMODES ? " or " : ", ", mode_names[i]);
+}
+
+enum run_mode config_mode(const struct config *c)
 {
     /* The Worker is the recommended way in, and the mode when one is
      * configured; without one, the receiver alone is what can run. */
-    if (c->mode) return c->mode;
-    return c->worker_url ? "worker" : "tunnel";
+    if (c->mode != MODE_AUTO) return c->mode;
+    return c->worker_url ? MODE_WORKER : MODE_TUNNEL;
 }
 
 void config_list_add(char ***list, const char *value)

@@ -13,9 +13,30 @@
 
 struct cfwire_config;
 
+/* The modes `synccf run` knows, named in this one place: X(ENUM, name),
+ * separated by SEP. The enum, the names, the usage line and the error all
+ * come from it. */
+#define SYNCCF_MODES(X, SEP) X(WORKER, worker) SEP X(QUEUE, queue) SEP X(TUNNEL, tunnel) SEP X(POLL, poll) SEP X(HYBRID, hybrid)
+#define SYNCCF_MODE_ENUM_(E, s) MODE_##E
+#define SYNCCF_MODE_NAME_(E, s) #s
+#define SYNCCF_COMMA_ ,
+#define SYNCCF_BAR_ "|"
+/* "worker|queue|tunnel|poll|hybrid", for usage lines. */
+#define SYNCCF_MODE_LIST SYNCCF_MODES(SYNCCF_MODE_NAME_, SYNCCF_BAR_)
+
+/* MODE_AUTO: none set (config_mode chooses). */
+enum run_mode { MODE_AUTO, SYNCCF_MODES(SYNCCF_MODE_ENUM_, SYNCCF_COMMA_) };
+
+/* A mode's name; NULL for MODE_AUTO. */
+const char *mode_name(enum run_mode m);
+/* The mode of that name: 0, or -1 when there is none. */
+int mode_parse(const char *name, enum run_mode *m);
+/* "worker, queue, tunnel, poll or hybrid" into out, for messages. */
+void mode_choices(char *out, size_t n);
+
 struct config {
     char *file; /* where it was loaded from, for messages */
-    char *mode;
+    enum run_mode mode; /* MODE_AUTO: see config_mode */
     char *state_dir;
     char *listen;
     char *worker_url;
@@ -75,7 +96,7 @@ int config_env_all(struct config *c, char *err, size_t errlen);
 void config_list_add(char ***list, const char *value);
 /* The mode `synccf run` starts: the one set, else worker when worker_url is
  * set, else tunnel. */
-const char *config_mode(const struct config *c);
+enum run_mode config_mode(const struct config *c);
 /* Appends a Pages project whose deployments the poller reads (checked). */
 int config_add_pages_project(struct config *c, const char *name, char *err, size_t errlen);
 /* The setting a name stands for: itself, or the one of that name within a

@@ -240,19 +240,19 @@ static void page(void *arg, struct buf *out) { render_scrape(arg, page_rows, out
 
 int synccf_run(synccf *s, char *err, size_t errlen)
 {
-    const char *mode = config_mode(&s->cfg);
+    enum run_mode mode = config_mode(&s->cfg);
     int rc = start_core(s, err, errlen);
     if (rc) return rc;
-    if (strcmp(mode, "worker") == 0 || strcmp(mode, "hybrid") == 0) {
+    if (mode == MODE_WORKER || mode == MODE_HYBRID) {
         rc = synccf_start_source(s, "pull", err, errlen);
         if (rc) return rc;
     }
     /* Hybrid runs every way in the file configures: the Worker stream, the
      * Queue when it names one, and the poller standing by for the stream. */
-    int queue = strcmp(mode, "queue") == 0 || (strcmp(mode, "hybrid") == 0 && s->cfg.queue_id);
+    int queue = mode == MODE_QUEUE || (mode == MODE_HYBRID && s->cfg.queue_id);
     if (queue && (rc = synccf_start_source(s, "queue", err, errlen))) return rc;
-    if (strcmp(mode, "poll") == 0 && (rc = synccf_start_source(s, "poll", err, errlen))) return rc;
-    if (strcmp(mode, "hybrid") == 0) {
+    if (mode == MODE_POLL && (rc = synccf_start_source(s, "poll", err, errlen))) return rc;
+    if (mode == MODE_HYBRID) {
         if ((rc = start_poll(s, 1, err, errlen))) return rc;
     }
     /* The receiver runs in every mode: it takes pushes and tunnelled

@@ -64,7 +64,7 @@ int cmd_config(struct cli *c, int argc, char **argv)
         json_array_append_new(h, o);
     }
     json_t *out = json_pack(
-        "{s:o,s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "file", str(c->config), "mode", config_mode(&cfg), "state",
+        "{s:o,s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "file", str(c->config), "mode", mode_name(config_mode(&cfg)), "state",
         cfg.state_dir, "listen", cfg.listen, "worker_url", str(cfg.worker_url), "push_secret", secret(cfg.push_secret),
         "notify_secret", secret(cfg.notify_secret), "hook_token", secret(cfg.hook_token), "pull_token",
         secret(cfg.pull_token), "api_token", secret(cfg.api_token), "account_id", str(cfg.account_id), "api_base",

@@ -34,7 +34,7 @@ static const struct command {
     const char *summary;  /* one line, for `synccf help` */
     const char *options;  /* the rest of its --help */
 } commands[] = {
-    {"run", cmd_run, "run [--mode worker|queue|tunnel|poll|hybrid] [OPTIONS]",
+    {"run", cmd_run, "run [--mode " SYNCCF_MODE_LIST "] [OPTIONS]",
      "everything the config's mode asks for, plus the receiver",
      "  --mode MODE             worker (follow the Worker), queue, tunnel (the receiver only), poll, or\n"
      "                          hybrid; by default worker when worker_url is set, else tunnel\n"

@@ -60,7 +60,7 @@ static void test_full_file(void **st)
     config_defaults(&c);
     int rc = config_load(&c, path, err, sizeof err);
     if (rc) fail_msg("%s", err);
-    assert_string_equal(c.mode, "worker");
+    assert_string_equal(mode_name(c.mode), "worker");
     assert_string_equal(c.state_dir, "/var/lib/synccf");
     assert_string_equal(c.push_secret, "whsec_c2VjcmV0");
     assert_string_equal(c.notify_secret, "from-a-file");
@@ -122,7 +122,7 @@ static void test_xplat_yaml(void **st)
     char err[512] = "";
     config_defaults(&c);
     assert_int_equal(config_load(&c, path, err, sizeof err), 0);
-    assert_string_equal(c.mode, "hybrid");
+    assert_string_equal(mode_name(c.mode), "hybrid");
     assert_string_equal(c.worker_url, "https://sync.example.workers.dev");
     config_free(&c);
 }
@@ -295,11 +295,11 @@ static void test_default_mode(void **st)
     (void)st;
     struct config c;
     config_defaults(&c);
-    assert_string_equal(config_mode(&c), "tunnel");
+    assert_string_equal(mode_name(config_mode(&c)), "tunnel");
     c.worker_url = strdup("https://synccf.example.workers.dev");
-    assert_string_equal(config_mode(&c), "worker");
-    c.mode = strdup("poll");
-    assert_string_equal(config_mode(&c), "poll");
+    assert_string_equal(mode_name(config_mode(&c)), "worker");
+    c.mode = MODE_POLL;
+    assert_string_equal(mode_name(config_mode(&c)), "poll");
     config_free(&c);
 }
 
