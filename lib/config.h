@@ -73,6 +73,42 @@ struct config {
     struct router router; /* the live handlers (lib/route.c) */
 };
 
+/* ---- the settings table (lib/config.c): one line per scalar setting -------- */
+
+enum setting_type {
+    SET_STR,       /* char *; "${NAME}" reads the environment */
+    SET_PATH,      /* char *; "~/" is $HOME */
+    SET_URL,       /* char *; a trailing /client/v4 dropped */
+    SET_SECRET,    /* char *; redacted, no flag, and a <key>_file setting */
+    SET_BOOL,      /* int */
+    SET_UINT,      /* unsigned, min..max */
+    SET_MS,        /* unsigned: a duration in milliseconds */
+    SET_SECONDS,   /* unsigned: a duration in whole seconds (at least 1) */
+    SET_SIZE,      /* size_t: 512k, 8M, 1G */
+    SET_MODE,      /* enum run_mode */
+    SET_RETENTION, /* read by retention.c (struct retention_config) */
+};
+
+struct setting {
+    const char *key;        /* the file's key; "section.name" inside a section */
+    enum setting_type type;
+    size_t off;             /* the field in struct config */
+    unsigned min, max;      /* SET_UINT */
+    const char *def;        /* the default, as the file would write it; NULL: unset */
+    const char *show;       /* its name in `config check` ("poll.interval_ms"); NULL: not shown */
+    const char *env;        /* the variable config_env reads as it is (no checks); NULL: none */
+};
+
+/* Ends with a NULL key. */
+extern const struct setting config_settings[];
+/* s's value in c as `config check` shows it: secrets redacted. */
+json_t *config_setting_json(const struct config *c, const struct setting *s);
+/* SYNCCF_<KEY> for a setting's key: dots and letters as SYNCCF_LIMITS_MAX_BODY. */
+void config_env_name(const char *key, char *out, size_t n);
+/* The flag of a setting's key (--limits-max-body); 0 when it has none (a
+ * secret, or no such setting). */
+int config_flag_name(const char *key, char *out, size_t n);
+
 void config_defaults(struct config *c);
 /* Reads a synccf.yaml, or the sync.cloudflare section of an xplat.yaml.
  * Errors name the file, line and key. */
