@@ -249,12 +249,6 @@ void config_env(struct config *c)
     }
 }
 
-static void free_list(char **l)
-{
-    for (char **p = l; p && *p; p++) free(*p);
-    free(l);
-}
-
 void config_free(struct config *c)
 {
     free(c->file);
@@ -272,8 +266,8 @@ void config_free(struct config *c)
     free(c->cloudflared);
     free(c->tunnel_token);
     free(c->notify_webhook_id);
-    free_list(c->filters);
-    free_list(c->pages_projects);
+    strv_free(c->filters);
+    strv_free(c->pages_projects);
     cfwire_config_free(c->cloudflare);
     retention_config_free(&c->retention);
     for (size_t i = 0; i < c->nhandlers; i++) handler_def_free(&c->handlers[i]);
@@ -379,7 +373,7 @@ static int get_str(struct ctx *x, yaml_node_t *n, const char *key, char **dst)
     if (!v) return fail(x, n, key, WANT_STRING "%s", NULL);
     if (!(v = expand_env(v, why, sizeof why))) return fail(x, n, key, "%s", why);
     set_str(dst, v);
-    return 0;
+    return *dst ? 0 : fail(x, n, key, "out of memory%s", NULL);
 }
 
 /* "<key>_file: PATH": the value is the file's content, without the final newline. */
@@ -419,14 +413,15 @@ static int get_list(struct ctx *x, yaml_node_t *n, const char *key, char ***dst)
     if (!n || n->type != YAML_SEQUENCE_NODE) return fail(x, n, key, "expected a list%s", NULL);
     size_t cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
     char **l = calloc(cnt + 1, sizeof *l);
+    if (!l) return fail(x, n, key, "out of memory%s", NULL);
     size_t i = 0;
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++, i++) {
         if (get_str(x, node(x, *it), key, &l[i])) {
-            free_list(l);
+            strv_free(l);
             return -1;
         }
     }
-    free_list(*dst);
+    strv_free(*dst);
     *dst = l;
     return 0;
 }
@@ -461,10 +456,13 @@ static int data_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t 
 {
     (void)kn;
     struct handler_def *h = obj;
-    h->match_data = realloc(h->match_data, (h->nmatch_data + 1) * sizeof *h->match_data);
+    struct data_match *grown = realloc(h->match_data, (h->nmatch_data + 1) * sizeof *h->match_data);
+    if (!grown) return fail(x, v, k, "out of memory%s", NULL), 0;
+    h->match_data = grown;
     struct data_match *m = &h->match_data[h->nmatch_data++];
     m->path = strdup(k);
     m->value = NULL;
+    if (!m->path) return fail(x, v, k, "out of memory%s", NULL), 0;
     get_str(x, v, k, &m->value);
     return 0;
 }
@@ -631,7 +629,9 @@ static int top_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *
     else if (strcmp(k, "handlers") == 0) {
         if (!v || v->type != YAML_SEQUENCE_NODE) return fail(x, v, k, "expected a list%s", NULL), 0;
         for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top && !x->failed; it++) {
-            c->handlers = realloc(c->handlers, (c->nhandlers + 1) * sizeof *c->handlers);
+            struct handler_def *grown = realloc(c->handlers, (c->nhandlers + 1) * sizeof *c->handlers);
+            if (!grown) return fail(x, v, k, "out of memory%s", NULL), 0;
+            c->handlers = grown;
             struct handler_def *h = &c->handlers[c->nhandlers++];
             memset(h, 0, sizeof *h);
             h->kind = HANDLER_CALLBACK; /* "none yet" until task_cache or exec */
@@ -710,9 +710,10 @@ int config_env_all(struct config *c, char *err, size_t errlen)
 {
     const char *pages = getenv("SYNCCF_PAGES_PROJECTS");
     if (pages && *pages) {
-        free_list(c->pages_projects);
+        strv_free(c->pages_projects);
         c->pages_projects = NULL;
         char *copy = strdup(pages), *save = NULL;
+        if (!copy) return snprintf(err, errlen, "SYNCCF_PAGES_PROJECTS: out of memory"), -1;
         for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
             if (config_add_pages_project(c, t, err, errlen) != 0) {
                 free(copy);
@@ -775,7 +776,7 @@ void config_list_add(char ***list, const char *value)
     while (*list && (*list)[k]) k++;
     char **l = realloc(*list, (k + 2) * sizeof *l);
     if (!l) return;
-    l[k] = strdup(value);
+    l[k] = strdup(value); /* NULL (out of memory): the list ends before it */
     l[k + 1] = NULL;
     *list = l;
 }

@@ -3,16 +3,12 @@
 
 #include <stdlib.h>
 
+#include "util.h"
+
 void handler_result_free(struct handler_result *r)
 {
     json_decref(r->detail);
     r->detail = NULL;
-}
-
-static void free_list(char **l)
-{
-    for (char **p = l; p && *p; p++) free(*p);
-    free(l);
 }
 
 void handler_def_free(struct handler_def *h)
@@ -29,11 +25,11 @@ void handler_def_free(struct handler_def *h)
     free(h->tc.temp_dir);
     free(h->tc.remote_cache_dir);
     free(h->tc.taskfile);
-    free_list(h->tc.env);
-    free_list(h->tc.includes);
-    free_list(h->tc.hosts);
-    free_list(h->tc.tasks);
-    free_list(h->tc.generates);
-    free_list(h->ex.argv);
+    strv_free(h->tc.env);
+    strv_free(h->tc.includes);
+    strv_free(h->tc.hosts);
+    strv_free(h->tc.tasks);
+    strv_free(h->tc.generates);
+    strv_free(h->ex.argv);
     free(h->ex.cwd);
 }
