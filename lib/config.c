@@ -1,7 +1,11 @@
 /* config.c -- reads synccf.yaml (or the sync.cloudflare section of an
  * xplat.yaml) into struct config, strictly: an unknown key or a bad value is
  * an error naming the file, the line and the key, never a silent default.
- * Also the environment layer. Routing events to the handlers is route.c's. */
+ * Every scalar setting is one line of config_settings[] (below): adding one
+ * is that line and its field in struct config. Lists, handlers, retention
+ * rules and the cloudflare: section have their own readers. Also the
+ * environment layers and the state directory; routing events to handlers is
+ * route.c's. */
 #include "config.h"
 
 #include <ctype.h>

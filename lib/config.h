@@ -1,7 +1,9 @@
 /* config.h -- synccf's settings: defaults, the YAML file, the environment.
  *
  * Precedence is flag > environment > file > default: config_defaults(), then
- * config_load() for the file, then config_env(), then the caller's flags. */
+ * config_load() for the file, then config_env(), then the caller's flags.
+ * The scalar settings, their flags and variables are one table,
+ * config_settings[]; the modes are SYNCCF_MODES. */
 #ifndef SYNCCF_CONFIG_H
 #define SYNCCF_CONFIG_H
 
