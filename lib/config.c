@@ -1,13 +1,16 @@
 /* config.c -- reads synccf.yaml (or the sync.cloudflare section of an
  * xplat.yaml) into struct config, strictly: an unknown key or a bad value is
  * an error naming the file, the line and the key, never a silent default.
- * Also the environment layer and the routing of events to handlers. */
+ * Every scalar setting is one line of config_settings[] (below): adding one
+ * is that line and its field in struct config. Lists, handlers, retention
+ * rules and the cloudflare: section have their own readers. Also the
+ * environment layers and the state directory; routing events to handlers is
+ * route.c's. */
 #include "config.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,103 +20,75 @@
 #include "cfwire.h"
 #include "jsonx.h"
 #include "normalize.h"
+#include "store.h"
 #include "util.h"
 
 #define LOWER_NAME "abcdefghijklmnopqrstuvwxyz0123456789_-"
 
-void config_defaults(struct config *c)
-{
-    memset(c, 0, sizeof *c);
-    c->mode = NULL; /* automatic: see config_mode */
-    c->listen = strdup("127.0.0.1:9091");
-    c->max_body = 1u << 20;
-    c->max_logpush_body = 256u << 20;
-    c->max_decompressed = 1024u << 20;
-    c->max_line = 1u << 20;
-    c->max_connections = 512;
-    c->timeout_s = 30;
-    c->threads = 2;
-    c->heartbeat_s = 15;
-    c->failover_ms = 2 * 60 * 1000;
-    c->status_page = 1;
-    c->poll_audit = 1;
-    c->api_base = strdup("https://api.cloudflare.com");
-    c->poll_interval_ms = 5 * 60 * 1000;
-    c->poll_overlap_ms = 10 * 60 * 1000;
-    c->poll_max_pages = 50;
-    c->queue_batch = 100;
-    c->queue_visibility_ms = 60000;
-    c->queue_idle_min_ms = 1000;
-    c->queue_idle_max_ms = 30000;
-    c->max_attempts = 8;
-    c->backoff_ms = 1000;
-    c->max_backoff_ms = 5 * 60 * 1000;
-    c->concurrency = 4;
-    c->metrics_max_series = 200;
-    retention_config_defaults(&c->retention);
-}
+/* ---- the settings -------------------------------------------------------- */
 
-static void free_list(char **l)
-{
-    for (char **p = l; p && *p; p++) free(*p);
-    free(l);
-}
+#define FIELD(c, s, T) ((T *)(void *)((char *)(c) + (s)->off))
+#define AT(f) offsetof(struct config, f)
 
-static void handler_free(struct handler_def *h)
-{
-    free(h->name);
-    free(h->match_type);
-    free(h->match_subject);
-    for (size_t i = 0; i < h->nmatch_data; i++) {
-        free(h->match_data[i].path);
-        free(h->match_data[i].value);
-    }
-    free(h->match_data);
-    free(h->tc.dir);
-    free(h->tc.temp_dir);
-    free(h->tc.remote_cache_dir);
-    free(h->tc.taskfile);
-    free_list(h->tc.env);
-    free_list(h->tc.includes);
-    free_list(h->tc.hosts);
-    free_list(h->tc.tasks);
-    free_list(h->tc.generates);
-    free_list(h->ex.argv);
-    free(h->ex.cwd);
-}
+#define WANT_STRING "expected a string"
+#define WANT_BOOL "expected true or false"
+#define WANT_DURATION "expected a duration like 500ms, 30s, 5m or 1h"
+#define WANT_SIZE "expected a size like 512k, 8M or 1G"
 
-void config_free(struct config *c)
-{
-    free(c->file);
-    free(c->mode);
-    free(c->state_dir);
-    free(c->listen);
-    free(c->worker_url);
-    free(c->push_secret);
-    free(c->notify_secret);
-    free(c->hook_token);
-    free(c->pull_token);
-    free(c->api_base);
-    free(c->api_token);
-    free(c->account_id);
-    free(c->queue_id);
-    free(c->cloudflared);
-    free(c->tunnel_token);
-    free(c->notify_webhook_id);
-    free_list(c->filters);
-    free_list(c->pages_projects);
-    cfwire_config_free(c->cloudflare);
-    retention_config_free(&c->retention);
-    for (size_t i = 0; i < c->nhandlers; i++) handler_free(&c->handlers[i]);
-    free(c->handlers);
-    for (struct rules *r = atomic_load(&c->rules), *next; r; r = next) {
-        next = r->retired;
-        for (size_t i = 0; i < r->n; i++) handler_free(&r->h[i]);
-        free(r->h);
-        free(r);
-    }
-    memset(c, 0, sizeof *c);
-}
+/* Every scalar setting, one line each: the defaults, the file's reader (top
+ * level and the limits/dispatch/metrics sections), both environment layers,
+ * the flags and `config check` come from here. The flag and the variable
+ * are derived from the key: limits.max_body is --limits-max-body and
+ * SYNCCF_LIMITS_MAX_BODY; a secret has no flag (ps would show it) but a
+ * <key>_file setting that reads it from a file. tests/install/options.sh
+ * reads this table: keep one entry a line. */
+const struct setting config_settings[] = {
+    /* key, type, field, min, max, default, as config check shows it, read as it is by config_env */
+    {"mode", SET_MODE, AT(mode), 0, 0, NULL, "mode", NULL},
+    {"state", SET_PATH, AT(state_dir), 0, 0, NULL, "state", "SYNCCF_STATE"},
+    {"listen", SET_STR, AT(listen), 0, 0, "127.0.0.1:9091", "listen", "SYNCCF_LISTEN"},
+    {"worker_url", SET_STR, AT(worker_url), 0, 0, NULL, "worker_url", "SYNCCF_WORKER_URL"},
+    {"push_secret", SET_SECRET, AT(push_secret), 0, 0, NULL, "push_secret", "SYNCCF_PUSH_SECRET"},
+    {"notify_secret", SET_SECRET, AT(notify_secret), 0, 0, NULL, "notify_secret", "SYNCCF_NOTIFY_SECRET"},
+    {"hook_token", SET_SECRET, AT(hook_token), 0, 0, NULL, "hook_token", "SYNCCF_HOOK_TOKEN"},
+    {"pull_token", SET_SECRET, AT(pull_token), 0, 0, NULL, "pull_token", "SYNCCF_PULL_TOKEN"},
+    {"api_token", SET_SECRET, AT(api_token), 0, 0, NULL, "api_token", "CLOUDFLARE_API_TOKEN"},
+    {"account_id", SET_STR, AT(account_id), 0, 0, NULL, "account_id", "CLOUDFLARE_ACCOUNT_ID"},
+    {"api_base", SET_URL, AT(api_base), 0, 0, "https://api.cloudflare.com", "api_base", "CLOUDFLARE_API_BASE_URL"},
+    {"queue_id", SET_STR, AT(queue_id), 0, 0, NULL, "queue_id", "SYNCCF_QUEUE_ID"},
+    {"heartbeat", SET_SECONDS, AT(heartbeat_s), 0, 0, "15s", "heartbeat_s", NULL},
+    {"status_page", SET_BOOL, AT(status_page), 0, 0, "true", "status_page", NULL},
+    {"cloudflared", SET_STR, AT(cloudflared), 0, 0, NULL, "cloudflared", NULL},
+    {"tunnel_token", SET_SECRET, AT(tunnel_token), 0, 0, NULL, "tunnel_token", NULL},
+    {"notify_webhook_id", SET_STR, AT(notify_webhook_id), 0, 0, NULL, "notify_webhook_id", NULL},
+    {"poll_audit", SET_BOOL, AT(poll_audit), 0, 0, "true", "poll_audit", NULL},
+    {"limits.max_body", SET_SIZE, AT(max_body), 0, 0, "1M", "limits.max_body", NULL},
+    {"limits.max_logpush_body", SET_SIZE, AT(max_logpush_body), 0, 0, "256M", "limits.max_logpush_body", NULL},
+    {"limits.max_decompressed", SET_SIZE, AT(max_decompressed), 0, 0, "1G", "limits.max_decompressed", NULL},
+    {"limits.max_line", SET_SIZE, AT(max_line), 0, 0, "1M", "limits.max_line", NULL},
+    {"limits.max_connections", SET_UINT, AT(max_connections), 1, 100000, "512", "limits.max_connections", NULL},
+    {"limits.max_connections_per_ip", SET_UINT, AT(max_connections_per_ip), 0, 100000, "0", "limits.max_connections_per_ip", NULL},
+    {"limits.timeout", SET_SECONDS, AT(timeout_s), 0, 0, "30s", "limits.timeout_s", NULL},
+    {"limits.threads", SET_UINT, AT(threads), 1, 64, "2", "limits.threads", NULL},
+    {"dispatch.max_attempts", SET_UINT, AT(max_attempts), 1, 1000, "8", "dispatch.max_attempts", NULL},
+    {"dispatch.backoff", SET_MS, AT(backoff_ms), 0, 0, "1s", "dispatch.backoff_ms", NULL},
+    {"dispatch.max_backoff", SET_MS, AT(max_backoff_ms), 0, 0, "5m", "dispatch.max_backoff_ms", NULL},
+    {"dispatch.concurrency", SET_UINT, AT(concurrency), 1, 64, "4", "dispatch.concurrency", NULL},
+    {"poll_interval", SET_MS, AT(poll_interval_ms), 0, 0, "5m", "poll.interval_ms", NULL},
+    {"poll_overlap", SET_MS, AT(poll_overlap_ms), 0, 0, "10m", "poll.overlap_ms", NULL},
+    {"poll_max_pages", SET_UINT, AT(poll_max_pages), 1, 10000, "50", "poll.max_pages", NULL},
+    {"failover_after", SET_MS, AT(failover_ms), 0, 0, "2m", "poll.failover_after_ms", NULL},
+    {"queue_batch", SET_UINT, AT(queue_batch), 1, 100, "100", "queue.batch", NULL},
+    {"queue_visibility", SET_MS, AT(queue_visibility_ms), 0, 0, "60s", "queue.visibility_ms", NULL},
+    {"queue_idle_min", SET_MS, AT(queue_idle_min_ms), 0, 0, "1s", "queue.idle_min_ms", NULL},
+    {"queue_idle_max", SET_MS, AT(queue_idle_max_ms), 0, 0, "30s", "queue.idle_max_ms", NULL},
+    {"metrics.max_series", SET_UINT, AT(metrics_max_series), 1, 100000, "200", "metrics.max_series", NULL},
+    {"retention.max_age", SET_RETENTION, 0, 0, 0, NULL, NULL, NULL},
+    {"retention.max_events", SET_RETENTION, 0, 0, 0, NULL, NULL, NULL},
+    {"retention.max_bytes", SET_RETENTION, 0, 0, 0, NULL, NULL, NULL},
+    {"retention.dedupe_window", SET_RETENTION, 0, 0, 0, NULL, NULL, NULL},
+    {NULL, SET_STR, 0, 0, 0, NULL, NULL, NULL},
+};
 
 static void set_str(char **dst, const char *v)
 {
@@ -133,29 +108,198 @@ static void trim_api_base(char *s)
     while (n && s[n - 1] == '/') s[--n] = '\0';
 }
 
+/* "~/x" is relative to $HOME. */
+static char *expand_home(char *p)
+{
+    if (!p || p[0] != '~' || (p[1] && p[1] != '/')) return p;
+    const char *home = getenv("HOME");
+    char *out = malloc(strlen(home ? home : "") + strlen(p) + 1);
+    if (out) sprintf(out, "%s%s", home ? home : "", p + 1);
+    free(p);
+    return out;
+}
+
+/* "${NAME}" reads the environment: its value, or NULL with why. */
+static const char *expand_env(const char *v, char *why, size_t n)
+{
+    size_t len = strlen(v);
+    if (len > 3 && v[0] == '$' && v[1] == '{' && v[len - 1] == '}') {
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)(len - 3), v + 2);
+        const char *e = getenv(name);
+        if (!e) snprintf(why, n, "environment variable %s is not set", name);
+        return e;
+    }
+    return v;
+}
+
+/* YAML 1.1's spellings, which libyaml leaves to the reader. */
+static int parse_bool(const char *v, int *dst)
+{
+    if (v && (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "on") == 0)) *dst = 1;
+    else if (v && (strcmp(v, "false") == 0 || strcmp(v, "no") == 0 || strcmp(v, "off") == 0)) *dst = 0;
+    else return -1;
+    return 0;
+}
+
+static int parse_ms(const char *v, unsigned *dst_ms)
+{
+    unsigned long long ms;
+    if (!v || parse_duration_ms(v, &ms) || ms > 0xffffffffULL) return -1;
+    *dst_ms = (unsigned)ms;
+    return 0;
+}
+
+/* A string setting from its text (${NAME} read), then what its type asks. */
+static int parse_text(struct config *c, const struct setting *s, const char *v, char *why, size_t n)
+{
+    if (!v) return snprintf(why, n, WANT_STRING), -1;
+    if (!(v = expand_env(v, why, n))) return -1;
+    if (s->type == SET_MODE) {
+        if (mode_parse(v, FIELD(c, s, enum run_mode)) == 0) return 0;
+        char choices[128];
+        mode_choices(choices, sizeof choices);
+        return snprintf(why, n, "expected %s", choices), -1;
+    }
+    char **dst = FIELD(c, s, char *);
+    set_str(dst, v);
+    if (s->type == SET_PATH) *dst = expand_home(*dst);
+    if (!*dst) return snprintf(why, n, "out of memory"), -1;
+    if (s->type == SET_URL) trim_api_base(*dst);
+    return 0;
+}
+
+/* Sets s from its text (NULL: the value is not a scalar); -1 with why. */
+static int setting_parse(struct config *c, const struct setting *s, const char *v, char *why, size_t n)
+{
+    unsigned ms;
+    char *end;
+    unsigned long u;
+    switch (s->type) {
+    case SET_BOOL:
+        return parse_bool(v, FIELD(c, s, int)) ? (snprintf(why, n, WANT_BOOL), -1) : 0;
+    case SET_UINT:
+        u = v ? strtoul(v, &end, 10) : 0;
+        if (!v || !*v || *end || *v == '-' || u < s->min || u > s->max)
+            return snprintf(why, n, "expected a whole number in %u..%u", s->min, s->max), -1;
+        *FIELD(c, s, unsigned) = (unsigned)u;
+        return 0;
+    case SET_MS:
+    case SET_SECONDS:
+        if (parse_ms(v, &ms)) return snprintf(why, n, WANT_DURATION), -1;
+        *FIELD(c, s, unsigned) = s->type == SET_MS ? ms : ms < 1000 ? 1 : ms / 1000;
+        return 0;
+    case SET_SIZE:
+        return !v || parse_size(v, FIELD(c, s, size_t)) ? (snprintf(why, n, WANT_SIZE), -1) : 0;
+    case SET_RETENTION:
+        return snprintf(why, n, "unknown key"), -1; /* retention.c reads these */
+    default:
+        return parse_text(c, s, v, why, n);
+    }
+}
+
+/* The setting key names, and whether it is a secret's <key>_file. */
+static const struct setting *setting_find(const char *key, int *file)
+{
+    for (const struct setting *s = config_settings; s->key; s++) {
+        size_t n = strlen(s->key);
+        *file = s->type == SET_SECRET && strncmp(key, s->key, n) == 0 && strcmp(key + n, "_file") == 0;
+        if (*file || strcmp(key, s->key) == 0) return s;
+    }
+    return NULL;
+}
+
+/* The i-th name of s: its key, then (for a secret) <key>_file. 0 when s has
+ * no such name. */
+static int setting_name(const struct setting *s, int i, char *out, size_t n)
+{
+    if (i > (s->type == SET_SECRET)) return 0;
+    snprintf(out, n, "%s%s", s->key, i ? "_file" : "");
+    return 1;
+}
+
+json_t *config_setting_json(const struct config *c, const struct setting *s)
+{
+    switch (s->type) {
+    case SET_MODE: return json_string(mode_name(config_mode(c)));
+    case SET_SECRET: return *FIELD(c, s, char *const) ? json_string("(set, redacted)") : json_null();
+    case SET_STR:
+    case SET_PATH:
+    case SET_URL: return *FIELD(c, s, char *const) ? json_string(*FIELD(c, s, char *const)) : json_null();
+    case SET_BOOL: return json_boolean(*FIELD(c, s, const int));
+    case SET_SIZE: return json_integer((json_int_t)*FIELD(c, s, const size_t));
+    case SET_RETENTION: return json_null();
+    default: return json_integer((json_int_t)*FIELD(c, s, const unsigned));
+    }
+}
+
+void config_defaults(struct config *c)
+{
+    memset(c, 0, sizeof *c);
+    char why[256];
+    /* A default that fails is out of memory: the setting stays unset. */
+    for (const struct setting *s = config_settings; s->key; s++)
+        if (s->def) (void)setting_parse(c, s, s->def, why, sizeof why);
+    retention_config_defaults(&c->retention);
+}
+
 void config_env(struct config *c)
 {
-    static const struct {
-        const char *env;
-        size_t off;
-    } vars[] = {
-        {"SYNCCF_STATE", offsetof(struct config, state_dir)},
-        {"SYNCCF_LISTEN", offsetof(struct config, listen)},
-        {"SYNCCF_WORKER_URL", offsetof(struct config, worker_url)},
-        {"SYNCCF_PUSH_SECRET", offsetof(struct config, push_secret)},
-        {"SYNCCF_NOTIFY_SECRET", offsetof(struct config, notify_secret)},
-        {"SYNCCF_HOOK_TOKEN", offsetof(struct config, hook_token)},
-        {"SYNCCF_PULL_TOKEN", offsetof(struct config, pull_token)},
-        {"CLOUDFLARE_API_TOKEN", offsetof(struct config, api_token)},
-        {"CLOUDFLARE_ACCOUNT_ID", offsetof(struct config, account_id)},
-        {"CLOUDFLARE_API_BASE_URL", offsetof(struct config, api_base)},
-        {"SYNCCF_QUEUE_ID", offsetof(struct config, queue_id)},
-    };
-    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
-        const char *v = getenv(vars[i].env);
-        if (v && *v) set_str((char **)((char *)c + vars[i].off), v);
+    for (const struct setting *s = config_settings; s->key; s++) {
+        const char *v = s->env ? getenv(s->env) : NULL;
+        if (!v || !*v) continue;
+        char **dst = FIELD(c, s, char *);
+        set_str(dst, v);
+        if (s->type == SET_URL) trim_api_base(*dst);
     }
-    trim_api_base(c->api_base);
+}
+
+void config_free(struct config *c)
+{
+    free(c->file);
+    free(c->state_dir);
+    free(c->listen);
+    free(c->worker_url);
+    free(c->push_secret);
+    free(c->notify_secret);
+    free(c->hook_token);
+    free(c->pull_token);
+    free(c->api_base);
+    free(c->api_token);
+    free(c->account_id);
+    free(c->queue_id);
+    free(c->cloudflared);
+    free(c->tunnel_token);
+    free(c->notify_webhook_id);
+    strv_free(c->filters);
+    strv_free(c->pages_projects);
+    cfwire_config_free(c->cloudflare);
+    retention_config_free(&c->retention);
+    for (size_t i = 0; i < c->nhandlers; i++) handler_def_free(&c->handlers[i]);
+    free(c->handlers);
+    router_free(&c->router);
+    memset(c, 0, sizeof *c);
+}
+
+int config_state_dir(const char *flag, const char *file, char *out, size_t n, char *err, size_t errlen)
+{
+    const char *env = getenv("SYNCCF_STATE");
+    if (flag || (env && *env)) {
+        snprintf(out, n, "%s", flag ? flag : env);
+        return 1;
+    }
+    /* The file is read only when it decides: a flag or a variable that names
+     * the directory makes a broken file no reason to refuse it. */
+    struct config c;
+    config_defaults(&c);
+    if (file && config_load(&c, file, err, errlen) != 0) {
+        config_free(&c);
+        return -1;
+    }
+    if (c.state_dir) snprintf(out, n, "%s", c.state_dir);
+    else store_default_dir(out, n);
+    config_free(&c);
+    return 0;
 }
 
 /* ---- value parsers -------------------------------------------------------- */
@@ -229,18 +373,12 @@ static const char *scalar(yaml_node_t *n) { return n && n->type == YAML_SCALAR_N
 /* A string value: "${NAME}" reads the environment. */
 static int get_str(struct ctx *x, yaml_node_t *n, const char *key, char **dst)
 {
+    char why[200];
     const char *v = scalar(n);
-    if (!v) return fail(x, n, key, "expected a string%s", NULL);
-    size_t len = strlen(v);
-    if (len > 3 && v[0] == '$' && v[1] == '{' && v[len - 1] == '}') {
-        char name[128];
-        snprintf(name, sizeof name, "%.*s", (int)(len - 3), v + 2);
-        const char *e = getenv(name);
-        if (!e) return fail(x, n, key, "environment variable %s is not set", name);
-        v = e;
-    }
+    if (!v) return fail(x, n, key, WANT_STRING "%s", NULL);
+    if (!(v = expand_env(v, why, sizeof why))) return fail(x, n, key, "%s", why);
     set_str(dst, v);
-    return 0;
+    return *dst ? 0 : fail(x, n, key, "out of memory%s", NULL);
 }
 
 /* "<key>_file: PATH": the value is the file's content, without the final newline. */
@@ -267,43 +405,12 @@ static int get_file(struct ctx *x, yaml_node_t *n, const char *key, char **dst)
 
 static int get_bool(struct ctx *x, yaml_node_t *n, const char *key, int *dst)
 {
-    const char *v = scalar(n);
-    /* YAML 1.1's spellings, which libyaml leaves to the reader. */
-    if (v && (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "on") == 0)) *dst = 1;
-    else if (v && (strcmp(v, "false") == 0 || strcmp(v, "no") == 0 || strcmp(v, "off") == 0)) *dst = 0;
-    else return fail(x, n, key, "expected true or false%s", NULL);
-    return 0;
-}
-
-static int get_uint(struct ctx *x, yaml_node_t *n, const char *key, unsigned *dst, unsigned min, unsigned max)
-{
-    const char *v = scalar(n);
-    char *end;
-    unsigned long u = v ? strtoul(v, &end, 10) : 0;
-    if (!v || !*v || *end || *v == '-' || u < min || u > max) {
-        char range[64];
-        snprintf(range, sizeof range, "%u..%u", min, max);
-        return fail(x, n, key, "expected a whole number in %s", range);
-    }
-    *dst = (unsigned)u;
-    return 0;
+    return parse_bool(scalar(n), dst) ? fail(x, n, key, WANT_BOOL "%s", NULL) : 0;
 }
 
 static int get_duration(struct ctx *x, yaml_node_t *n, const char *key, unsigned *dst_ms)
 {
-    unsigned long long ms;
-    const char *v = scalar(n);
-    if (!v || parse_duration_ms(v, &ms) || ms > 0xffffffffULL)
-        return fail(x, n, key, "expected a duration like 500ms, 30s, 5m or 1h%s", NULL);
-    *dst_ms = (unsigned)ms;
-    return 0;
-}
-
-static int get_size(struct ctx *x, yaml_node_t *n, const char *key, size_t *dst)
-{
-    const char *v = scalar(n);
-    if (!v || parse_size(v, dst)) return fail(x, n, key, "expected a size like 512k, 8M or 1G%s", NULL);
-    return 0;
+    return parse_ms(scalar(n), dst_ms) ? fail(x, n, key, WANT_DURATION "%s", NULL) : 0;
 }
 
 static int get_list(struct ctx *x, yaml_node_t *n, const char *key, char ***dst)
@@ -311,14 +418,15 @@ static int get_list(struct ctx *x, yaml_node_t *n, const char *key, char ***dst)
     if (!n || n->type != YAML_SEQUENCE_NODE) return fail(x, n, key, "expected a list%s", NULL);
     size_t cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
     char **l = calloc(cnt + 1, sizeof *l);
+    if (!l) return fail(x, n, key, "out of memory%s", NULL);
     size_t i = 0;
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++, i++) {
         if (get_str(x, node(x, *it), key, &l[i])) {
-            free_list(l);
+            strv_free(l);
             return -1;
         }
     }
-    free_list(*dst);
+    strv_free(*dst);
     *dst = l;
     return 0;
 }
@@ -349,65 +457,17 @@ static yaml_node_t *map_get(struct ctx *x, yaml_node_t *map, const char *key)
     return NULL;
 }
 
-/* "~/x" is relative to $HOME. */
-static char *expand_home(char *p)
-{
-    if (!p || p[0] != '~' || (p[1] && p[1] != '/')) return p;
-    const char *home = getenv("HOME");
-    char *out = malloc(strlen(home ? home : "") + strlen(p) + 1);
-    sprintf(out, "%s%s", home ? home : "", p + 1);
-    free(p);
-    return out;
-}
-
-/* Returns 1 for an unknown key, 0 otherwise (errors are recorded in x). */
-static int limits_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *v, void *obj)
-{
-    (void)kn;
-    struct config *c = obj;
-    if (strcmp(k, "max_body") == 0) get_size(x, v, k, &c->max_body);
-    else if (strcmp(k, "max_logpush_body") == 0) get_size(x, v, k, &c->max_logpush_body);
-    else if (strcmp(k, "max_decompressed") == 0) get_size(x, v, k, &c->max_decompressed);
-    else if (strcmp(k, "max_line") == 0) get_size(x, v, k, &c->max_line);
-    else if (strcmp(k, "max_connections") == 0) get_uint(x, v, k, &c->max_connections, 1, 100000);
-    else if (strcmp(k, "max_connections_per_ip") == 0) get_uint(x, v, k, &c->max_connections_per_ip, 0, 100000);
-    else if (strcmp(k, "threads") == 0) get_uint(x, v, k, &c->threads, 1, 64);
-    else if (strcmp(k, "timeout") == 0) {
-        unsigned ms = 0;
-        if (!get_duration(x, v, k, &ms)) c->timeout_s = ms < 1000 ? 1 : ms / 1000;
-    } else return 1;
-    return 0;
-}
-
-static int metrics_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *v, void *obj)
-{
-    (void)kn;
-    struct config *c = obj;
-    if (strcmp(k, "max_series") == 0) get_uint(x, v, k, &c->metrics_max_series, 1, 100000);
-    else return 1;
-    return 0;
-}
-
-static int dispatch_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *v, void *obj)
-{
-    (void)kn;
-    struct config *c = obj;
-    if (strcmp(k, "max_attempts") == 0) get_uint(x, v, k, &c->max_attempts, 1, 1000);
-    else if (strcmp(k, "backoff") == 0) get_duration(x, v, k, &c->backoff_ms);
-    else if (strcmp(k, "max_backoff") == 0) get_duration(x, v, k, &c->max_backoff_ms);
-    else if (strcmp(k, "concurrency") == 0) get_uint(x, v, k, &c->concurrency, 1, 64);
-    else return 1;
-    return 0;
-}
-
 static int data_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *v, void *obj)
 {
     (void)kn;
     struct handler_def *h = obj;
-    h->match_data = realloc(h->match_data, (h->nmatch_data + 1) * sizeof *h->match_data);
+    struct data_match *grown = realloc(h->match_data, (h->nmatch_data + 1) * sizeof *h->match_data);
+    if (!grown) return fail(x, v, k, "out of memory%s", NULL), 0;
+    h->match_data = grown;
     struct data_match *m = &h->match_data[h->nmatch_data++];
     m->path = strdup(k);
     m->value = NULL;
+    if (!m->path) return fail(x, v, k, "out of memory%s", NULL), 0;
     get_str(x, v, k, &m->value);
     return 0;
 }
@@ -513,57 +573,50 @@ static int handler_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node
     return 0;
 }
 
+/* A scalar setting from the file (or a flag or variable made a document):
+ * file for a secret's <key>_file, whose value is a path to read it from. */
+static void read_setting(struct ctx *x, struct config *c, const struct setting *s, int file, const char *k, yaml_node_t *v)
+{
+    char why[256];
+    if (file) get_file(x, v, k, FIELD(c, s, char *));
+    else if (setting_parse(c, s, scalar(v), why, sizeof why) != 0) fail(x, v, k, "%s", why);
+}
+
+/* A section of scalar settings (limits, dispatch, metrics). */
+struct section {
+    struct config *c;
+    const char *name;
+};
+
+static int section_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *v, void *obj)
+{
+    (void)kn;
+    const struct section *sec = obj;
+    char key[128];
+    int file;
+    snprintf(key, sizeof key, "%s.%s", sec->name, k);
+    const struct setting *s = setting_find(key, &file);
+    if (!s || file) return 1;
+    read_setting(x, sec->c, s, 0, k, v);
+    return 0;
+}
+
+/* Whether name is a section of the table's scalar settings. */
+static int is_section(const char *name)
+{
+    size_t n = strlen(name);
+    for (const struct setting *s = config_settings; s->key; s++)
+        if (s->type != SET_RETENTION && strncmp(s->key, name, n) == 0 && s->key[n] == '.') return 1;
+    return 0;
+}
+
 static int top_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *v, void *obj)
 {
     struct config *c = obj;
-    static const struct {
-        const char *name;
-        size_t off;
-    } secrets[] = {
-        {"push_secret", offsetof(struct config, push_secret)},
-        {"notify_secret", offsetof(struct config, notify_secret)},
-        {"hook_token", offsetof(struct config, hook_token)},
-        {"pull_token", offsetof(struct config, pull_token)},
-        {"api_token", offsetof(struct config, api_token)},
-        {"tunnel_token", offsetof(struct config, tunnel_token)},
-    };
-    for (size_t i = 0; i < sizeof secrets / sizeof *secrets; i++) {
-        size_t n = strlen(secrets[i].name);
-        char **dst = (char **)((char *)c + secrets[i].off);
-        if (strcmp(k, secrets[i].name) == 0) return get_str(x, v, k, dst), 0;
-        if (strncmp(k, secrets[i].name, n) == 0 && strcmp(k + n, "_file") == 0) return get_file(x, v, k, dst), 0;
-    }
-    if (strcmp(k, "mode") == 0) {
-        static const char *const modes[] = {"worker", "queue", "tunnel", "poll", "hybrid"};
-        if (get_str(x, v, k, &c->mode)) return 0;
-        for (size_t i = 0; i < 5; i++)
-            if (strcmp(c->mode, modes[i]) == 0) return 0;
-        fail(x, v, k, "expected worker, queue, tunnel, poll or hybrid%s", NULL);
-    } else if (strcmp(k, "state") == 0) {
-        if (!get_str(x, v, k, &c->state_dir)) c->state_dir = expand_home(c->state_dir);
-    } else if (strcmp(k, "listen") == 0) get_str(x, v, k, &c->listen);
-    else if (strcmp(k, "worker_url") == 0) get_str(x, v, k, &c->worker_url);
-    else if (strcmp(k, "api_base") == 0) {
-        if (!get_str(x, v, k, &c->api_base)) trim_api_base(c->api_base);
-    }
-    else if (strcmp(k, "account_id") == 0) get_str(x, v, k, &c->account_id);
-    else if (strcmp(k, "queue_id") == 0) get_str(x, v, k, &c->queue_id);
-    else if (strcmp(k, "poll_interval") == 0) get_duration(x, v, k, &c->poll_interval_ms);
-    else if (strcmp(k, "poll_overlap") == 0) get_duration(x, v, k, &c->poll_overlap_ms);
-    else if (strcmp(k, "cloudflared") == 0) get_str(x, v, k, &c->cloudflared);
-    else if (strcmp(k, "status_page") == 0) get_bool(x, v, k, &c->status_page);
-    else if (strcmp(k, "poll_audit") == 0) get_bool(x, v, k, &c->poll_audit);
-    else if (strcmp(k, "notify_webhook_id") == 0) get_str(x, v, k, &c->notify_webhook_id);
-    else if (strcmp(k, "failover_after") == 0) get_duration(x, v, k, &c->failover_ms);
-    else if (strcmp(k, "poll_max_pages") == 0) get_uint(x, v, k, &c->poll_max_pages, 1, 10000);
-    else if (strcmp(k, "queue_batch") == 0) get_uint(x, v, k, &c->queue_batch, 1, 100);
-    else if (strcmp(k, "queue_visibility") == 0) get_duration(x, v, k, &c->queue_visibility_ms);
-    else if (strcmp(k, "queue_idle_min") == 0) get_duration(x, v, k, &c->queue_idle_min_ms);
-    else if (strcmp(k, "queue_idle_max") == 0) get_duration(x, v, k, &c->queue_idle_max_ms);
-    else if (strcmp(k, "heartbeat") == 0) {
-        unsigned ms = 0;
-        if (!get_duration(x, v, k, &ms)) c->heartbeat_s = ms < 1000 ? 1 : ms / 1000;
-    }
+    int file;
+    const struct setting *s = setting_find(k, &file);
+    if (s && !strchr(s->key, '.')) read_setting(x, c, s, file, k, v);
+    else if (is_section(k)) each_pair(x, v, k, section_pair, &(struct section){c, k});
     else if (strcmp(k, "logpush_filters") == 0) get_list(x, v, k, &c->filters);
     else if (strcmp(k, "retention") == 0) {
         char why[256];
@@ -578,13 +631,12 @@ static int top_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *
     else if (strcmp(k, "cloudflare") == 0) { /* what `synccf cloudflare setup` wires: lib/cfwire_config.c */
         if (cfwire_config_parse(&c->cloudflare, x->doc, v, x->file, x->err, x->errlen) != 0) x->failed = 1;
     }
-    else if (strcmp(k, "limits") == 0) each_pair(x, v, k, limits_pair, c);
-    else if (strcmp(k, "dispatch") == 0) each_pair(x, v, k, dispatch_pair, c);
-    else if (strcmp(k, "metrics") == 0) each_pair(x, v, k, metrics_pair, c);
     else if (strcmp(k, "handlers") == 0) {
         if (!v || v->type != YAML_SEQUENCE_NODE) return fail(x, v, k, "expected a list%s", NULL), 0;
         for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top && !x->failed; it++) {
-            c->handlers = realloc(c->handlers, (c->nhandlers + 1) * sizeof *c->handlers);
+            struct handler_def *grown = realloc(c->handlers, (c->nhandlers + 1) * sizeof *c->handlers);
+            if (!grown) return fail(x, v, k, "out of memory%s", NULL), 0;
+            c->handlers = grown;
             struct handler_def *h = &c->handlers[c->nhandlers++];
             memset(h, 0, sizeof *h);
             h->kind = HANDLER_CALLBACK; /* "none yet" until task_cache or exec */
@@ -650,22 +702,11 @@ int config_set(struct config *c, const char *key, const char *value, const char 
     return rc;
 }
 
-/* Settings that are lists or handlers are for the file only. */
-static const char *const settable[] = {
-    "mode", "state", "listen", "worker_url", "heartbeat", "failover_after", "status_page", "api_base", "account_id",
-    "queue_id", "cloudflared", "notify_webhook_id", "poll_interval", "poll_overlap", "poll_max_pages", "poll_audit", "queue_batch",
-    "queue_visibility", "queue_idle_min", "queue_idle_max", "push_secret", "notify_secret", "hook_token", "pull_token",
-    "api_token", "tunnel_token", "push_secret_file", "notify_secret_file", "hook_token_file", "pull_token_file",
-    "api_token_file", "tunnel_token_file", "limits.max_body", "limits.max_logpush_body", "limits.max_decompressed",
-    "limits.max_line", "limits.max_connections", "limits.max_connections_per_ip", "limits.timeout", "limits.threads", "dispatch.max_attempts",
-    "dispatch.backoff", "dispatch.max_backoff", "dispatch.concurrency", "metrics.max_series", "retention.max_age",
-    "retention.max_events", "retention.max_bytes", "retention.dedupe_window", NULL};
-
 const char *config_setting(const char *name)
 {
-    for (const char *const *k = settable; *k; k++) {
-        const char *dot = strchr(*k, '.');
-        if (strcmp(*k, name) == 0 || (dot && strcmp(dot + 1, name) == 0)) return *k;
+    for (const struct setting *s = config_settings; s->key; s++) {
+        const char *dot = strchr(s->key, '.');
+        if (dot && strcmp(dot + 1, name) == 0) return s->key;
     }
     return name;
 }
@@ -674,9 +715,10 @@ int config_env_all(struct config *c, char *err, size_t errlen)
 {
     const char *pages = getenv("SYNCCF_PAGES_PROJECTS");
     if (pages && *pages) {
-        free_list(c->pages_projects);
+        strv_free(c->pages_projects);
         c->pages_projects = NULL;
         char *copy = strdup(pages), *save = NULL;
+        if (!copy) return snprintf(err, errlen, "SYNCCF_PAGES_PROJECTS: out of memory"), -1;
         for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
             if (config_add_pages_project(c, t, err, errlen) != 0) {
                 free(copy);
@@ -685,14 +727,13 @@ int config_env_all(struct config *c, char *err, size_t errlen)
         }
         free(copy);
     }
-    for (const char *const *k = settable; *k; k++) {
-        char name[96] = "SYNCCF_";
-        size_t n = strlen(name);
-        for (const char *p = *k; *p && n < sizeof name - 1; p++) name[n++] = *p == '.' ? '_' : (char)toupper((unsigned char)*p);
-        name[n] = '\0';
-        const char *v = getenv(name);
-        if (v && *v && config_set(c, *k, v, name, err, errlen) != 0) return -1;
-    }
+    char key[96], name[96];
+    for (const struct setting *s = config_settings; s->key; s++)
+        for (int i = 0; setting_name(s, i, key, sizeof key); i++) {
+            config_env_name(key, name, sizeof name);
+            const char *v = getenv(name);
+            if (v && *v && config_set(c, key, v, name, err, errlen) != 0) return -1;
+        }
     return 0;
 }
 
@@ -706,12 +747,32 @@ int config_add_pages_project(struct config *c, const char *name, char *err, size
     return 0;
 }
 
-const char *config_mode(const struct config *c)
+static const char *const mode_names[] = {NULL, SYNCCF_MODES(SYNCCF_MODE_NAME_, SYNCCF_COMMA_)};
+#define NMODES (sizeof mode_names / sizeof *mode_names)
+
+const char *mode_name(enum run_mode m) { return (size_t)m < NMODES ? mode_names[m] : NULL; }
+
+int mode_parse(const char *name, enum run_mode *m)
+{
+    for (size_t i = 1; i < NMODES; i++)
+        if (strcmp(name, mode_names[i]) == 0) return *m = (enum run_mode)i, 0;
+    return -1;
+}
+
+void mode_choices(char *out, size_t n)
+{
+    size_t k = 0;
+    out[0] = '\0';
+    for (size_t i = 1; i < NMODES && k < n; i++)
+        k += (size_t)snprintf(out + k, n - k, "%s%s", i == 1 ? "" : i + 1 == NMODES ? " or " : ", ", mode_names[i]);
+}
+
+enum run_mode config_mode(const struct config *c)
 {
     /* The Worker is the recommended way in, and the mode when one is
      * configured; without one, the receiver alone is what can run. */
-    if (c->mode) return c->mode;
-    return c->worker_url ? "worker" : "tunnel";
+    if (c->mode != MODE_AUTO) return c->mode;
+    return c->worker_url ? MODE_WORKER : MODE_TUNNEL;
 }
 
 void config_list_add(char ***list, const char *value)
@@ -720,30 +781,42 @@ void config_list_add(char ***list, const char *value)
     while (*list && (*list)[k]) k++;
     char **l = realloc(*list, (k + 2) * sizeof *l);
     if (!l) return;
-    l[k] = strdup(value);
+    l[k] = strdup(value); /* NULL (out of memory): the list ends before it */
     l[k + 1] = NULL;
     *list = l;
+}
+
+void config_env_name(const char *key, char *out, size_t n)
+{
+    size_t k = (size_t)snprintf(out, n, "SYNCCF_");
+    for (const char *p = key; *p && k + 1 < n; p++) out[k++] = *p == '.' ? '_' : (char)toupper((unsigned char)*p);
+    out[k < n ? k : n - 1] = '\0';
+}
+
+int config_flag_name(const char *key, char *out, size_t n)
+{
+    int file;
+    const struct setting *s = setting_find(key, &file);
+    /* No secret on the command line, where ps shows it to every user: the
+     * environment, the file, or a <key>_file path. */
+    if (!s || (s->type == SET_SECRET && !file)) return 0;
+    size_t k = (size_t)snprintf(out, n, "--");
+    for (const char *p = key; *p && k + 1 < n; p++) out[k++] = (*p == '.' || *p == '_') ? '-' : *p;
+    out[k < n ? k : n - 1] = '\0';
+    return 1;
 }
 
 const char *config_flag_key(const char *flag)
 {
     /* --limits-max-body -> limits.max_body; --poll-interval -> poll_interval */
     static __thread char key[96];
-    if (strncmp(flag, "--", 2) != 0) return NULL;
-    for (const char *const *k = settable; *k; k++) {
-        /* No secret on the command line, where ps shows it to every user:
-         * the environment, the file, or a *_file path. */
-        size_t kl = strlen(*k);
-        if ((kl > 7 && strcmp(*k + kl - 7, "_secret") == 0) || (kl > 6 && strcmp(*k + kl - 6, "_token") == 0)) continue;
-        char f[96];
-        size_t n = 0;
-        for (const char *p = *k; *p && n < sizeof f - 1; p++) f[n++] = (*p == '.' || *p == '_') ? '-' : *p;
-        f[n] = '\0';
-        if (strcmp(flag + 2, f) == 0) {
-            snprintf(key, sizeof key, "%s", *k);
-            return key;
-        }
-    }
+    char name[96], f[100];
+    for (const struct setting *s = config_settings; s->key; s++)
+        for (int i = 0; setting_name(s, i, name, sizeof name); i++)
+            if (config_flag_name(name, f, sizeof f) && strcmp(flag, f) == 0) {
+                snprintf(key, sizeof key, "%s", name);
+                return key;
+            }
     return NULL;
 }
 
@@ -771,128 +844,4 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
     yaml_parser_delete(&parser);
     fclose(f);
     return rc;
-}
-
-/* ---- routing ---------------------------------------------------------------- */
-
-static int data_matches(const json_t *ev, const struct data_match *m)
-{
-    const json_t *v = json_object_get(ev, "data");
-    char seg[128];
-    const char *p = m->path;
-    while (v && *p) {
-        size_t n = strcspn(p, ".");
-        if (n >= sizeof seg) return 0;
-        memcpy(seg, p, n);
-        seg[n] = '\0';
-        v = json_is_object(v) ? json_object_get(v, seg) : NULL;
-        p += n + (p[n] == '.');
-    }
-    if (!v) return 0;
-    char text[256];
-    /* An integer past 64 bits is kept as a marked string: compare its digits,
-     * not the marker (which strcmp would read as an empty string). */
-    if (jx_is_bigint(v)) return strcmp(json_string_value(v) + 1, m->value) == 0;
-    if (json_is_string(v)) return strcmp(json_string_value(v), m->value) == 0;
-    if (json_is_integer(v)) snprintf(text, sizeof text, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-    else if (json_is_true(v)) snprintf(text, sizeof text, "true");
-    else if (json_is_false(v)) snprintf(text, sizeof text, "false");
-    else if (json_is_null(v)) snprintf(text, sizeof text, "null");
-    else if (json_is_real(v)) snprintf(text, sizeof text, "%.17g", json_real_value(v));
-    else return 0;
-    return strcmp(text, m->value) == 0;
-}
-
-void config_publish(struct config *c, int keep_callbacks)
-{
-    struct rules *old = atomic_load(&c->rules);
-    struct rules *r = calloc(1, sizeof *r);
-    r->h = c->handlers;
-    r->n = c->nhandlers;
-    c->handlers = NULL;
-    c->nhandlers = 0;
-    for (size_t i = 0; keep_callbacks && old && i < old->n; i++) {
-        if (old->h[i].kind != HANDLER_CALLBACK) continue;
-        r->h = realloc(r->h, (r->n + 1) * sizeof *r->h);
-        struct handler_def *h = &r->h[r->n++];
-        *h = old->h[i];
-        h->name = strdup(h->name);
-        h->match_type = h->match_type ? strdup(h->match_type) : NULL;
-        h->match_subject = NULL;
-        h->match_data = NULL;
-        h->nmatch_data = 0;
-    }
-    r->retired = old;
-    atomic_store(&c->rules, r);
-}
-
-int config_reload(struct config *c, char *err, size_t errlen)
-{
-    if (!c->file) {
-        snprintf(err, errlen, "no configuration file to reload");
-        return -1;
-    }
-    struct config fresh;
-    config_defaults(&fresh);
-    if (config_load(&fresh, c->file, err, errlen) != 0) {
-        config_free(&fresh);
-        return -1;
-    }
-    c->handlers = fresh.handlers;
-    c->nhandlers = fresh.nhandlers;
-    fresh.handlers = NULL;
-    fresh.nhandlers = 0;
-    config_publish(c, 1);
-    config_free(&fresh);
-    return 0;
-}
-
-/* The live handler set, or the loaded one before anything was published. */
-static const struct handler_def *live(const struct config *c, size_t *n)
-{
-    struct rules *r = atomic_load(&((struct config *)c)->rules);
-    if (r) {
-        *n = r->n;
-        return r->h;
-    }
-    *n = c->nhandlers;
-    return c->handlers;
-}
-
-const char **config_route(const struct config *c, const void *evp)
-{
-    const json_t *ev = evp;
-    const char **out = NULL;
-    size_t n = 0, nh;
-    const struct handler_def *hs = live(c, &nh);
-    const char *type = json_string_value(json_object_get(ev, "type"));
-    const char *subject = json_string_value(json_object_get(ev, "subject"));
-    for (size_t i = 0; i < nh; i++) {
-        const struct handler_def *h = &hs[i];
-        if (h->match_type && (!type || !glob_match(h->match_type, type))) continue;
-        if (h->match_subject && (!subject || !glob_match(h->match_subject, subject))) continue;
-        size_t j = 0;
-        while (j < h->nmatch_data && data_matches(ev, &h->match_data[j])) j++;
-        if (j < h->nmatch_data) continue;
-        out = realloc(out, (n + 2) * sizeof *out);
-        out[n++] = h->name;
-        out[n] = NULL;
-    }
-    return out;
-}
-
-int config_has_handlers(const struct config *c)
-{
-    size_t n;
-    live(c, &n);
-    return n > 0;
-}
-
-const struct handler_def *config_handler(const struct config *c, const char *name)
-{
-    size_t nh;
-    const struct handler_def *hs = live(c, &nh);
-    for (size_t i = 0; i < nh; i++)
-        if (strcmp(hs[i].name, name) == 0) return &hs[i];
-    return NULL;
 }

@@ -1,7 +1,9 @@
 /* config.h -- synccf's settings: defaults, the YAML file, the environment.
  *
  * Precedence is flag > environment > file > default: config_defaults(), then
- * config_load() for the file, then config_env(), then the caller's flags. */
+ * config_load() for the file, then config_env(), then the caller's flags.
+ * The scalar settings, their flags and variables are one table,
+ * config_settings[]; the modes are SYNCCF_MODES. */
 #ifndef SYNCCF_CONFIG_H
 #define SYNCCF_CONFIG_H
 
@@ -9,43 +11,34 @@
 
 #include "handler.h"
 #include "retention.h"
+#include "route.h"
 
 struct cfwire_config;
 
-enum handler_kind { HANDLER_TASK_CACHE, HANDLER_EXEC, HANDLER_CALLBACK };
+/* The modes `synccf run` knows, named in this one place: X(ENUM, name),
+ * separated by SEP. The enum, the names, the usage line and the error all
+ * come from it. */
+#define SYNCCF_MODES(X, SEP) X(WORKER, worker) SEP X(QUEUE, queue) SEP X(TUNNEL, tunnel) SEP X(POLL, poll) SEP X(HYBRID, hybrid)
+#define SYNCCF_MODE_ENUM_(E, s) MODE_##E
+#define SYNCCF_MODE_NAME_(E, s) #s
+#define SYNCCF_COMMA_ ,
+#define SYNCCF_BAR_ "|"
+/* "worker|queue|tunnel|poll|hybrid", for usage lines. */
+#define SYNCCF_MODE_LIST SYNCCF_MODES(SYNCCF_MODE_NAME_, SYNCCF_BAR_)
 
-struct data_match {
-    char *path;  /* dotted path into the event's data, e.g. "data.environment" */
-    char *value; /* compared with the value's text (numbers and booleans as JSON writes them) */
-};
+/* MODE_AUTO: none set (config_mode chooses). */
+enum run_mode { MODE_AUTO, SYNCCF_MODES(SYNCCF_MODE_ENUM_, SYNCCF_COMMA_) };
 
-struct handler_def {
-    char *name;
-    enum handler_kind kind;
-    /* Which events: all given conditions must hold. */
-    char *match_type;    /* glob on type; NULL = any */
-    char *match_subject; /* glob on subject; NULL = any */
-    struct data_match *match_data;
-    size_t nmatch_data;
-
-    struct taskcache_rule tc;
-    struct exec_rule ex;
-    /* HANDLER_CALLBACK (the C API): returns 0 on success. */
-    int (*fn)(const char *event_json, void *arg);
-    void *arg;
-};
-
-/* The handler set in use. Replaced whole on reload (SIGHUP); a replaced set
- * is kept until exit, because a run in progress may still point into it. */
-struct rules {
-    struct handler_def *h;
-    size_t n;
-    struct rules *retired;
-};
+/* A mode's name; NULL for MODE_AUTO. */
+const char *mode_name(enum run_mode m);
+/* The mode of that name: 0, or -1 when there is none. */
+int mode_parse(const char *name, enum run_mode *m);
+/* "worker, queue, tunnel, poll or hybrid" into out, for messages. */
+void mode_choices(char *out, size_t n);
 
 struct config {
     char *file; /* where it was loaded from, for messages */
-    char *mode;
+    enum run_mode mode; /* MODE_AUTO: see config_mode */
     char *state_dir;
     char *listen;
     char *worker_url;
@@ -77,10 +70,46 @@ struct config {
     unsigned metrics_max_series; /* /metrics series per input-fed label set; beyond, "other" */
     struct retention_config retention; /* retention: (lib/retention.c) */
 
-    struct handler_def *handlers; /* as loaded; config_publish() makes them live */
+    struct handler_def *handlers; /* as loaded; router_publish() makes them live */
     size_t nhandlers;
-    struct rules *_Atomic rules;
+    struct router router; /* the live handlers (lib/route.c) */
 };
+
+/* ---- the settings table (lib/config.c): one line per scalar setting -------- */
+
+enum setting_type {
+    SET_STR,       /* char *; "${NAME}" reads the environment */
+    SET_PATH,      /* char *; "~/" is $HOME */
+    SET_URL,       /* char *; a trailing /client/v4 dropped */
+    SET_SECRET,    /* char *; redacted, no flag, and a <key>_file setting */
+    SET_BOOL,      /* int */
+    SET_UINT,      /* unsigned, min..max */
+    SET_MS,        /* unsigned: a duration in milliseconds */
+    SET_SECONDS,   /* unsigned: a duration in whole seconds (at least 1) */
+    SET_SIZE,      /* size_t: 512k, 8M, 1G */
+    SET_MODE,      /* enum run_mode */
+    SET_RETENTION, /* read by retention.c (struct retention_config) */
+};
+
+struct setting {
+    const char *key;        /* the file's key; "section.name" inside a section */
+    enum setting_type type;
+    size_t off;             /* the field in struct config */
+    unsigned min, max;      /* SET_UINT */
+    const char *def;        /* the default, as the file would write it; NULL: unset */
+    const char *show;       /* its name in `config check` ("poll.interval_ms"); NULL: not shown */
+    const char *env;        /* the variable config_env reads as it is (no checks); NULL: none */
+};
+
+/* Ends with a NULL key. */
+extern const struct setting config_settings[];
+/* s's value in c as `config check` shows it: secrets redacted. */
+json_t *config_setting_json(const struct config *c, const struct setting *s);
+/* SYNCCF_<KEY> for a setting's key: dots and letters as SYNCCF_LIMITS_MAX_BODY. */
+void config_env_name(const char *key, char *out, size_t n);
+/* The flag of a setting's key (--limits-max-body); 0 when it has none (a
+ * secret, or no such setting). */
+int config_flag_name(const char *key, char *out, size_t n);
 
 void config_defaults(struct config *c);
 /* Reads a synccf.yaml, or the sync.cloudflare section of an xplat.yaml.
@@ -88,6 +117,13 @@ void config_defaults(struct config *c);
 int config_load(struct config *c, const char *path, char *err, size_t errlen);
 /* Applies SYNCCF_* environment variables (and the secrets from them). */
 void config_env(struct config *c);
+
+/* The state directory, decided here for every command and the library:
+ * flag (NULL: none) > SYNCCF_STATE > file's state (file NULL: none; read
+ * only when it decides) > ~/.xplat/cache/synccf. 1 when a flag or the
+ * variable named it (it beats the file), 0 otherwise, -1 with err when the
+ * file cannot be read. */
+int config_state_dir(const char *flag, const char *file, char *out, size_t n, char *err, size_t errlen);
 
 /* One setting by its file key ("mode", "limits.max_body"), checked exactly as
  * the file's would be; origin names it in errors (a flag, a variable). */
@@ -98,7 +134,7 @@ int config_env_all(struct config *c, char *err, size_t errlen);
 void config_list_add(char ***list, const char *value);
 /* The mode `synccf run` starts: the one set, else worker when worker_url is
  * set, else tunnel. */
-const char *config_mode(const struct config *c);
+enum run_mode config_mode(const struct config *c);
 /* Appends a Pages project whose deployments the poller reads (checked). */
 int config_add_pages_project(struct config *c, const char *name, char *err, size_t errlen);
 /* The setting a name stands for: itself, or the one of that name within a
@@ -108,21 +144,6 @@ const char *config_setting(const char *name);
 /* The setting a flag names (--limits-max-body), or NULL. */
 const char *config_flag_key(const char *flag);
 void config_free(struct config *c);
-
-/* Makes the loaded handlers (c->handlers) the live set; with keep_callbacks
- * the C API's callbacks of the previous set carry over. */
-void config_publish(struct config *c, int keep_callbacks);
-
-/* Loads c->file again and, if it is valid, makes its handlers live; the
- * other settings need a restart. -1 with the reason when it is not valid. */
-int config_reload(struct config *c, char *err, size_t errlen);
-
-/* Names of the handlers that match ev (a CloudEvent), in configuration
- * order, NULL-terminated; NULL when none. Free with free(). */
-const char **config_route(const struct config *c, const void *ev_json_t);
-const struct handler_def *config_handler(const struct config *c, const char *name);
-/* Whether any handler is live (config_route can match something). */
-int config_has_handlers(const struct config *c);
 
 /* "90", "500ms", "30s", "5m", "1h" -> milliseconds; "1M"-style sizes -> bytes. */
 int parse_duration_ms(const char *s, unsigned long long *ms);

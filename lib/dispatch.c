@@ -155,7 +155,7 @@ static void wait_locked(struct dispatch *d, long ms)
 static const char *run_and_record(struct dispatch *d, struct claim *c, unsigned *seed)
 {
     pthread_mutex_lock(&d->mu);
-    const struct handler_def *h = config_handler(d->cfg, c->handler);
+    const struct handler_def *h = router_handler(&d->cfg->router, c->handler);
     pthread_mutex_unlock(&d->mu);
 
     struct handler_result res = {0};

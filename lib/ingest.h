@@ -10,16 +10,16 @@
 #include "store.h"
 
 /* Adds ev (a normalized CloudEvent; the reference is taken over) to b, with
- * its handler runs chosen by routes (NULL: none). 0, or -1 out of memory. */
-int ingest_add(struct store_batch *b, json_t *ev, const struct config *routes);
+ * its handler runs chosen by router (NULL: none). 0, or -1 out of memory. */
+int ingest_add(struct store_batch *b, json_t *ev, const struct router *router);
 
 /* The same with ev's stored text already made (event_kept_text), so that
  * it is not serialized again; text is taken over, and NULL means "none":
  * then it is ingest_add. */
-int ingest_add_kept(struct store_batch *b, json_t *ev, char *text, const struct config *routes);
+int ingest_add_kept(struct store_batch *b, json_t *ev, char *text, const struct router *router);
 
 /* The same for an event made as text (norm_logpush_text); t->text is taken
  * over. 0, or -1 out of memory. */
-int ingest_add_text(struct store_batch *b, struct norm_text *t, const char *via, const struct config *routes);
+int ingest_add_text(struct store_batch *b, struct norm_text *t, const char *via, const struct router *router);
 
 #endif

@@ -134,7 +134,7 @@ static int commit_page(struct poll *p, json_t *entries, int v2)
         int64_t t;
         const char *ts = json_string_value(json_object_get(ev, "time"));
         if (ts && time_parse_rfc3339(ts, &t) == 0 && t > hwm && t <= now_ms() + 60000) hwm = t;
-        ingest_add(&b, ev, p->cfg);
+        ingest_add(&b, ev, &p->cfg->router);
     }
     char hv[TIME_BUF];
     time_format_ms(hwm, hv);
@@ -282,7 +282,7 @@ static int pages_once(struct poll *p, struct pages_project *pp)
             int started = type && strcmp(type, "com.cloudflare.pages.deployment.started") == 0;
             if (started && t > now - BUILDING_MAX_MS && (!building || t < building)) building = t;
         }
-        if (k > 0) ingest_add(&b, ev, p->cfg);
+        if (k > 0) ingest_add(&b, ev, &p->cfg->router);
     }
     json_decref(deps);
     int64_t hwm = building && building < newest ? building : newest;

@@ -38,7 +38,7 @@ struct pull {
     char *url, *token, *cursor_name;
     unsigned heartbeat_s;
     struct store *store;
-    const struct config *routes;
+    const struct router *router;
 
     /* The pull thread's own state. */
     long long cursor;
@@ -78,7 +78,7 @@ static void take_event(struct pull *p, long long seq, const char *text, size_t l
         const char *rcv = json_string_value(json_object_get(ev, "synccfreceived"));
         int64_t ms;
         if (rcv && time_parse_rfc3339(rcv, &ms) == 0) p->last_event_ms = ms;
-        ingest_add(&p->batch, ev, p->routes);
+        ingest_add(&p->batch, ev, p->router);
     }
     /* The cursor moves past a rejected event too: it will never become valid. */
     p->batch_last = seq;
@@ -256,7 +256,7 @@ static void *run(void *arg)
 }
 
 struct pull *pull_start(const char *url, const char *token, unsigned heartbeat_s, struct store *st,
-                        const struct config *routes, const char *db_path, char *err, size_t errlen)
+                        const struct router *router, const char *db_path, char *err, size_t errlen)
 {
     if (!url || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)) {
         snprintf(err, errlen, "the Worker URL must start with https:// (or http:// for a local one)");
@@ -273,7 +273,7 @@ struct pull *pull_start(const char *url, const char *token, unsigned heartbeat_s
     while (n && p->url[n - 1] == '/') p->url[--n] = '\0';
     p->heartbeat_s = heartbeat_s ? heartbeat_s : 15;
     p->store = st;
-    p->routes = routes;
+    p->router = router;
     sse_init(&p->sse, SSE_LINE_MAX, on_event, p);
     if (asprintf(&p->cursor_name, "pull:%s", p->url) < 0) {
         snprintf(err, errlen, "pull: out of memory");

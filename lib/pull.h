@@ -13,7 +13,7 @@ struct pull;
  * the cursor committed in the store at db_path. heartbeat_s is the Worker's
  * heartbeat period: three missed ones end a silent connection. */
 struct pull *pull_start(const char *url, const char *token, unsigned heartbeat_s, struct store *st,
-                        const struct config *routes, const char *db_path, char *err, size_t errlen);
+                        const struct router *router, const char *db_path, char *err, size_t errlen);
 void pull_stop(struct pull *p);
 /* 1 while the stream is connected, or has been down for less than grace_ms
  * (counted from start when it never connected). */

@@ -119,7 +119,7 @@ static int pull_once(struct queue *q, int *failures)
             add_lease(acks, m, 0);
             continue;
         }
-        ingest_add(&b, ev, c);
+        ingest_add(&b, ev, &c->router);
         json_array_append(good, m);
     }
     int committed = b.n == 0 || store_commit(q->src.store, &b) == 0;

@@ -59,7 +59,7 @@ static json_t *push_scan(const struct ingest_ctx *c, const char *text, size_t le
         return NULL;
     }
     /* Handlers may match on data: then it is parsed too. */
-    int with_data = c->routes && config_has_handlers(c->routes);
+    int with_data = c->router && router_has_handlers(c->router);
     json_t *events = json_array();
     for (size_t i = 0; events && i < ps->n; i++) {
         json_t *e = ps->spans[i].kind == JK_OBJECT ? event_tree(ps->spans[i].val, ps->spans[i].vallen, with_data) : NULL;
@@ -83,7 +83,7 @@ static enum ingest_result push_add(const struct ingest_ctx *c, json_t *events, c
         char *t = NULL;
         if (ps->spans && !(t = event_kept_text(e, ps->spans[i].val, ps->spans[i].vallen, added[i])))
             return INGEST_NOMEM;
-        if (ingest_add_kept(b, json_incref(e), t, c->routes) != 0) return INGEST_NOMEM;
+        if (ingest_add_kept(b, json_incref(e), t, c->router) != 0) return INGEST_NOMEM;
     }
     return INGEST_OK;
 }
@@ -147,7 +147,7 @@ static enum ingest_result xplat_events(const struct ingest_ctx *c, json_t *body,
     if (norm_xplat(body, o, evs, &bad, err) >= 0) {
         json_array_foreach(evs, i, e) {
             json_incref(e);
-            if (ingest_add(b, e, c->routes) != 0) {
+            if (ingest_add(b, e, c->router) != 0) {
                 res = INGEST_NOMEM;
                 break;
             }
@@ -202,7 +202,7 @@ enum ingest_result ingest_body(const struct ingest_ctx *c, enum ingest_route rou
         snprintf(msg, msglen, "%s", err);
         res = INGEST_MALFORMED;
     }
-    if (ev && ingest_add(b, ev, c->routes) != 0 && res == INGEST_OK) res = INGEST_NOMEM;
+    if (ev && ingest_add(b, ev, c->router) != 0 && res == INGEST_OK) res = INGEST_NOMEM;
     return res;
 }
 
@@ -225,7 +225,7 @@ enum ingest_line ingest_logpush_line(const struct ingest_ctx *c, const char *dat
         struct norm_text t;
         int k = norm_logpush_text(dataset, line, len, &o, &t);
         if (k == 0) return LINE_SKIPPED;
-        if (k == 1) return ingest_add_text(b, &t, o.via, c->routes) != 0 ? LINE_NOMEM : LINE_ADDED;
+        if (k == 1) return ingest_add_text(b, &t, o.via, c->router) != 0 ? LINE_NOMEM : LINE_ADDED;
         if (k < 0) return LINE_NOMEM;
     }
     json_t *ev;
@@ -244,5 +244,5 @@ enum ingest_line ingest_logpush_line(const struct ingest_ctx *c, const char *dat
         store_count(c->store, "filtered.logpush", 1);
         return LINE_FILTERED;
     }
-    return ingest_add(b, ev, c->routes) != 0 ? LINE_NOMEM : LINE_ADDED;
+    return ingest_add(b, ev, c->router) != 0 ? LINE_NOMEM : LINE_ADDED;
 }

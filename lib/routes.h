@@ -23,7 +23,7 @@ enum ingest_route {
 
 /* What every route's events need besides the body. */
 struct ingest_ctx {
-    const struct config *routes;  /* handlers to queue per event; NULL none */
+    const struct router *router;  /* handlers to queue per event; NULL none */
     const struct filter *filters; /* Logpush record filters */
     struct store *store;          /* for counters */
     int64_t received_ms;

@@ -264,7 +264,7 @@ static void finish_async(struct req *r, struct store_batch *b)
 /* What every route's events need besides the body (routes.h). */
 static struct ingest_ctx req_ctx(const struct req *r)
 {
-    return (struct ingest_ctx){r->srv->cfg.routes, r->srv->cfg.filters, r->srv->store, r->received_ms};
+    return (struct ingest_ctx){r->srv->cfg.router, r->srv->cfg.filters, r->srv->store, r->received_ms};
 }
 
 /* ---- Logpush ------------------------------------------------------------ */

@@ -24,7 +24,7 @@ struct server_config {
     unsigned timeout_s;        /* idle connection timeout */
     unsigned threads;
     const struct filter *filters;
-    const struct config *routes; /* handlers to queue per event; NULL = none */
+    const struct router *router; /* handlers to queue per event; NULL = none */
     /* /readyz: fills checks ({"name":"ok"|"why"}) and returns 1 when ready;
      * NULL checks the store only. */
     int (*ready)(void *arg, json_t *checks);

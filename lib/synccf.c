@@ -83,7 +83,9 @@ int synccf_set(synccf *s, const char *key, const char *value, char *err, size_t 
 int synccf_on_event(synccf *s, const char *name, const char *type_glob, synccf_handler_fn fn, void *arg)
 {
     struct config *c = &s->cfg;
-    if (!name || !fn || config_handler(c, name) || s->store) return -1;
+    if (!name || !fn || s->store || router_handler(&c->router, name)) return -1;
+    for (size_t i = 0; i < c->nhandlers; i++)
+        if (strcmp(c->handlers[i].name, name) == 0) return -1;
     char *nm = strdup(name), *glob = type_glob ? strdup(type_glob) : NULL;
     struct handler_def *grown = nm && (glob || !type_glob) ? realloc(c->handlers, (c->nhandlers + 1) * sizeof *c->handlers) : NULL;
     if (!grown) {
@@ -107,10 +109,9 @@ static int start_core(synccf *s, char *err, size_t errlen)
 {
     struct config *c = &s->cfg;
     if (s->store) return 0;
-    config_publish(c, 0);
+    router_publish_config(c, 0);
     char dir[4096];
-    if (c->state_dir) snprintf(dir, sizeof dir, "%s", c->state_dir);
-    else store_default_dir(dir, sizeof dir);
+    config_state_dir(c->state_dir, NULL, dir, sizeof dir, NULL, 0); /* already layered: set, or the default */
     snprintf(s->db_path, sizeof s->db_path, "%s/state.db", dir);
     for (char **f = c->filters; f && *f; f++)
         if (filter_add(&s->filters, *f) != 0) {
@@ -162,7 +163,7 @@ int synccf_start_source(synccf *s, const char *what, char *err, size_t errlen)
             snprintf(err, errlen, "pull needs the Worker's URL (--worker-url, SYNCCF_WORKER_URL or worker_url)");
             return 2;
         }
-        s->pull = pull_start(s->cfg.worker_url, s->cfg.pull_token, s->cfg.heartbeat_s, s->store, &s->cfg, s->db_path,
+        s->pull = pull_start(s->cfg.worker_url, s->cfg.pull_token, s->cfg.heartbeat_s, s->store, &s->cfg.router, s->db_path,
                              err, errlen);
         return s->pull ? 0 : 2;
     }
@@ -240,19 +241,19 @@ static void page(void *arg, struct buf *out) { render_scrape(arg, page_rows, out
 
 int synccf_run(synccf *s, char *err, size_t errlen)
 {
-    const char *mode = config_mode(&s->cfg);
+    enum run_mode mode = config_mode(&s->cfg);
     int rc = start_core(s, err, errlen);
     if (rc) return rc;
-    if (strcmp(mode, "worker") == 0 || strcmp(mode, "hybrid") == 0) {
+    if (mode == MODE_WORKER || mode == MODE_HYBRID) {
         rc = synccf_start_source(s, "pull", err, errlen);
         if (rc) return rc;
     }
     /* Hybrid runs every way in the file configures: the Worker stream, the
      * Queue when it names one, and the poller standing by for the stream. */
-    int queue = strcmp(mode, "queue") == 0 || (strcmp(mode, "hybrid") == 0 && s->cfg.queue_id);
+    int queue = mode == MODE_QUEUE || (mode == MODE_HYBRID && s->cfg.queue_id);
     if (queue && (rc = synccf_start_source(s, "queue", err, errlen))) return rc;
-    if (strcmp(mode, "poll") == 0 && (rc = synccf_start_source(s, "poll", err, errlen))) return rc;
-    if (strcmp(mode, "hybrid") == 0) {
+    if (mode == MODE_POLL && (rc = synccf_start_source(s, "poll", err, errlen))) return rc;
+    if (mode == MODE_HYBRID) {
         if ((rc = start_poll(s, 1, err, errlen))) return rc;
     }
     /* The receiver runs in every mode: it takes pushes and tunnelled
@@ -280,7 +281,7 @@ int synccf_start(synccf *s, char *err, size_t errlen)
     sc.timeout_s = c->timeout_s;
     sc.threads = c->threads;
     sc.filters = s->filters;
-    sc.routes = c;
+    sc.router = &c->router;
     sc.ready = ready;
     sc.ready_arg = s;
     sc.metrics = metrics;
@@ -288,7 +289,7 @@ int synccf_start(synccf *s, char *err, size_t errlen)
     sc.page = c->status_page ? page : NULL;
     /* synccf tunnel starts cloudflared; mode tunnel with cloudflared set says
      * one runs in front of this receiver. Either way the internet reaches it. */
-    sc.behind_tunnel = s->behind_tunnel || (c->mode && strcmp(c->mode, "tunnel") == 0 && c->cloudflared);
+    sc.behind_tunnel = s->behind_tunnel || (config_mode(c) == MODE_TUNNEL && c->cloudflared);
     int usage = 0;
     s->server = server_start(&sc, s->store, err, errlen, &usage);
     if (!s->server) return usage ? 2 : 1;
@@ -304,7 +305,7 @@ int synccf_tunnel(synccf *s, char *err, size_t errlen)
     return s->tunnel ? 0 : 1;
 }
 
-int synccf_reload(synccf *s, char *err, size_t errlen) { return config_reload(&s->cfg, err, errlen); }
+int synccf_reload(synccf *s, char *err, size_t errlen) { return router_reload(&s->cfg.router, s->cfg.file, err, errlen); }
 
 unsigned synccf_port(const synccf *s) { return s->server ? server_port(s->server) : 0; }
 const char *synccf_db_path(const synccf *s) { return s->db_path; }

@@ -229,3 +229,9 @@ int str_of_class(const char *s, size_t n, const char *set, size_t max)
         if (s[i] == '\0' || !strchr(set, s[i])) return 0;
     return 1;
 }
+
+void strv_free(char **l)
+{
+    for (char **p = l; p && *p; p++) free(*p);
+    free(l);
+}

@@ -48,6 +48,9 @@ struct buf {
 int buf_append(struct buf *b, const void *data, size_t n);
 void buf_free(struct buf *b);
 
+/* Frees a NULL-terminated list of strings and the list (NULL: nothing). */
+void strv_free(char **l);
+
 /* Matches s against a shell-style glob (*, ?, [...]); 1 on match. */
 int glob_match(const char *pattern, const char *s);
 

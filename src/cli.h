@@ -16,7 +16,6 @@ struct cli {
     char state_dir[4096];
     char db_path[4200];
     const char *config;  /* --config FILE or SYNCCF_CONFIG */
-    int state_explicit;  /* --state or SYNCCF_STATE given: beats the file */
     int json;            /* --json output */
 };
 

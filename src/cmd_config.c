@@ -1,6 +1,7 @@
 /* cmd_config.c -- `synccf config check`: loads the configuration the way the
  * daemon would (file, then environment), reports the first error with its
- * file, line and key, or prints the effective settings, secrets redacted. */
+ * file, line and key, or prints the effective settings, secrets redacted:
+ * the scalar ones as lib/config.c's settings table names them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +11,6 @@
 #include "../lib/envfile.h"
 #include "cli.h"
 
-static json_t *secret(const char *v) { return v ? json_string("(set, redacted)") : json_null(); }
 static json_t *str(const char *v) { return v ? json_string(v) : json_null(); }
 
 static json_t *list(char **l)
@@ -18,6 +18,21 @@ static json_t *list(char **l)
     json_t *a = json_array();
     for (char **p = l; p && *p; p++) json_array_append_new(a, json_string(*p));
     return a;
+}
+
+/* Sets v at a dotted path of out ("poll.interval_ms"), making the sections. */
+static void show(json_t *out, const char *path, json_t *v)
+{
+    const char *dot = strchr(path, '.');
+    if (!dot) {
+        json_object_set_new(out, path, v);
+        return;
+    }
+    char section[64];
+    snprintf(section, sizeof section, "%.*s", (int)(dot - path), path);
+    json_t *sub = json_object_get(out, section);
+    if (!sub) json_object_set_new(out, section, sub = json_object());
+    json_object_set_new(sub, dot + 1, v);
 }
 
 int cmd_config(struct cli *c, int argc, char **argv)
@@ -28,13 +43,12 @@ int cmd_config(struct cli *c, int argc, char **argv)
     }
     struct config cfg;
     if (cli_config_env(c, &cfg) != 0) return EXIT_USAGE;
-    if (c->state_explicit || !cfg.state_dir) {
-        free(cfg.state_dir);
-        if (!(cfg.state_dir = strdup(c->state_dir))) {
-            fprintf(stderr, "synccf: out of memory\n");
-            config_free(&cfg);
-            return EXIT_RUNTIME;
-        }
+    /* The directory every command uses (config_state_dir), not only the file's. */
+    free(cfg.state_dir);
+    if (!(cfg.state_dir = strdup(c->state_dir))) {
+        fprintf(stderr, "synccf: out of memory\n");
+        config_free(&cfg);
+        return EXIT_RUNTIME;
     }
     json_t *h = json_array();
     for (size_t i = 0; i < cfg.nhandlers; i++) {
@@ -64,36 +78,11 @@ int cmd_config(struct cli *c, int argc, char **argv)
         }
         json_array_append_new(h, o);
     }
-    json_t *out = json_pack(
-        "{s:o,s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "file", str(c->config), "mode", config_mode(&cfg), "state",
-        cfg.state_dir, "listen", cfg.listen, "worker_url", str(cfg.worker_url), "push_secret", secret(cfg.push_secret),
-        "notify_secret", secret(cfg.notify_secret), "hook_token", secret(cfg.hook_token), "pull_token",
-        secret(cfg.pull_token), "api_token", secret(cfg.api_token), "account_id", str(cfg.account_id), "api_base",
-        str(cfg.api_base), "queue_id", str(cfg.queue_id), "logpush_filters", list(cfg.filters));
-    json_object_set_new(out, "heartbeat_s", json_integer(cfg.heartbeat_s));
-    json_object_set_new(out, "status_page", json_boolean(cfg.status_page));
-    json_object_set_new(out, "cloudflared", str(cfg.cloudflared));
-    json_object_set_new(out, "tunnel_token", secret(cfg.tunnel_token));
-    json_object_set_new(out, "notify_webhook_id", str(cfg.notify_webhook_id));
+    json_t *out = json_pack("{s:o}", "file", str(c->config));
+    for (const struct setting *s = config_settings; s->key; s++)
+        if (s->show) show(out, s->show, config_setting_json(&cfg, s));
+    json_object_set_new(out, "logpush_filters", list(cfg.filters));
     json_object_set_new(out, "pages_projects", list(cfg.pages_projects));
-    json_object_set_new(out, "poll_audit", json_boolean(cfg.poll_audit));
-    json_object_set_new(out, "limits", json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "max_body", (json_int_t)cfg.max_body,
-                                                 "max_logpush_body", (json_int_t)cfg.max_logpush_body, "max_decompressed",
-                                                 (json_int_t)cfg.max_decompressed, "max_line", (json_int_t)cfg.max_line,
-                                                 "max_connections", (json_int_t)cfg.max_connections,
-                                                 "max_connections_per_ip", (json_int_t)cfg.max_connections_per_ip, "timeout_s",
-                                                 (json_int_t)cfg.timeout_s, "threads", (json_int_t)cfg.threads));
-    json_object_set_new(out, "dispatch", json_pack("{s:I,s:I,s:I,s:I}", "max_attempts", (json_int_t)cfg.max_attempts,
-                                                   "backoff_ms", (json_int_t)cfg.backoff_ms, "max_backoff_ms",
-                                                   (json_int_t)cfg.max_backoff_ms, "concurrency", (json_int_t)cfg.concurrency));
-    json_object_set_new(out, "poll", json_pack("{s:I,s:I,s:I,s:I}", "interval_ms", (json_int_t)cfg.poll_interval_ms,
-                                               "overlap_ms", (json_int_t)cfg.poll_overlap_ms, "max_pages",
-                                               (json_int_t)cfg.poll_max_pages, "failover_after_ms", (json_int_t)cfg.failover_ms));
-    json_object_set_new(out, "queue", json_pack("{s:I,s:I,s:I,s:I}", "batch", (json_int_t)cfg.queue_batch, "visibility_ms",
-                                                (json_int_t)cfg.queue_visibility_ms, "idle_min_ms",
-                                                (json_int_t)cfg.queue_idle_min_ms, "idle_max_ms",
-                                                (json_int_t)cfg.queue_idle_max_ms));
-    json_object_set_new(out, "metrics", json_pack("{s:I}", "max_series", (json_int_t)cfg.metrics_max_series));
     json_object_set_new(out, "handlers", h);
     json_object_set_new(out, "cloudflare", cfwire_config_json(&cfg));
     json_t *fb = json_object(); /* synccf's variables read from xplat's names (lib/envfile.c) */

@@ -55,7 +55,7 @@ static int serve(struct cli *c, int argc, char **argv, const char *source)
         fprintf(stderr, "synccf: %s\n", err);
         return EXIT_USAGE;
     }
-    if (c->state_explicit || !c->config) synccf_set(s, "state", c->state_dir, err, sizeof err);
+    synccf_set(s, "state", c->state_dir, err, sizeof err); /* config_state_dir's choice */
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
         size_t k = 0;

@@ -308,7 +308,8 @@ int cmd_replay(struct cli *c, int argc, char **argv)
     }
     json_t *row = query_event(store_db(st), id);
     long long seq = row ? (long long)json_integer_value(json_object_get(row, "seq")) : 0;
-    const char **names = row ? config_route(&cfg, json_object_get(row, "event")) : NULL;
+    router_publish_config(&cfg, 0);
+    const char **names = row ? router_route(&cfg.router, json_object_get(row, "event")) : NULL;
     int n = query_replay(store_db(st), id, names);
     free(names);
     json_decref(row);

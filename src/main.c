@@ -34,7 +34,7 @@ static const struct command {
     const char *summary;  /* one line, for `synccf help` */
     const char *options;  /* the rest of its --help */
 } commands[] = {
-    {"run", cmd_run, "run [--mode worker|queue|tunnel|poll|hybrid] [OPTIONS]",
+    {"run", cmd_run, "run [--mode " SYNCCF_MODE_LIST "] [OPTIONS]",
      "everything the config's mode asks for, plus the receiver",
      "  --mode MODE             worker (follow the Worker), queue, tunnel (the receiver only), poll, or\n"
      "                          hybrid; by default worker when worker_url is set, else tunnel\n"
@@ -251,16 +251,10 @@ int cli_common(struct cli *c, int *argc, char **argv)
         return -1;
     }
     log_setup(lvl, strcmp(fmt, "json") == 0);
-    if (!state && getenv("SYNCCF_STATE") && *getenv("SYNCCF_STATE")) state = getenv("SYNCCF_STATE");
-    c->state_explicit = state != NULL;
-    if (state) snprintf(c->state_dir, sizeof c->state_dir, "%s", state);
-    else store_default_dir(c->state_dir, sizeof c->state_dir);
-    if (c->config && !state) {
-        /* The file may name the state directory. */
-        struct config cfg;
-        if (cli_config(c, &cfg) != 0) return -1;
-        if (cfg.state_dir) snprintf(c->state_dir, sizeof c->state_dir, "%s", cfg.state_dir);
-        config_free(&cfg);
+    char err[512];
+    if (config_state_dir(state, c->config, c->state_dir, sizeof c->state_dir, err, sizeof err) < 0) {
+        fprintf(stderr, "synccf: %s\n", err);
+        return -1;
     }
     snprintf(c->db_path, sizeof c->db_path, "%s/state.db", c->state_dir);
     return 0;

@@ -17,7 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct config c;
     char err[512];
     config_defaults(&c);
-    if (config_load(&c, path, err, sizeof err) == 0) config_publish(&c, 0);
+    if (config_load(&c, path, err, sizeof err) == 0) router_publish_config(&c, 0);
     config_free(&c);
     return 0;
 }

@@ -5,7 +5,7 @@
 #                 subcommands' own options), and the flag of every setting
 #                 in lib/config.c
 #   setting k     every setting the flags and variables reach (config.c's
-#                 list of settable keys; the page names its last part)
+#                 settings table; the page names its last part)
 #   env VAR       every variable read: SYNCCF_<KEY> of each setting, and each
 #                 SYNCCF_* / CLOUDFLARE_* name in the source
 # Usage: tests/install/options.sh SYNCCF_BINARY   (from the tree root)
@@ -24,16 +24,26 @@ trap 'rm -rf "$scratch"' EXIT
     grep -ohE '"--[a-z][a-z0-9-]*' src/*.c | tr -d '"'
 } | sort -u | sed 's/^/option /'
 
-# The settable keys: the list that config_flag_key and config_env_all walk.
-keys=$(sed -n '/^static const char \*const settable\[\]/,/NULL};/p' lib/config.c | grep -oE '"[a-z_.]+"' | tr -d '"')
-[ "$(echo "$keys" | wc -w)" -ge 40 ] || { echo "options.sh: cannot read the settable keys from lib/config.c" >&2; exit 1; }
-for k in $keys; do
-    echo "setting ${k##*.}"
-    echo "env SYNCCF_$(echo "$k" | tr 'a-z.' 'A-Z_')"
-    case $k in
-        *_secret|*_token) ;; # no flag: a secret is never on the command line
-        *) echo "option --$(echo "$k" | tr '._' '--')" ;;
-    esac
-done | sort -u
+# The settable keys: lib/config.c's settings table, one entry a line; a
+# secret (SET_SECRET) has no flag but a <key>_file setting that has one.
+table=$(sed -n '/^const struct setting config_settings\[\]/,/^};/p' lib/config.c | grep -E '^ *\{"[a-z_.]+"')
+keys=$(echo "$table" | grep -oE '^ *\{"[a-z_.]+"' | grep -oE '[a-z_.]+')
+secrets=$(echo "$table" | grep SET_SECRET | grep -oE '^ *\{"[a-z_.]+"' | grep -oE '[a-z_.]+')
+[ "$(echo "$keys" | wc -w)" -ge 40 ] || { echo "options.sh: cannot read the settings table from lib/config.c" >&2; exit 1; }
+{
+    for k in $keys; do
+        echo "setting ${k##*.}"
+        echo "env SYNCCF_$(echo "$k" | tr 'a-z.' 'A-Z_')"
+        case " $(echo $secrets) " in
+            *" $k "*) ;; # no flag: a secret is never on the command line
+            *) echo "option --$(echo "$k" | tr '._' '--')" ;;
+        esac
+    done
+    for k in $secrets; do
+        echo "setting ${k}_file"
+        echo "env SYNCCF_$(echo "${k}_file" | tr 'a-z.' 'A-Z_')"
+        echo "option --$(echo "${k}_file" | tr '._' '--')"
+    done
+} | sort -u
 
 grep -ohE '"(SYNCCF|CLOUDFLARE)_[A-Z_]+"' src/*.c lib/*.c | tr -d '"' | sort -u | sed 's/^/env /'
