@@ -215,7 +215,7 @@ static void stream(struct pull *p)
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)(3 * p->heartbeat_s));
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     sse_reset(&p->sse);
-    snprintf(p->src.state, sizeof p->src.state, "connected");
+    p->src.state = SOURCE_CONNECTED;
     note(p);
     log_msg(LOG_INFO, "pull stream connected", "url", p->url, NULL);
     CURLcode rc = curl_easy_perform(c);
@@ -245,12 +245,12 @@ static void *run(void *arg)
         if (catch_up(p) == 0) stream(p);
         if (stopping(p)) break;
         failures = p->got_data ? 1 : failures + 1;
-        snprintf(p->src.state, sizeof p->src.state, "reconnecting");
+        p->src.state = SOURCE_RECONNECTING;
         note(p);
         log_msg(LOG_WARN, "pull disconnected", "url", p->url, "error", p->src.last_error, NULL);
         source_nap(&p->src, backoff_ms(&seed, failures, 1000, 60000));
     }
-    snprintf(p->src.state, sizeof p->src.state, "stopped");
+    p->src.state = SOURCE_STOPPED;
     note(p);
     return NULL;
 }

@@ -53,9 +53,23 @@ static off_t file_size(const char *path)
     return stat(path, &sb) == 0 ? sb.st_size : 0;
 }
 
+json_t *query_sources(sqlite3 *db)
+{
+    json_t *src = json_object();
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT substr(key, 8), value FROM meta WHERE key LIKE 'source.%' ORDER BY key", -1, &st,
+                           NULL) == SQLITE_OK) {
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            json_t *sv = jx_loads((const char *)sqlite3_column_text(st, 1), 0, NULL);
+            json_object_set_new(src, (const char *)sqlite3_column_text(st, 0), sv ? sv : json_null());
+        }
+        sqlite3_finalize(st);
+    }
+    return src;
+}
+
 json_t *query_status(sqlite3 *db, const char *path)
 {
-    sqlite3_stmt *st0;
     char wal[4200];
     snprintf(wal, sizeof wal, "%s-wal", path);
     json_t *s = json_object();
@@ -104,16 +118,7 @@ json_t *query_status(sqlite3 *db, const char *path)
     json_object_set(s, "last_error", v ? v : json_null());
     json_decref(le);
     json_object_set_new(s, "cursors", pairs(db, "SELECT name, value FROM cursors ORDER BY name"));
-    json_t *src = json_object();
-    if (sqlite3_prepare_v2(db, "SELECT substr(key, 8), value FROM meta WHERE key LIKE 'source.%' ORDER BY key", -1, &st0,
-                           NULL) == SQLITE_OK) {
-        while (sqlite3_step(st0) == SQLITE_ROW) {
-            json_t *sv = jx_loads((const char *)sqlite3_column_text(st0, 1), 0, NULL);
-            json_object_set_new(src, (const char *)sqlite3_column_text(st0, 0), sv ? sv : json_null());
-        }
-        sqlite3_finalize(st0);
-    }
-    json_object_set_new(s, "sources", src);
+    json_object_set_new(s, "sources", query_sources(db));
     json_t *h = pairs(db, "SELECT CASE WHEN state = 'pending' AND attempts > 0 THEN 'retrying' ELSE state END AS k, "
                           "count(*) FROM runs GROUP BY k ORDER BY k");
     json_t *problems = json_array();

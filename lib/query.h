@@ -9,6 +9,10 @@
 /* Everything `synccf status --json` shows. */
 json_t *query_status(sqlite3 *db, const char *path);
 
+/* Each source's last noted state (source.c), by kind, in kind order:
+ * {"pull":{"state":...,"last_success":...},...}; an unreadable note is null. */
+json_t *query_sources(sqlite3 *db);
+
 /* Events in arrival order: the last `limit` matching type glob (NULL: all)
  * and received at or after since (RFC 3339, NULL: any). An array of
  * {"seq":N,"event":{...}}. */
