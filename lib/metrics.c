@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dispatch.h"
 #include "query.h"
 #include "source.h"
 #include "synccf.h"
@@ -201,10 +202,10 @@ void metrics_render_store(sqlite3 *db, unsigned max_series, struct buf *out)
 
     buf_printf(out, "# HELP synccf_outbox_pending Handler runs waiting to run or to be retried.\n"
                     "# TYPE synccf_outbox_pending gauge\nsynccf_outbox_pending %lld\n",
-               scalar(db, "SELECT count(*) FROM runs WHERE state = 'pending'"));
+               scalar(db, "SELECT count(*) FROM runs WHERE state = '" RUN_NAME_PENDING "'"));
     buf_printf(out, "# HELP synccf_outbox_gave_up Handler runs given up after their last attempt.\n"
                     "# TYPE synccf_outbox_gave_up gauge\nsynccf_outbox_gave_up %lld\n",
-               scalar(db, "SELECT count(*) FROM runs WHERE state = 'gave_up'"));
+               scalar(db, "SELECT count(*) FROM runs WHERE state = '" RUN_NAME_GAVE_UP "'"));
 
     /* The last event's receive time, as unix seconds. */
     sqlite3_stmt *st;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dispatch.h"
 #include "metrics.h"
 #include "query.h"
 #include "synccf.h"
@@ -125,7 +126,8 @@ void page_render(sqlite3 *db, struct buf *out)
                 char *c = strrchr(r, ':');
                 const char *state = c ? c + 1 : "";
                 if (c) *c = '\0';
-                buf_printf(out, "<span class=\"run %s\">", strcmp(state, "ok") == 0 ? "ok" : strcmp(state, "gave_up") == 0 ? "gave_up" : "pending");
+                int rs = run_state_parse(state);
+                buf_printf(out, "<span class=\"run %s\">", run_state_names[rs == RUN_OK || rs == RUN_GAVE_UP ? rs : RUN_PENDING]);
                 esc(out, r);
                 buf_printf(out, ": ");
                 esc(out, state);

@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "dispatch.h"
 #include "log.h"
 #include "util.h"
 
@@ -365,10 +366,10 @@ static int prepare(struct retention *r, sqlite3 *db)
         /* Events with a pending run are passed over here (and checked again
          * in prune_one, which is what guarantees it). */
         {&r->oldest_of_shape, "SELECT seq, id, received FROM event_rows e WHERE shape = ? AND NOT EXISTS "
-                              "(SELECT 1 FROM runs r WHERE r.seq = e.seq AND r.state = 'pending') ORDER BY seq LIMIT ?"},
+                              "(SELECT 1 FROM runs r WHERE r.seq = e.seq AND r.state = '" RUN_NAME_PENDING "') ORDER BY seq LIMIT ?"},
         {&r->oldest, "SELECT seq, id, shape FROM event_rows e WHERE NOT EXISTS "
-                     "(SELECT 1 FROM runs r WHERE r.seq = e.seq AND r.state = 'pending') ORDER BY seq LIMIT ?"},
-        {&r->has_pending, "SELECT 1 FROM runs WHERE seq = ? AND state = 'pending' LIMIT 1"},
+                     "(SELECT 1 FROM runs r WHERE r.seq = e.seq AND r.state = '" RUN_NAME_PENDING "') ORDER BY seq LIMIT ?"},
+        {&r->has_pending, "SELECT 1 FROM runs WHERE seq = ? AND state = '" RUN_NAME_PENDING "' LIMIT 1"},
         {&r->del_runs, "DELETE FROM runs WHERE seq = ?"},
         {&r->del_event, "DELETE FROM event_rows WHERE seq = ?"},
         {&r->mark_id, "UPDATE ids SET pruned = ? WHERE h = ? AND seq = ?"},
