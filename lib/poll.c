@@ -28,7 +28,6 @@
 #include "ingest.h"
 #include "log.h"
 #include "normalize.h"
-#include "query.h"
 #include "source.h"
 
 #define ATTEMPTS 5               /* per page, for 429 and 5xx */
@@ -332,7 +331,7 @@ static void *run(void *arg)
     return NULL;
 }
 
-struct poll *poll_start(struct store *st, const struct config *cfg, const char *db_path, char *err, size_t errlen)
+struct poll *poll_start(struct store *st, const struct config *cfg, char *err, size_t errlen)
 {
     if (!cfg->poll_audit && !(cfg->pages_projects && cfg->pages_projects[0])) {
         snprintf(err, errlen, "poll_audit is off and no pages_projects are set: nothing to poll");
@@ -362,18 +361,14 @@ struct poll *poll_start(struct store *st, const struct config *cfg, const char *
         snprintf(p->pages[i].cursor_name, sizeof p->pages[i].cursor_name, "poll:pages:%s:%s", cfg->account_id,
                  cfg->pages_projects[i]);
     }
-    struct store *ro = store_open(db_path, 1, err, errlen);
-    if (ro) {
-        int64_t ms;
-        char *c = query_cursor(store_db(ro), p->cursor_name);
-        if (c && time_parse_rfc3339(c, &ms) == 0) p->hwm = ms;
+    int64_t ms;
+    char *c = store_cursor(st, p->cursor_name);
+    if (c && time_parse_rfc3339(c, &ms) == 0) p->hwm = ms;
+    free(c);
+    for (size_t i = 0; i < p->npages; i++) {
+        c = store_cursor(st, p->pages[i].cursor_name);
+        if (c && time_parse_rfc3339(c, &ms) == 0) p->pages[i].hwm = ms;
         free(c);
-        for (size_t i = 0; i < p->npages; i++) {
-            c = query_cursor(store_db(ro), p->pages[i].cursor_name);
-            if (c && time_parse_rfc3339(c, &ms) == 0) p->pages[i].hwm = ms;
-            free(c);
-        }
-        store_close(ro);
     }
     atomic_store(&p->healthy, 1);
     source_init(&p->src, "poll", st);

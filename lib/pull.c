@@ -23,7 +23,6 @@
 #include "http.h"
 #include "ingest.h"
 #include "log.h"
-#include "query.h"
 #include "source.h"
 #include "sse.h"
 #include "util.h"
@@ -256,7 +255,7 @@ static void *run(void *arg)
 }
 
 struct pull *pull_start(const char *url, const char *token, unsigned heartbeat_s, struct store *st,
-                        const struct config *routes, const char *db_path, char *err, size_t errlen)
+                        const struct config *routes, char *err, size_t errlen)
 {
     if (!url || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)) {
         snprintf(err, errlen, "the Worker URL must start with https:// (or http:// for a local one)");
@@ -284,13 +283,9 @@ struct pull *pull_start(const char *url, const char *token, unsigned heartbeat_s
         return NULL;
     }
     /* The cursor is where the last committed batch ended. */
-    struct store *ro = store_open(db_path, 1, err, errlen);
-    if (ro) {
-        char *c = query_cursor(store_db(ro), p->cursor_name);
-        if (c) p->cursor = strtoll(c, NULL, 10);
-        free(c);
-        store_close(ro);
-    }
+    char *c = store_cursor(st, p->cursor_name);
+    if (c) p->cursor = strtoll(c, NULL, 10);
+    free(c);
     atomic_store(&p->down_since, (long long)now_ms());
     source_init(&p->src, "pull", st);
     if (source_start(&p->src, run, p, err, errlen) != 0) {

@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dispatch.h"
 #include "jsonx.h"
 #include "log.h"
 #include "metrics.h"
@@ -48,6 +49,10 @@
 #define CHECKPOINT_PAGES 1000        /* SQLite's own default threshold */
 #define WAL_SIZE_LIMIT (64ll << 20) /* what a reset WAL file is cut back to */
 #define WAL_CAP_PAGES 16000           /* ~64 MiB: past this, catch up (RESTART) */
+
+/* A new run of the outbox: pending (the column's default) and due now. */
+#define RUN_INSERT_SQL \
+    "INSERT INTO runs(seq,idx,handler,subject_key,updated) VALUES(?,?,?,?,strftime('%Y-%m-%dT%H:%M:%fZ'))"
 
 struct counter {
     char name[48];
@@ -126,7 +131,7 @@ static const char *const migrations[] = {
     "CREATE TABLE runs("
     "  seq INTEGER NOT NULL REFERENCES events(seq), idx INTEGER NOT NULL,"
     "  handler TEXT NOT NULL, subject_key TEXT NOT NULL,"
-    "  state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,"
+    "  state TEXT NOT NULL DEFAULT '" RUN_NAME_PENDING "', attempts INTEGER NOT NULL DEFAULT 0,"
     "  next_at INTEGER NOT NULL DEFAULT 0, last_error TEXT, detail TEXT, updated TEXT,"
     "  PRIMARY KEY(seq, idx)) WITHOUT ROWID;"
     "CREATE INDEX runs_open ON runs(state, subject_key, seq, idx);",
@@ -328,7 +333,7 @@ static const char schema4_finish[] =
     "CREATE TABLE runs_v4("
     "  seq INTEGER NOT NULL REFERENCES event_rows(seq), idx INTEGER NOT NULL,"
     "  handler TEXT NOT NULL, subject_key TEXT NOT NULL,"
-    "  state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,"
+    "  state TEXT NOT NULL DEFAULT '" RUN_NAME_PENDING "', attempts INTEGER NOT NULL DEFAULT 0,"
     "  next_at INTEGER NOT NULL DEFAULT 0, last_error TEXT, detail TEXT, updated TEXT,"
     "  PRIMARY KEY(seq, idx)) WITHOUT ROWID;"
     "INSERT INTO runs_v4 SELECT seq, idx, handler, subject_key, state, attempts, next_at, last_error, detail, updated "
@@ -588,8 +593,7 @@ static int prepare_writer(struct store *s, char *err, size_t errlen)
         {&s->cur, "INSERT INTO cursors(name,value,updated) VALUES(?,?,strftime('%Y-%m-%dT%H:%M:%fZ')) "
                   "ON CONFLICT(name) DO UPDATE SET value=excluded.value, updated=excluded.updated"},
         {&s->meta, "INSERT INTO meta(key,value) VALUES(?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value"},
-        {&s->run, "INSERT INTO runs(seq,idx,handler,subject_key,updated) "
-                  "VALUES(?,?,?,?,strftime('%Y-%m-%dT%H:%M:%fZ'))"},
+        {&s->run, RUN_INSERT_SQL},
         {&s->id_get, "SELECT seq, pruned FROM ids WHERE h = ?"},
         {&s->id_row, "SELECT id FROM event_rows WHERE seq = ?"},
         {&s->id_put, "INSERT INTO ids(h, seq) VALUES(?, ?)"},
@@ -923,6 +927,73 @@ void store_note_meta(struct store *s, const char *key, const char *value)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* ---- the outbox (table runs) ------------------------------------------------ */
+
+/* The ordering key of an event's runs: runs of one subject are kept in order
+ * (dispatch.c claims a run only when no earlier run of its key is pending);
+ * an event without a subject is its own ordering domain. */
+static void run_key(char *key, size_t keylen, const char *subject, const char *id)
+{
+    if (subject) snprintf(key, keylen, "s:%s", subject);
+    else snprintf(key, keylen, "e:%s", id);
+}
+
+/* One pending run (the column's default state) on st, RUN_INSERT_SQL. */
+static int insert_run(sqlite3_stmt *st, sqlite3_int64 seq, int idx, const char *handler, const char *key)
+{
+    sqlite3_bind_int64(st, 1, seq);
+    sqlite3_bind_int(st, 2, idx);
+    sqlite3_bind_text(st, 3, handler, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, key, -1, SQLITE_TRANSIENT);
+    return step_done(st);
+}
+
+int store_replay(struct store *s, long long seq, const char *id, const char *subject, const char *const *handlers)
+{
+    sqlite3 *db = s->db;
+    sqlite3_stmt *st;
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) return -2;
+    int n = -1;
+    if (sqlite3_prepare_v2(db, "UPDATE runs SET state='" RUN_NAME_PENDING "', attempts=0, next_at=0, last_error=NULL, "
+                               "updated=strftime('%Y-%m-%dT%H:%M:%fZ') WHERE seq = ?", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, seq);
+        if (sqlite3_step(st) == SQLITE_DONE) n = sqlite3_changes(db);
+        sqlite3_finalize(st);
+    }
+    if (n == 0 && handlers) {
+        char key[300];
+        run_key(key, sizeof key, subject, id);
+        if (sqlite3_prepare_v2(db, RUN_INSERT_SQL, -1, &st, NULL) == SQLITE_OK) {
+            for (int i = 0; handlers[i]; i++)
+                if (insert_run(st, seq, i, handlers[i], key) == 0) n++;
+            sqlite3_finalize(st);
+        }
+    }
+    if (n < 0 || sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        n = -2;
+    }
+    return n;
+}
+
+char *store_cursor(struct store *s, const char *name)
+{
+    /* A connection of its own: the store's is the writer thread's. */
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    char *out = NULL;
+    if (sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) == SQLITE_OK) {
+        sqlite3_busy_handler(db, busy_wait, NULL);
+        if (sqlite3_prepare_v2(db, "SELECT value FROM cursors WHERE name = ?", -1, &st, NULL) == SQLITE_OK) {
+            sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+            /* NULL out of memory: read as no cursor */
+            if (sqlite3_step(st) == SQLITE_ROW) out = strdup((const char *)sqlite3_column_text(st, 0));
+            sqlite3_finalize(st);
+        }
+    }
+    sqlite3_close(db);
+    return out;
+}
 
 /* Inserts the event and, if it is new, its handler runs. */
 static int insert_event(struct store *s, const struct store_event *e, int *inserted, int *runs)
@@ -931,17 +1002,10 @@ static int insert_event(struct store *s, const struct store_event *e, int *inser
     if (put_event(s, e, inserted, &seq, &shape)) return -1;
     if (*inserted && s->ret) retention_note_insert(s->ret, shape);
     if (!*inserted || !e->handlers) return 0;
-    /* Runs of one subject are kept in order; an event without a subject is
-     * its own ordering domain. */
     char key[300];
-    if (e->subject) snprintf(key, sizeof key, "s:%s", e->subject);
-    else snprintf(key, sizeof key, "e:%s", e->id);
+    run_key(key, sizeof key, e->subject, e->id);
     for (int i = 0; e->handlers[i]; i++) {
-        sqlite3_bind_int64(s->run, 1, seq);
-        sqlite3_bind_int(s->run, 2, i);
-        sqlite3_bind_text(s->run, 3, e->handlers[i], -1, SQLITE_STATIC);
-        sqlite3_bind_text(s->run, 4, key, -1, SQLITE_TRANSIENT);
-        if (step_done(s->run)) return -1;
+        if (insert_run(s->run, seq, i, e->handlers[i], key)) return -1;
         (*runs)++;
     }
     return 0;
