@@ -1011,8 +1011,6 @@ static int insert_event(struct store *s, const struct store_event *e, int *inser
     return 0;
 }
 
-/* Commits one group. Counters and the last error pending at the start ride in
- * the same transaction; if it fails they are put back for the next one. */
 /* The source label an event of (via, source) is counted under: its own
  * when it already has a counter or fewer than max_series sources have one,
  * else "other" (see struct store). Writer thread, inside the transaction. */
@@ -1050,6 +1048,89 @@ void store_set_max_series(struct store *s, unsigned max_series)
     s->nsources = -1;
 }
 
+/* Adds n to the counter name, in the open transaction. */
+static int add_counter(struct store *s, const char *name, int64_t n)
+{
+    sqlite3_bind_text(s->cnt, 1, name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s->cnt, 2, n);
+    return step_done(s->cnt) == 0;
+}
+
+/* Stored events per (way in, source), counted in the same transaction. */
+struct per_source {
+    const char *via, *source;
+    int64_t n;
+};
+#define PER_SOURCE 32
+
+/* Inserts one batch's events and its cursor, and counts its duplicates; 1,
+ * or 0 when a statement failed. */
+static int insert_batch(struct store *s, struct store_batch *b, struct per_source *per, size_t *nper, int *runs)
+{
+    int ok = 1;
+    b->accepted = b->duplicates = 0;
+    for (size_t i = 0; ok && i < b->n; i++) {
+        int inserted = 0;
+        ok = insert_event(s, &b->ev[i], &inserted, runs) == 0;
+        if (!inserted) {
+            b->duplicates++;
+            continue;
+        }
+        b->accepted++;
+        size_t k = 0;
+        while (k < *nper && (strcmp(per[k].via, b->ev[i].via) || strcmp(per[k].source, b->ev[i].source))) k++;
+        if (k == *nper && *nper < PER_SOURCE) per[(*nper)++] = (struct per_source){b->ev[i].via, b->ev[i].source, 0};
+        if (k < *nper) {
+            per[k].n++;
+        } else { /* more pairs than per holds: this one is counted alone */
+            char name[400];
+            snprintf(name, sizeof name, "events.%s|%s", b->ev[i].via, source_label(s, b->ev[i].via, b->ev[i].source));
+            ok = add_counter(s, name, 1);
+        }
+    }
+    if (ok && b->cursor_name) {
+        sqlite3_bind_text(s->cur, 1, b->cursor_name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s->cur, 2, b->cursor_value ? b->cursor_value : "", -1, SQLITE_STATIC);
+        ok = step_done(s->cur) == 0;
+    }
+    /* Duplicates are counted per way in, in the same transaction. */
+    if (ok && b->duplicates) {
+        char name[48];
+        snprintf(name, sizeof name, "duplicates.%s", b->n ? b->ev[0].via : "unknown");
+        ok = add_counter(s, name, (int64_t)b->duplicates);
+    }
+    return ok;
+}
+
+/* After a failed commit: rolls back, logs (the first failure, then at most
+ * one line every 10 s) and puts the group's counters back for the next one. */
+static void commit_failed(struct store *s, const struct counter *pending, size_t npending)
+{
+    /* Read the reason before ROLLBACK replaces it. A full disk or a lock
+     * held elsewhere fails every commit until it clears. */
+    char why[160], msg[200], n[24];
+    int sys = sqlite3_system_errno(s->db);
+    if (sys)
+        snprintf(why, sizeof why, "%s (%s)", sqlite3_errmsg(s->db), strerror(sys));
+    else
+        snprintf(why, sizeof why, "%s", sqlite3_errmsg(s->db));
+    snprintf(msg, sizeof msg, "store commit failed: %s", why);
+    if (sqlite3_get_autocommit(s->db) == 0) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    for (int i = 0; i < SHAPE_CACHE; i++) shape_cache_free(&s->shapes[i]);
+    if (s->ret) retention_rolled_back(s->ret);
+    s->failed_run++;
+    if (s->failed_run == 1 || now_ms() - s->failed_logged >= 10000) {
+        snprintf(n, sizeof n, "%ld", s->failed_run);
+        log_msg(LOG_ERROR, "commit failed, answering 503 until it succeeds", "error", why, "failed_commits", n,
+                "db", s->path, NULL);
+        s->failed_logged = now_ms();
+    }
+    for (size_t i = 0; i < npending; i++) store_count(s, pending[i].name, pending[i].delta);
+    store_note_error(s, msg);
+}
+
+/* Commits one group. Counters and the last error pending at the start ride in
+ * the same transaction; if it fails they are put back for the next one. */
 static int commit_group(struct store *s, struct store_batch *list, int *runs)
 {
     struct counter pending[MAX_COUNTERS];
@@ -1072,65 +1153,18 @@ static int commit_group(struct store *s, struct store_batch *list, int *runs)
     }
     pthread_mutex_unlock(&s->mu);
 
-    /* Stored events per (way in, source), counted in the same transaction. */
-    struct per_source {
-        const char *via, *source;
-        int64_t n;
-    } per[32];
+    struct per_source per[PER_SOURCE];
     size_t nper = 0;
     double t0 = mono_s();
     int ok = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
-    for (struct store_batch *b = list; ok && b; b = b->next) {
-        b->accepted = b->duplicates = 0;
-        for (size_t i = 0; ok && i < b->n; i++) {
-            int inserted = 0;
-            ok = insert_event(s, &b->ev[i], &inserted, runs) == 0;
-            if (inserted) {
-                b->accepted++;
-                size_t k = 0;
-                while (k < nper && (strcmp(per[k].via, b->ev[i].via) || strcmp(per[k].source, b->ev[i].source))) k++;
-                if (k == nper && nper < 32) per[nper++] = (struct per_source){b->ev[i].via, b->ev[i].source, 0};
-                if (k < nper) {
-                    per[k].n++;
-                } else { /* more pairs than per holds: this one is counted alone */
-                    char name[400];
-                    snprintf(name, sizeof name, "events.%s|%s", b->ev[i].via,
-                             source_label(s, b->ev[i].via, b->ev[i].source));
-                    sqlite3_bind_text(s->cnt, 1, name, -1, SQLITE_TRANSIENT);
-                    sqlite3_bind_int64(s->cnt, 2, 1);
-                    ok = step_done(s->cnt) == 0;
-                }
-            } else {
-                b->duplicates++;
-            }
-        }
-        if (ok && b->cursor_name) {
-            sqlite3_bind_text(s->cur, 1, b->cursor_name, -1, SQLITE_STATIC);
-            sqlite3_bind_text(s->cur, 2, b->cursor_value ? b->cursor_value : "", -1, SQLITE_STATIC);
-            ok = step_done(s->cur) == 0;
-        }
-        /* Duplicates are counted per way in, in the same transaction. */
-        if (ok && b->duplicates) {
-            char name[48];
-            snprintf(name, sizeof name, "duplicates.%s", b->n ? b->ev[0].via : "unknown");
-            sqlite3_bind_text(s->cnt, 1, name, -1, SQLITE_TRANSIENT);
-            sqlite3_bind_int64(s->cnt, 2, (sqlite3_int64)b->duplicates);
-            ok = step_done(s->cnt) == 0;
-        }
-    }
+    for (struct store_batch *b = list; ok && b; b = b->next) ok = insert_batch(s, b, per, &nper, runs);
     for (size_t k = 0; ok && k < nper; k++) {
         char name[400];
         snprintf(name, sizeof name, "events.%s|%s", per[k].via, source_label(s, per[k].via, per[k].source));
-        sqlite3_bind_text(s->cnt, 1, name, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(s->cnt, 2, per[k].n);
-        ok = step_done(s->cnt) == 0;
+        ok = add_counter(s, name, per[k].n);
     }
-    for (size_t i = 0; ok && i < npending; i++) {
-        if (!pending[i].delta) continue;
-        sqlite3_bind_text(s->cnt, 1, pending[i].name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s->cnt, 2, pending[i].delta);
-        ok = step_done(s->cnt) == 0;
-    }
+    for (size_t i = 0; ok && i < npending; i++)
+        if (pending[i].delta) ok = add_counter(s, pending[i].name, pending[i].delta);
     if (ok && errnote[0]) {
         sqlite3_bind_text(s->meta, 1, "last_error", -1, SQLITE_STATIC);
         sqlite3_bind_text(s->meta, 2, errnote, -1, SQLITE_STATIC);
@@ -1147,41 +1181,19 @@ static int commit_group(struct store *s, struct store_batch *list, int *runs)
      * savepoint: a failure there undoes the pruning, not the group. */
     if (ok && s->ret) retention_step(s->ret, s->db, s->cnt);
     if (ok) ok = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
-    if (ok) {
-        if (s->failed_run) {
-            char n[24];
-            snprintf(n, sizeof n, "%ld", s->failed_run);
-            log_msg(LOG_INFO, "store recovered", "failed_commits", n, NULL);
-            s->failed_run = 0;
-        }
-        atomic_fetch_add(&s->commits, 1);
-        hist_observe(&s->commit_hist, mono_s() - t0);
-        return 0;
+    if (!ok) {
+        commit_failed(s, pending, npending);
+        return -1;
     }
-
-    /* Read the reason before ROLLBACK replaces it. A full disk or a lock
-     * held elsewhere fails every commit until it clears: log the first
-     * failure, then at most one line every 10 s, and the recovery. */
-    char why[160], msg[200], n[24];
-    int sys = sqlite3_system_errno(s->db);
-    if (sys)
-        snprintf(why, sizeof why, "%s (%s)", sqlite3_errmsg(s->db), strerror(sys));
-    else
-        snprintf(why, sizeof why, "%s", sqlite3_errmsg(s->db));
-    snprintf(msg, sizeof msg, "store commit failed: %s", why);
-    if (sqlite3_get_autocommit(s->db) == 0) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    for (int i = 0; i < SHAPE_CACHE; i++) shape_cache_free(&s->shapes[i]);
-    if (s->ret) retention_rolled_back(s->ret);
-    s->failed_run++;
-    if (s->failed_run == 1 || now_ms() - s->failed_logged >= 10000) {
+    if (s->failed_run) {
+        char n[24];
         snprintf(n, sizeof n, "%ld", s->failed_run);
-        log_msg(LOG_ERROR, "commit failed, answering 503 until it succeeds", "error", why, "failed_commits", n,
-                "db", s->path, NULL);
-        s->failed_logged = now_ms();
+        log_msg(LOG_INFO, "store recovered", "failed_commits", n, NULL);
+        s->failed_run = 0;
     }
-    for (size_t i = 0; i < npending; i++) store_count(s, pending[i].name, pending[i].delta);
-    store_note_error(s, msg);
-    return -1;
+    atomic_fetch_add(&s->commits, 1);
+    hist_observe(&s->commit_hist, mono_s() - t0);
+    return 0;
 }
 
 static void *writer(void *arg)
