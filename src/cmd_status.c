@@ -161,7 +161,8 @@ int cmd_status(struct cli *c, int argc, char **argv)
     json_t *le = json_object_get(s, "last_error");
     printf("last error  %s\n", json_is_string(le) ? json_string_value(le) : "none");
     json_t *h = json_object_get(s, "handlers");
-    print_pairs("handler runs (pending, retrying, ok, gave_up)", json_object_get(h, "runs"));
+    print_pairs("handler runs (" RUN_NAME_PENDING ", " RUN_NAME_RETRYING ", " RUN_NAME_OK ", " RUN_NAME_GAVE_UP ")",
+                json_object_get(h, "runs"));
     size_t i;
     json_t *p;
     json_array_foreach(json_object_get(h, "failing"), i, p) {
