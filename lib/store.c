@@ -1365,22 +1365,22 @@ int store_commit(struct store *s, struct store_batch *b)
     return b->failed ? -1 : 0;
 }
 
+/* Sets *flag under mu, wakes the thread waiting on cv and waits for it. */
+static void stop_thread(pthread_mutex_t *mu, pthread_cond_t *cv, int *flag, pthread_t thread)
+{
+    pthread_mutex_lock(mu);
+    *flag = 1;
+    pthread_cond_signal(cv);
+    pthread_mutex_unlock(mu);
+    pthread_join(thread, NULL);
+}
+
 void store_close(struct store *s)
 {
     if (!s) return;
-    if (s->started) {
-        pthread_mutex_lock(&s->mu);
-        s->stopping = 1;
-        pthread_cond_signal(&s->cv);
-        pthread_mutex_unlock(&s->mu);
-        pthread_join(s->thread, NULL);
-    }
+    if (s->started) stop_thread(&s->mu, &s->cv, &s->stopping, s->thread);
     if (s->ck_started) {
-        pthread_mutex_lock(&s->ckmu);
-        s->ck_stopping = 1;
-        pthread_cond_signal(&s->ckcv);
-        pthread_mutex_unlock(&s->ckmu);
-        pthread_join(s->ckthread, NULL);
+        stop_thread(&s->ckmu, &s->ckcv, &s->ck_stopping, s->ckthread);
         sqlite3_close(s->ckdb);
     }
     finalize_writer(s);
