@@ -26,6 +26,16 @@
 
 #define MAX_WORKERS 64
 
+const char *const run_state_names[RUN_NSTATES] = {
+    [RUN_PENDING] = RUN_NAME_PENDING, [RUN_OK] = RUN_NAME_OK, [RUN_GAVE_UP] = RUN_NAME_GAVE_UP};
+
+int run_state_parse(const char *name)
+{
+    for (int i = 0; name && i < RUN_NSTATES; i++)
+        if (strcmp(name, run_state_names[i]) == 0) return i;
+    return -1;
+}
+
 struct dispatch {
     sqlite3 *db;
     const struct config *cfg;
@@ -151,8 +161,8 @@ static void wait_locked(struct dispatch *d, long ms)
 }
 
 /* Runs claim c (not under d->mu) and records its outcome; returns with d->mu
- * held and the run's new state ("ok", "pending" or "gave_up"). */
-static const char *run_and_record(struct dispatch *d, struct claim *c, unsigned *seed)
+ * held and the run's new state. */
+static enum run_state run_and_record(struct dispatch *d, struct claim *c, unsigned *seed)
 {
     pthread_mutex_lock(&d->mu);
     const struct handler_def *h = router_handler(&d->cfg->router, c->handler);
@@ -166,7 +176,7 @@ static const char *run_and_record(struct dispatch *d, struct claim *c, unsigned 
         snprintf(res.error, sizeof res.error, "handler %s is not configured", c->handler);
     }
     int attempts = c->attempts + 1;
-    const char *state = res.ok ? "ok" : (res.permanent || attempts >= (int)d->cfg->max_attempts) ? "gave_up" : "pending";
+    enum run_state state = res.ok ? RUN_OK : (res.permanent || attempts >= (int)d->cfg->max_attempts) ? RUN_GAVE_UP : RUN_PENDING;
     int64_t next = res.ok ? 0 : now_ms() + backoff_ms(seed, attempts, d->cfg->backoff_ms, d->cfg->max_backoff_ms);
 
     json_t *ev = jx_loads(c->body, 0, NULL);
@@ -177,8 +187,8 @@ static const char *run_and_record(struct dispatch *d, struct claim *c, unsigned 
     if (res.ok)
         log_msg(LOG_INFO, "handler ok", "event", id, "handler", c->handler, "attempt", att, "ms", ms, NULL);
     else
-        log_msg(strcmp(state, "gave_up") == 0 ? LOG_ERROR : LOG_WARN,
-                strcmp(state, "gave_up") == 0 ? "handler gave up" : "handler failed, will retry", "event", id,
+        log_msg(state == RUN_GAVE_UP ? LOG_ERROR : LOG_WARN,
+                state == RUN_GAVE_UP ? "handler gave up" : "handler failed, will retry", "event", id,
                 "handler", c->handler, "attempt", att, "error", res.error, NULL);
     json_decref(ev);
     char *detail = res.detail ? json_dumps(res.detail, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
@@ -188,10 +198,11 @@ static const char *run_and_record(struct dispatch *d, struct claim *c, unsigned 
     if (hl) hist_observe(hl, mono_s() - t0);
     if (d->store) {
         char cname[128];
-        snprintf(cname, sizeof cname, "handler.%.64s|%s", c->handler, res.ok ? "ok" : strcmp(state, "gave_up") == 0 ? "gave_up" : "failed");
+        snprintf(cname, sizeof cname, "handler.%.64s|%s", c->handler,
+                 state == RUN_PENDING ? RUN_NAME_FAILED : run_state_names[state]);
         store_count(d->store, cname, 1);
     }
-    sqlite3_bind_text(d->record, 1, state, -1, SQLITE_STATIC);
+    sqlite3_bind_text(d->record, 1, run_state_names[state], -1, SQLITE_STATIC);
     sqlite3_bind_int(d->record, 2, attempts);
     sqlite3_bind_int64(d->record, 3, next);
     sqlite3_bind_text(d->record, 4, res.ok ? NULL : res.error, -1, SQLITE_TRANSIENT);
@@ -285,10 +296,10 @@ static struct dispatch *dispatch_open(const char *db_path, const struct config *
     sqlite3_busy_timeout(d->db, 5000);
     const char *claim =
         "SELECT r.seq, r.idx, r.handler, r.subject_key, r.attempts, e.body FROM runs r JOIN events e ON e.seq = r.seq "
-        "WHERE r.state = 'pending' AND r.next_at <= ?1 AND NOT EXISTS (SELECT 1 FROM runs p "
-        "  WHERE p.state = 'pending' AND p.subject_key = r.subject_key AND (p.seq < r.seq OR (p.seq = r.seq AND p.idx < r.idx))) "
+        "WHERE r.state = '" RUN_NAME_PENDING "' AND r.next_at <= ?1 AND NOT EXISTS (SELECT 1 FROM runs p "
+        "  WHERE p.state = '" RUN_NAME_PENDING "' AND p.subject_key = r.subject_key AND (p.seq < r.seq OR (p.seq = r.seq AND p.idx < r.idx))) "
         "ORDER BY r.seq, r.idx LIMIT 64";
-    const char *due = "SELECT min(next_at) FROM runs WHERE state = 'pending'";
+    const char *due = "SELECT min(next_at) FROM runs WHERE state = '" RUN_NAME_PENDING "'";
     const char *record = "UPDATE runs SET state=?1, attempts=?2, next_at=?3, last_error=?4, detail=?5, "
                          "updated=strftime('%Y-%m-%dT%H:%M:%fZ') WHERE seq=?6 AND idx=?7";
     if (sqlite3_prepare_v2(d->db, claim, -1, &d->claim, NULL) != SQLITE_OK ||
@@ -341,7 +352,7 @@ int dispatch_run_event(const char *db_path, const struct config *cfg, long long 
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(d->db,
                            "SELECT r.seq, r.idx, r.handler, r.subject_key, r.attempts, e.body FROM runs r JOIN events e "
-                           "ON e.seq = r.seq WHERE r.seq = ?1 AND r.state = 'pending' ORDER BY r.idx",
+                           "ON e.seq = r.seq WHERE r.seq = ?1 AND r.state = '" RUN_NAME_PENDING "' ORDER BY r.idx",
                            -1, &q, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "dispatcher: %s", sqlite3_errmsg(d->db));
         dispatch_free(d);
@@ -377,9 +388,9 @@ int dispatch_run_event(const char *db_path, const struct config *cfg, long long 
     sqlite3_finalize(q);
     unsigned seed = (unsigned)now_ms();
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        const char *state = run_and_record(d, &cs[i], &seed);
+        enum run_state state = run_and_record(d, &cs[i], &seed);
         pthread_mutex_unlock(&d->mu);
-        if (strcmp(state, "ok") == 0) ++*ok;
+        if (state == RUN_OK) ++*ok;
     }
     for (size_t i = 0; i < n; i++) claim_free(&cs[i]);
     free(cs);

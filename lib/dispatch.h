@@ -8,6 +8,23 @@
 #include "store.h"
 #include "util.h"
 
+/* A handler run's state, as the runs table (store.c) keeps it: pending
+ * (due at next_at, or retried there after a failure), ok, or gave_up after
+ * a permanent failure or its last attempt. The names are the column's
+ * values; the RUN_NAME_* spellings are for SQL text. */
+enum run_state { RUN_PENDING, RUN_OK, RUN_GAVE_UP, RUN_NSTATES };
+#define RUN_NAME_PENDING "pending"
+#define RUN_NAME_OK "ok"
+#define RUN_NAME_GAVE_UP "gave_up"
+/* What status calls a pending run that has already failed. */
+#define RUN_NAME_RETRYING "retrying"
+/* What the handler.<name>|... counters call an attempt that failed and
+ * will be retried. */
+#define RUN_NAME_FAILED "failed"
+extern const char *const run_state_names[RUN_NSTATES];
+/* The state named name, or -1. */
+int run_state_parse(const char *name);
+
 struct dispatch;
 
 /* Starts cfg->concurrency worker threads on their own connection to the

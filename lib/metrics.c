@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dispatch.h"
+#include "query.h"
+#include "source.h"
 #include "synccf.h"
 
 static const double bounds[HIST_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
@@ -199,10 +202,10 @@ void metrics_render_store(sqlite3 *db, unsigned max_series, struct buf *out)
 
     buf_printf(out, "# HELP synccf_outbox_pending Handler runs waiting to run or to be retried.\n"
                     "# TYPE synccf_outbox_pending gauge\nsynccf_outbox_pending %lld\n",
-               scalar(db, "SELECT count(*) FROM runs WHERE state = 'pending'"));
+               scalar(db, "SELECT count(*) FROM runs WHERE state = '" RUN_NAME_PENDING "'"));
     buf_printf(out, "# HELP synccf_outbox_gave_up Handler runs given up after their last attempt.\n"
                     "# TYPE synccf_outbox_gave_up gauge\nsynccf_outbox_gave_up %lld\n",
-               scalar(db, "SELECT count(*) FROM runs WHERE state = 'gave_up'"));
+               scalar(db, "SELECT count(*) FROM runs WHERE state = '" RUN_NAME_GAVE_UP "'"));
 
     /* The last event's receive time, as unix seconds. */
     sqlite3_stmt *st;
@@ -219,24 +222,17 @@ void metrics_render_store(sqlite3 *db, unsigned max_series, struct buf *out)
     /* Sources: connected (1/0), lag, as their last noted state says. */
     buf_printf(out, "# HELP synccf_source_up Whether each way in is connected or its last run succeeded.\n"
                     "# TYPE synccf_source_up gauge\n");
-    json_t *lags = json_object();
-    if (sqlite3_prepare_v2(db, "SELECT substr(key, 8), value FROM meta WHERE key LIKE 'source.%' ORDER BY key", -1, &st,
-                           NULL) == SQLITE_OK) {
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            json_t *j = json_loads((const char *)sqlite3_column_text(st, 1), 0, NULL);
-            const char *state = json_string_value(json_object_get(j, "state"));
-            int up = state && (strcmp(state, "connected") == 0 || strcmp(state, "ok") == 0 ||
-                               strcmp(state, "idle") == 0 || strcmp(state, "standby") == 0);
-            buf_printf(out, "synccf_source_up{source=\"");
-            label(out, (const char *)sqlite3_column_text(st, 0));
-            buf_printf(out, "\"} %d\n", up);
-            json_t *lag = json_object_get(j, "lag_ms");
-            if (json_is_integer(lag))
-                json_object_set_new(lags, (const char *)sqlite3_column_text(st, 0), json_integer(json_integer_value(lag)));
-            json_decref(j);
-        }
-        sqlite3_finalize(st);
+    json_t *lags = json_object(), *srcs = query_sources(db), *j;
+    const char *kind;
+    json_object_foreach(srcs, kind, j) {
+        int ss = source_state_parse(json_string_value(json_object_get(j, "state")));
+        buf_printf(out, "synccf_source_up{source=\"");
+        label(out, kind);
+        buf_printf(out, "\"} %d\n", ss >= 0 && source_state_up((enum source_state)ss));
+        json_t *lag = json_object_get(j, "lag_ms");
+        if (json_is_integer(lag)) json_object_set_new(lags, kind, json_integer(json_integer_value(lag)));
     }
+    json_decref(srcs);
     buf_printf(out, "# HELP synccf_source_lag_seconds Delay between the Worker receiving an event and synccf storing it.\n"
                     "# TYPE synccf_source_lag_seconds gauge\n");
     const char *k;

@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dispatch.h"
 #include "metrics.h"
+#include "query.h"
 #include "synccf.h"
 
 static void esc(struct buf *out, const char *s)
@@ -82,27 +84,22 @@ void page_render(sqlite3 *db, struct buf *out)
 
     buf_printf(out, "<h2>Sources</h2><table id=\"sources\"><tr><th>source</th><th>state</th><th>last success</th>"
                     "<th>last error</th></tr>");
-    sqlite3_stmt *st;
-    int nsrc = 0;
-    if (sqlite3_prepare_v2(db, "SELECT substr(key, 8), value FROM meta WHERE key LIKE 'source.%' ORDER BY key", -1, &st,
-                           NULL) == SQLITE_OK) {
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            json_t *j = json_loads(col(st, 1), 0, NULL);
-            const char *state = json_string_value(json_object_get(j, "state"));
-            buf_printf(out, "<tr><td>");
-            esc(out, col(st, 0));
-            buf_printf(out, "</td><td>");
-            esc(out, state);
-            buf_printf(out, "</td><td>");
-            esc(out, json_string_value(json_object_get(j, "last_success")));
-            buf_printf(out, "</td><td>");
-            esc(out, json_string_value(json_object_get(j, "last_error")));
-            buf_printf(out, "</td></tr>");
-            json_decref(j);
-            nsrc++;
+    json_t *srcs = query_sources(db), *j;
+    const char *kind;
+    json_object_foreach(srcs, kind, j) {
+        const char *cells[] = {kind, json_string_value(json_object_get(j, "state")),
+                               json_string_value(json_object_get(j, "last_success")),
+                               json_string_value(json_object_get(j, "last_error"))};
+        buf_printf(out, "<tr>");
+        for (int i = 0; i < 4; i++) {
+            buf_printf(out, "<td>");
+            esc(out, cells[i]);
+            buf_printf(out, "</td>");
         }
-        sqlite3_finalize(st);
+        buf_printf(out, "</tr>");
     }
+    int nsrc = (int)json_object_size(srcs);
+    json_decref(srcs);
     if (!nsrc) buf_printf(out, "<tr><td>receiver</td><td class=\"ok\">listening</td><td></td><td></td></tr>");
     buf_printf(out, "</table>");
 
@@ -112,6 +109,7 @@ void page_render(sqlite3 *db, struct buf *out)
         "SELECT e.received, e.type, e.subject, e.id, e.via, "
         "(SELECT group_concat(r.handler || ':' || r.state, ' ') FROM runs r WHERE r.seq = e.seq) "
         "FROM events e ORDER BY e.seq DESC LIMIT 25";
+    sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
         while (sqlite3_step(st) == SQLITE_ROW) {
             buf_printf(out, "<tr class=\"event\">");
@@ -128,7 +126,8 @@ void page_render(sqlite3 *db, struct buf *out)
                 char *c = strrchr(r, ':');
                 const char *state = c ? c + 1 : "";
                 if (c) *c = '\0';
-                buf_printf(out, "<span class=\"run %s\">", strcmp(state, "ok") == 0 ? "ok" : strcmp(state, "gave_up") == 0 ? "gave_up" : "pending");
+                int rs = run_state_parse(state);
+                buf_printf(out, "<span class=\"run %s\">", run_state_names[rs == RUN_OK || rs == RUN_GAVE_UP ? rs : RUN_PENDING]);
                 esc(out, r);
                 buf_printf(out, ": ");
                 esc(out, state);

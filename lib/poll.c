@@ -28,7 +28,6 @@
 #include "ingest.h"
 #include "log.h"
 #include "normalize.h"
-#include "query.h"
 #include "source.h"
 
 #define ATTEMPTS 5               /* per page, for 429 and 5xx */
@@ -98,7 +97,7 @@ static enum cf_outcome call(struct poll *p, const char *what, const char *url, j
         }
         long wait = o == CF_RATE_LIMIT ? (retry_after >= 0 ? retry_after * 1000 : 60000)
                                        : backoff_ms(&p->seed, attempt, 1000, 60000);
-        snprintf(p->src.state, sizeof p->src.state, o == CF_RATE_LIMIT ? "rate_limited" : "backing_off");
+        p->src.state = o == CF_RATE_LIMIT ? SOURCE_RATE_LIMITED : SOURCE_BACKING_OFF;
         note(p);
         source_nap(&p->src, wait > 300000 ? 300000 : wait);
     }
@@ -177,7 +176,7 @@ static int run_once(struct poll *p)
             continue;
         }
         if (o != CF_OK) {
-            snprintf(p->src.state, sizeof p->src.state, o == CF_AUTH ? "auth_error" : "error");
+            p->src.state = o == CF_AUTH ? SOURCE_AUTH_ERROR : SOURCE_ERROR;
             if (o == CF_NOT_FOUND) snprintf(p->src.last_error, sizeof p->src.last_error, "the audit log API answered 404");
             return -1;
         }
@@ -185,7 +184,7 @@ static int run_once(struct poll *p)
         json_t *info = json_object_get(env, "result_info");
         if (!json_is_array(result)) {
             snprintf(p->src.last_error, sizeof p->src.last_error, "the audit log answer has no result list");
-            snprintf(p->src.state, sizeof p->src.state, "error");
+            p->src.state = SOURCE_ERROR;
             json_decref(env);
             return -1;
         }
@@ -226,7 +225,7 @@ static int pages_once(struct poll *p, struct pages_project *pp)
                  c->api_base, c->account_id, pp->name, page, PAGES_PER_PAGE);
         enum cf_outcome o = call(p, "Pages API", url, &env);
         if (o != CF_OK) {
-            snprintf(p->src.state, sizeof p->src.state, o == CF_AUTH ? "auth_error" : "error");
+            p->src.state = o == CF_AUTH ? SOURCE_AUTH_ERROR : SOURCE_ERROR;
             if (o == CF_NOT_FOUND)
                 snprintf(p->src.last_error, sizeof p->src.last_error, "Pages project %s not found (404)", pp->name);
             rc = -1;
@@ -235,7 +234,7 @@ static int pages_once(struct poll *p, struct pages_project *pp)
         json_t *result = json_object_get(env, "result");
         if (!json_is_array(result)) {
             snprintf(p->src.last_error, sizeof p->src.last_error, "the Pages API answer has no result list");
-            snprintf(p->src.state, sizeof p->src.state, "error");
+            p->src.state = SOURCE_ERROR;
             json_decref(env);
             rc = -1;
             break;
@@ -302,23 +301,23 @@ static void *run(void *arg)
     struct poll *p = arg;
     while (!source_stopping(&p->src)) {
         if (p->active && !p->active(p->active_arg)) {
-            if (strcmp(p->src.state, "standby") != 0) {
+            if (p->src.state != SOURCE_STANDBY) {
                 log_msg(LOG_INFO, "poller standing by: the Worker stream is up", NULL);
-                snprintf(p->src.state, sizeof p->src.state, "standby");
+                p->src.state = SOURCE_STANDBY;
                 atomic_store(&p->healthy, 1);
                 note(p);
             }
             source_nap(&p->src, 1000);
             continue;
         }
-        if (p->active && strcmp(p->src.state, "standby") == 0)
+        if (p->active && p->src.state == SOURCE_STANDBY)
             log_msg(LOG_WARN, "poller taking over: the Worker stream is unreachable", NULL);
         p->src.last_error[0] = '\0';
         int ok = !p->cfg->poll_audit || run_once(p) == 0;
         for (size_t i = 0; i < p->npages && !source_stopping(&p->src); i++)
             if (pages_once(p, &p->pages[i]) != 0) ok = 0;
         if (ok) {
-            snprintf(p->src.state, sizeof p->src.state, "ok");
+            p->src.state = SOURCE_OK;
             time_format_ms(now_ms(), p->src.last_success);
         }
         atomic_store(&p->healthy, ok);
@@ -332,7 +331,7 @@ static void *run(void *arg)
     return NULL;
 }
 
-struct poll *poll_start(struct store *st, const struct config *cfg, const char *db_path, char *err, size_t errlen)
+struct poll *poll_start(struct store *st, const struct config *cfg, char *err, size_t errlen)
 {
     if (!cfg->poll_audit && !(cfg->pages_projects && cfg->pages_projects[0])) {
         snprintf(err, errlen, "poll_audit is off and no pages_projects are set: nothing to poll");
@@ -362,18 +361,14 @@ struct poll *poll_start(struct store *st, const struct config *cfg, const char *
         snprintf(p->pages[i].cursor_name, sizeof p->pages[i].cursor_name, "poll:pages:%s:%s", cfg->account_id,
                  cfg->pages_projects[i]);
     }
-    struct store *ro = store_open(db_path, 1, err, errlen);
-    if (ro) {
-        int64_t ms;
-        char *c = query_cursor(store_db(ro), p->cursor_name);
-        if (c && time_parse_rfc3339(c, &ms) == 0) p->hwm = ms;
+    int64_t ms;
+    char *c = store_cursor(st, p->cursor_name);
+    if (c && time_parse_rfc3339(c, &ms) == 0) p->hwm = ms;
+    free(c);
+    for (size_t i = 0; i < p->npages; i++) {
+        c = store_cursor(st, p->pages[i].cursor_name);
+        if (c && time_parse_rfc3339(c, &ms) == 0) p->pages[i].hwm = ms;
         free(c);
-        for (size_t i = 0; i < p->npages; i++) {
-            c = query_cursor(store_db(ro), p->pages[i].cursor_name);
-            if (c && time_parse_rfc3339(c, &ms) == 0) p->pages[i].hwm = ms;
-            free(c);
-        }
-        store_close(ro);
     }
     atomic_store(&p->healthy, 1);
     source_init(&p->src, "poll", st);

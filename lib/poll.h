@@ -9,8 +9,8 @@
 
 struct poll;
 /* Starts polling with cfg's account, token, base URL and interval, from the
- * high-water mark committed in the store at db_path. */
-struct poll *poll_start(struct store *st, const struct config *cfg, const char *db_path, char *err, size_t errlen);
+ * high-water mark committed in st. */
+struct poll *poll_start(struct store *st, const struct config *cfg, char *err, size_t errlen);
 /* Hybrid mode: polls only while active(arg) says so (the Worker stream is
  * down), standing by otherwise. */
 void poll_set_standby(struct poll *p, int (*active)(void *arg), void *arg);

@@ -23,7 +23,6 @@
 #include "http.h"
 #include "ingest.h"
 #include "log.h"
-#include "query.h"
 #include "source.h"
 #include "sse.h"
 #include "util.h"
@@ -215,7 +214,7 @@ static void stream(struct pull *p)
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)(3 * p->heartbeat_s));
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     sse_reset(&p->sse);
-    snprintf(p->src.state, sizeof p->src.state, "connected");
+    p->src.state = SOURCE_CONNECTED;
     note(p);
     log_msg(LOG_INFO, "pull stream connected", "url", p->url, NULL);
     CURLcode rc = curl_easy_perform(c);
@@ -245,18 +244,18 @@ static void *run(void *arg)
         if (catch_up(p) == 0) stream(p);
         if (stopping(p)) break;
         failures = p->got_data ? 1 : failures + 1;
-        snprintf(p->src.state, sizeof p->src.state, "reconnecting");
+        p->src.state = SOURCE_RECONNECTING;
         note(p);
         log_msg(LOG_WARN, "pull disconnected", "url", p->url, "error", p->src.last_error, NULL);
         source_nap(&p->src, backoff_ms(&seed, failures, 1000, 60000));
     }
-    snprintf(p->src.state, sizeof p->src.state, "stopped");
+    p->src.state = SOURCE_STOPPED;
     note(p);
     return NULL;
 }
 
 struct pull *pull_start(const char *url, const char *token, unsigned heartbeat_s, struct store *st,
-                        const struct router *router, const char *db_path, char *err, size_t errlen)
+                        const struct router *router, char *err, size_t errlen)
 {
     if (!url || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)) {
         snprintf(err, errlen, "the Worker URL must start with https:// (or http:// for a local one)");
@@ -284,13 +283,9 @@ struct pull *pull_start(const char *url, const char *token, unsigned heartbeat_s
         return NULL;
     }
     /* The cursor is where the last committed batch ended. */
-    struct store *ro = store_open(db_path, 1, err, errlen);
-    if (ro) {
-        char *c = query_cursor(store_db(ro), p->cursor_name);
-        if (c) p->cursor = strtoll(c, NULL, 10);
-        free(c);
-        store_close(ro);
-    }
+    char *c = store_cursor(st, p->cursor_name);
+    if (c) p->cursor = strtoll(c, NULL, 10);
+    free(c);
     atomic_store(&p->down_since, (long long)now_ms());
     source_init(&p->src, "pull", st);
     if (source_start(&p->src, run, p, err, errlen) != 0) {

@@ -10,10 +10,10 @@
 struct pull;
 
 /* Starts following url (the Worker's base URL) with the bearer token, from
- * the cursor committed in the store at db_path. heartbeat_s is the Worker's
+ * the cursor committed in st. heartbeat_s is the Worker's
  * heartbeat period: three missed ones end a silent connection. */
 struct pull *pull_start(const char *url, const char *token, unsigned heartbeat_s, struct store *st,
-                        const struct router *router, const char *db_path, char *err, size_t errlen);
+                        const struct router *router, char *err, size_t errlen);
 void pull_stop(struct pull *p);
 /* 1 while the stream is connected, or has been down for less than grace_ms
  * (counted from start when it never connected). */

@@ -1,13 +1,15 @@
-/* query.c -- answers status and listing questions from state.db, and
- * replays an event (query_replay).
+/* query.c -- owns the questions asked of state.db: status, the sources'
+ * notes, event listings and `events tail`. Only reads; what changes the
+ * store is store.c's (a replay's runs: store_replay).
  *
  * Separate from the writer: SQLite's WAL lets these run from another process
- * (the CLI) while the daemon commits. All but query_replay only read;
- * query_replay writes runs, in one BEGIN IMMEDIATE transaction. */
+ * (the CLI) while the daemon commits. */
 #include "query.h"
 
+#include "dispatch.h"
 #include "jsonx.h"
 #include "store.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,9 +55,23 @@ static off_t file_size(const char *path)
     return stat(path, &sb) == 0 ? sb.st_size : 0;
 }
 
+json_t *query_sources(sqlite3 *db)
+{
+    json_t *src = json_object();
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT substr(key, 8), value FROM meta WHERE key LIKE 'source.%' ORDER BY key", -1, &st,
+                           NULL) == SQLITE_OK) {
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            json_t *sv = jx_loads((const char *)sqlite3_column_text(st, 1), 0, NULL);
+            json_object_set_new(src, (const char *)sqlite3_column_text(st, 0), sv ? sv : json_null());
+        }
+        sqlite3_finalize(st);
+    }
+    return src;
+}
+
 json_t *query_status(sqlite3 *db, const char *path)
 {
-    sqlite3_stmt *st0;
     char wal[4200];
     snprintf(wal, sizeof wal, "%s-wal", path);
     json_t *s = json_object();
@@ -104,23 +120,15 @@ json_t *query_status(sqlite3 *db, const char *path)
     json_object_set(s, "last_error", v ? v : json_null());
     json_decref(le);
     json_object_set_new(s, "cursors", pairs(db, "SELECT name, value FROM cursors ORDER BY name"));
-    json_t *src = json_object();
-    if (sqlite3_prepare_v2(db, "SELECT substr(key, 8), value FROM meta WHERE key LIKE 'source.%' ORDER BY key", -1, &st0,
-                           NULL) == SQLITE_OK) {
-        while (sqlite3_step(st0) == SQLITE_ROW) {
-            json_t *sv = jx_loads((const char *)sqlite3_column_text(st0, 1), 0, NULL);
-            json_object_set_new(src, (const char *)sqlite3_column_text(st0, 0), sv ? sv : json_null());
-        }
-        sqlite3_finalize(st0);
-    }
-    json_object_set_new(s, "sources", src);
-    json_t *h = pairs(db, "SELECT CASE WHEN state = 'pending' AND attempts > 0 THEN 'retrying' ELSE state END AS k, "
+    json_object_set_new(s, "sources", query_sources(db));
+    json_t *h = pairs(db, "SELECT CASE WHEN state = '" RUN_NAME_PENDING "' AND attempts > 0 THEN '" RUN_NAME_RETRYING "' "
+                          "ELSE state END AS k, "
                           "count(*) FROM runs GROUP BY k ORDER BY k");
     json_t *problems = json_array();
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db,
                            "SELECT e.id, r.handler, r.state, r.attempts, r.last_error, r.updated FROM runs r "
-                           "JOIN events e ON e.seq = r.seq WHERE r.last_error IS NOT NULL AND r.state != 'ok' "
+                           "JOIN events e ON e.seq = r.seq WHERE r.last_error IS NOT NULL AND r.state != '" RUN_NAME_OK "' "
                            "ORDER BY r.updated DESC LIMIT 10",
                            -1, &st, NULL) == SQLITE_OK) {
         while (sqlite3_step(st) == SQLITE_ROW) {
@@ -133,18 +141,6 @@ json_t *query_status(sqlite3 *db, const char *path)
     json_object_set_new(s, "handlers", json_pack("{s:o,s:o}", "runs", h, "failing", problems));
     json_object_set_new(s, "retention", query_retention(db));
     return s;
-}
-
-/* sql with its one parameter bound to arg, stepped once: the statement on
- * its first row (the caller finalizes it), or NULL when there is none. */
-static sqlite3_stmt *first_row(sqlite3 *db, const char *sql, const char *arg)
-{
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return NULL;
-    sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) return st;
-    sqlite3_finalize(st);
-    return NULL;
 }
 
 json_t *query_retention(sqlite3 *db)
@@ -232,58 +228,57 @@ json_t *query_event(sqlite3 *db, const char *id)
     return out;
 }
 
-static int exec_int(sqlite3 *db, const char *sql, sqlite3_int64 seq)
+struct query_tail {
+    sqlite3_stmt *evs, *runs;
+    long long last;       /* the last event shown */
+    char since[TIME_BUF]; /* the last run outcome shown (runs.updated) */
+};
+
+struct query_tail *query_tail_open(sqlite3 *db, long backlog)
 {
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return -1;
-    sqlite3_bind_int64(st, 1, seq);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? sqlite3_changes(db) : -1;
+    struct query_tail *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    sqlite3_prepare_v2(db, "SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT 500", -1, &t->evs, NULL);
+    /* Outcomes: every run recorded since, except one queued and not yet tried. */
+    sqlite3_prepare_v2(db,
+                       "SELECT e.id, r.handler, r.state, r.attempts, r.last_error, r.updated FROM runs r JOIN events e ON "
+                       "e.seq = r.seq WHERE r.updated > ? AND (r.state != '" RUN_NAME_PENDING "' OR r.attempts > 0) "
+                       "ORDER BY r.updated",
+                       -1, &t->runs, NULL);
+    sqlite3_stmt *q;
+    sqlite3_prepare_v2(db, "SELECT coalesce(max(seq), 0) FROM events", -1, &q, NULL);
+    if (sqlite3_step(q) == SQLITE_ROW) t->last = sqlite3_column_int64(q, 0) - backlog;
+    sqlite3_finalize(q);
+    time_format_ms(now_ms(), t->since);
+    return t;
 }
 
-int query_replay(sqlite3 *db, const char *id, const char *const *handlers)
+void query_tail_events(struct query_tail *t, void (*fn)(void *arg, long long seq, const char *body), void *arg)
 {
-    json_t *ev = query_event(db, id);
-    if (!ev) return -1;
-    sqlite3_int64 seq = json_integer_value(json_object_get(ev, "seq"));
-    const char *subject = json_string_value(json_object_get(json_object_get(ev, "event"), "subject"));
-    int n = -1;
-    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) goto out;
-    n = exec_int(db, "UPDATE runs SET state='pending', attempts=0, next_at=0, last_error=NULL, "
-                     "updated=strftime('%Y-%m-%dT%H:%M:%fZ') WHERE seq = ?", seq);
-    if (n == 0 && handlers) {
-        sqlite3_stmt *st;
-        char key[300];
-        if (subject) snprintf(key, sizeof key, "s:%s", subject);
-        else snprintf(key, sizeof key, "e:%s", id);
-        if (sqlite3_prepare_v2(db, "INSERT INTO runs(seq,idx,handler,subject_key,updated) "
-                                   "VALUES(?,?,?,?,strftime('%Y-%m-%dT%H:%M:%fZ'))", -1, &st, NULL) == SQLITE_OK) {
-            for (int i = 0; handlers[i]; i++) {
-                sqlite3_bind_int64(st, 1, seq);
-                sqlite3_bind_int(st, 2, i);
-                sqlite3_bind_text(st, 3, handlers[i], -1, SQLITE_STATIC);
-                sqlite3_bind_text(st, 4, key, -1, SQLITE_STATIC);
-                if (sqlite3_step(st) == SQLITE_DONE) n++;
-                sqlite3_reset(st);
-            }
-            sqlite3_finalize(st);
-        }
+    sqlite3_bind_int64(t->evs, 1, t->last);
+    while (sqlite3_step(t->evs) == SQLITE_ROW) {
+        t->last = sqlite3_column_int64(t->evs, 0);
+        fn(arg, t->last, (const char *)sqlite3_column_text(t->evs, 1));
     }
-    if (n < 0 || sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-        n = -2;
-    }
-out:
-    json_decref(ev);
-    return n;
+    sqlite3_reset(t->evs);
 }
 
-char *query_cursor(sqlite3 *db, const char *name)
+void query_tail_runs(struct query_tail *t, void (*fn)(void *arg, const char *const f[6]), void *arg)
 {
-    sqlite3_stmt *st = first_row(db, "SELECT value FROM cursors WHERE name = ?", name);
-    if (!st) return NULL;
-    char *out = strdup((const char *)sqlite3_column_text(st, 0)); /* NULL out of memory: read as no cursor */
-    sqlite3_finalize(st);
-    return out;
+    sqlite3_bind_text(t->runs, 1, t->since, -1, SQLITE_TRANSIENT);
+    while (sqlite3_step(t->runs) == SQLITE_ROW) {
+        const char *f[6];
+        for (int i = 0; i < 6; i++) f[i] = (const char *)sqlite3_column_text(t->runs, i);
+        snprintf(t->since, sizeof t->since, "%s", f[5]);
+        fn(arg, f);
+    }
+    sqlite3_reset(t->runs);
+}
+
+void query_tail_close(struct query_tail *t)
+{
+    if (!t) return;
+    sqlite3_finalize(t->evs);
+    sqlite3_finalize(t->runs);
+    free(t);
 }

@@ -88,7 +88,7 @@ static int pull_once(struct queue *q, int *failures)
     atomic_store(&q->healthy, o == CF_OK);
     if (o != CF_OK) {
         snprintf(q->src.last_error, sizeof q->src.last_error, "pull: %s", msg);
-        snprintf(q->src.state, sizeof q->src.state, o == CF_AUTH ? "auth_error" : "backing_off");
+        q->src.state = o == CF_AUTH ? SOURCE_AUTH_ERROR : SOURCE_BACKING_OFF;
         note(q);
         log_msg(o == CF_AUTH ? LOG_ERROR : LOG_WARN, "queue pull failed", "error", msg, NULL);
         (*failures)++;
@@ -152,7 +152,7 @@ static int pull_once(struct queue *q, int *failures)
     json_decref(good);
     json_decref(env);
     q->pulled += (long)n;
-    snprintf(q->src.state, sizeof q->src.state, "ok");
+    q->src.state = SOURCE_OK;
     note(q);
     return (int)n;
 }
@@ -170,8 +170,8 @@ static void *run(void *arg)
         }
         if (n == 0) {
             /* Empty: back off from the floor to the ceiling. */
-            if (strcmp(q->src.state, "idle") != 0) {
-                snprintf(q->src.state, sizeof q->src.state, "idle");
+            if (q->src.state != SOURCE_IDLE) {
+                q->src.state = SOURCE_IDLE;
                 note(q);
             }
             source_nap(&q->src, idle);

@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "dispatch.h"
 #include "log.h"
 #include "util.h"
 
@@ -118,73 +119,92 @@ static int get_bytes(yaml_node_t *v, int64_t *dst, char *err, size_t errlen)
     return -1;
 }
 
-static int parse_rule(struct retention_rule *r, yaml_document_t *doc, yaml_node_t *map, yaml_node_t **at, char *err,
-                      size_t errlen)
-{
-    *at = map;
-    if (!map || map->type != YAML_MAPPING_NODE) return snprintf(err, errlen, "a rule is a mapping"), -1;
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = yaml_document_get_node(doc, p->key), *v = yaml_document_get_node(doc, p->value);
-        const char *key = scalar(k);
-        *at = k;
-        char why[160] = "";
-        int rc;
-        if (!key) rc = say(why, sizeof why, "keys must be strings");
-        else if (strcmp(key, "type") == 0) {
-            const char *s = scalar(v);
-            rc = s && *s ? 0 : say(why, sizeof why, "expected a type glob");
-            if (!rc) {
-                free(r->type);
-                if (!(r->type = strdup(s))) rc = say(why, sizeof why, "out of memory");
-            }
-        } else if (strcmp(key, "max_age") == 0) rc = get_dur(v, &r->max_age_ms, why, sizeof why);
-        else if (strcmp(key, "max_events") == 0) rc = get_count(v, &r->max_events, why, sizeof why);
-        else rc = say(why, sizeof why, "unknown key");
-        if (rc) return snprintf(err, errlen, "rules: key '%s': %s", key ? key : "?", why), -1;
-    }
-    if (!r->type) return snprintf(err, errlen, "rules: a rule needs a type (a glob such as com.cloudflare.logpush.*)"), -1;
-    return 0;
-}
+/* One key of a mapping: 0, -1 with why set, or -2 with err already set. */
+typedef int key_fn(void *ctx, yaml_document_t *doc, const char *key, yaml_node_t *v, yaml_node_t **at, char *why,
+                   size_t whylen, char *err, size_t errlen);
 
-int retention_config_parse(struct retention_config *c, yaml_document_t *doc, yaml_node_t *map, yaml_node_t **at,
-                           char *err, size_t errlen)
+/* Calls fn for each key of map with *at on the key; the first failure
+ * becomes err as "<prefix>key '<key>': <why>". not_map: the error when map
+ * is not a mapping. */
+static int each_key(yaml_document_t *doc, yaml_node_t *map, yaml_node_t **at, const char *not_map, const char *prefix,
+                    key_fn *fn, void *ctx, char *err, size_t errlen)
 {
     *at = map;
-    if (!map || map->type != YAML_MAPPING_NODE) return snprintf(err, errlen, "expected a mapping"), -1;
+    if (!map || map->type != YAML_MAPPING_NODE) return snprintf(err, errlen, "%s", not_map), -1;
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
         yaml_node_t *k = yaml_document_get_node(doc, p->key), *v = yaml_document_get_node(doc, p->value);
         const char *key = scalar(k);
         *at = k;
         char why[200] = "";
-        int rc;
-        if (!key) rc = say(why, sizeof why, "keys must be strings");
-        else if (strcmp(key, "max_age") == 0) rc = get_dur(v, &c->max_age_ms, why, sizeof why);
-        else if (strcmp(key, "max_events") == 0) rc = get_count(v, &c->max_events, why, sizeof why);
-        else if (strcmp(key, "max_bytes") == 0) rc = get_bytes(v, &c->max_bytes, why, sizeof why);
-        else if (strcmp(key, "dedupe_window") == 0) rc = get_dur(v, &c->dedupe_ms, why, sizeof why);
-        else if (strcmp(key, "rules") == 0) {
-            rc = 0;
-            if (!v || v->type != YAML_SEQUENCE_NODE) rc = say(why, sizeof why, "expected a list of rules");
-            size_t n = rc ? 0 : (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
-            struct retention_rule *rules = rc ? NULL : calloc(n ? n : 1, sizeof *rules);
-            if (!rc && !rules) rc = say(why, sizeof why, "out of memory");
-            for (size_t i = 0; !rc && i < n; i++) {
-                yaml_node_t *rn = yaml_document_get_node(doc, v->data.sequence.items.start[i]);
-                if (parse_rule(&rules[i], doc, rn, at, err, errlen)) {
-                    for (size_t j = 0; j <= i; j++) free(rules[j].type);
-                    free(rules);
-                    return -1;
-                }
-            }
-            if (!rc) {
-                retention_config_free(c);
-                c->rules = rules;
-                c->nrules = n;
-            }
-        } else rc = say(why, sizeof why, "unknown key");
-        if (rc) return snprintf(err, errlen, "key '%s': %s", key ? key : "?", why), -1;
+        int rc = key ? fn(ctx, doc, key, v, at, why, sizeof why, err, errlen) : say(why, sizeof why, "keys must be strings");
+        if (rc == -2) return -1;
+        if (rc) return snprintf(err, errlen, "%skey '%s': %s", prefix, key ? key : "?", why), -1;
     }
     return 0;
+}
+
+static int rule_key(void *ctx, yaml_document_t *doc, const char *key, yaml_node_t *v, yaml_node_t **at, char *why,
+                    size_t whylen, char *err, size_t errlen)
+{
+    (void)doc, (void)at, (void)err, (void)errlen;
+    struct retention_rule *r = ctx;
+    if (strcmp(key, "type") == 0) {
+        const char *s = scalar(v);
+        if (!s || !*s) return say(why, whylen, "expected a type glob");
+        free(r->type);
+        return (r->type = strdup(s)) ? 0 : say(why, whylen, "out of memory");
+    }
+    if (strcmp(key, "max_age") == 0) return get_dur(v, &r->max_age_ms, why, whylen);
+    if (strcmp(key, "max_events") == 0) return get_count(v, &r->max_events, why, whylen);
+    return say(why, whylen, "unknown key");
+}
+
+static int parse_rule(struct retention_rule *r, yaml_document_t *doc, yaml_node_t *map, yaml_node_t **at, char *err,
+                      size_t errlen)
+{
+    if (each_key(doc, map, at, "a rule is a mapping", "rules: ", rule_key, r, err, errlen)) return -1;
+    if (!r->type) return snprintf(err, errlen, "rules: a rule needs a type (a glob such as com.cloudflare.logpush.*)"), -1;
+    return 0;
+}
+
+/* The rules: list; -2 when a rule's error is already in err. */
+static int parse_rules(struct retention_config *c, yaml_document_t *doc, yaml_node_t *v, yaml_node_t **at, char *why,
+                       size_t whylen, char *err, size_t errlen)
+{
+    if (!v || v->type != YAML_SEQUENCE_NODE) return say(why, whylen, "expected a list of rules");
+    size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+    struct retention_rule *rules = calloc(n ? n : 1, sizeof *rules);
+    if (!rules) return say(why, whylen, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *rn = yaml_document_get_node(doc, v->data.sequence.items.start[i]);
+        if (parse_rule(&rules[i], doc, rn, at, err, errlen)) {
+            for (size_t j = 0; j <= i; j++) free(rules[j].type);
+            free(rules);
+            return -2;
+        }
+    }
+    retention_config_free(c);
+    c->rules = rules;
+    c->nrules = n;
+    return 0;
+}
+
+static int config_key(void *ctx, yaml_document_t *doc, const char *key, yaml_node_t *v, yaml_node_t **at, char *why,
+                      size_t whylen, char *err, size_t errlen)
+{
+    struct retention_config *c = ctx;
+    if (strcmp(key, "max_age") == 0) return get_dur(v, &c->max_age_ms, why, whylen);
+    if (strcmp(key, "max_events") == 0) return get_count(v, &c->max_events, why, whylen);
+    if (strcmp(key, "max_bytes") == 0) return get_bytes(v, &c->max_bytes, why, whylen);
+    if (strcmp(key, "dedupe_window") == 0) return get_dur(v, &c->dedupe_ms, why, whylen);
+    if (strcmp(key, "rules") == 0) return parse_rules(c, doc, v, at, why, whylen, err, errlen);
+    return say(why, whylen, "unknown key");
+}
+
+int retention_config_parse(struct retention_config *c, yaml_document_t *doc, yaml_node_t *map, yaml_node_t **at,
+                           char *err, size_t errlen)
+{
+    return each_key(doc, map, at, "expected a mapping", "", config_key, c, err, errlen);
 }
 
 int retention_active(const struct retention_config *c)
@@ -365,10 +385,10 @@ static int prepare(struct retention *r, sqlite3 *db)
         /* Events with a pending run are passed over here (and checked again
          * in prune_one, which is what guarantees it). */
         {&r->oldest_of_shape, "SELECT seq, id, received FROM event_rows e WHERE shape = ? AND NOT EXISTS "
-                              "(SELECT 1 FROM runs r WHERE r.seq = e.seq AND r.state = 'pending') ORDER BY seq LIMIT ?"},
+                              "(SELECT 1 FROM runs r WHERE r.seq = e.seq AND r.state = '" RUN_NAME_PENDING "') ORDER BY seq LIMIT ?"},
         {&r->oldest, "SELECT seq, id, shape FROM event_rows e WHERE NOT EXISTS "
-                     "(SELECT 1 FROM runs r WHERE r.seq = e.seq AND r.state = 'pending') ORDER BY seq LIMIT ?"},
-        {&r->has_pending, "SELECT 1 FROM runs WHERE seq = ? AND state = 'pending' LIMIT 1"},
+                     "(SELECT 1 FROM runs r WHERE r.seq = e.seq AND r.state = '" RUN_NAME_PENDING "') ORDER BY seq LIMIT ?"},
+        {&r->has_pending, "SELECT 1 FROM runs WHERE seq = ? AND state = '" RUN_NAME_PENDING "' LIMIT 1"},
         {&r->del_runs, "DELETE FROM runs WHERE seq = ?"},
         {&r->del_event, "DELETE FROM event_rows WHERE seq = ?"},
         {&r->mark_id, "UPDATE ids SET pruned = ? WHERE h = ? AND seq = ?"},

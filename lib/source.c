@@ -9,12 +9,33 @@
 
 #include "util.h"
 
+const char *const source_state_names[SOURCE_NSTATES] = {
+    [SOURCE_STARTING] = "starting",         [SOURCE_CONNECTED] = "connected",
+    [SOURCE_OK] = "ok",                     [SOURCE_IDLE] = "idle",
+    [SOURCE_STANDBY] = "standby",           [SOURCE_RECONNECTING] = "reconnecting",
+    [SOURCE_RESTARTING] = "restarting",     [SOURCE_BACKING_OFF] = "backing_off",
+    [SOURCE_RATE_LIMITED] = "rate_limited", [SOURCE_AUTH_ERROR] = "auth_error",
+    [SOURCE_ERROR] = "error",               [SOURCE_STOPPED] = "stopped",
+};
+
+int source_state_parse(const char *name)
+{
+    for (int i = 0; name && i < SOURCE_NSTATES; i++)
+        if (strcmp(name, source_state_names[i]) == 0) return i;
+    return -1;
+}
+
+int source_state_up(enum source_state st)
+{
+    return st == SOURCE_CONNECTED || st == SOURCE_OK || st == SOURCE_IDLE || st == SOURCE_STANDBY;
+}
+
 void source_init(struct source *s, const char *kind, struct store *st)
 {
     memset(s, 0, sizeof *s);
     s->kind = kind;
     s->store = st;
-    snprintf(s->state, sizeof s->state, "starting");
+    s->state = SOURCE_STARTING;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
 }
@@ -59,7 +80,7 @@ void source_nap(struct source *s, long ms)
 
 void source_note(struct source *s, json_t *extra)
 {
-    json_t *j = json_pack("{s:s,s:s,s:s?,s:s?}", "kind", s->kind, "state", s->state, "last_success",
+    json_t *j = json_pack("{s:s,s:s,s:s?,s:s?}", "kind", s->kind, "state", source_state_names[s->state], "last_success",
                           s->last_success[0] ? s->last_success : NULL, "last_error",
                           s->last_error[0] ? s->last_error : NULL);
     if (extra) json_object_update(j, extra);

@@ -10,6 +10,29 @@
 #include "store.h"
 #include "util.h"
 
+/* What a source is doing, as `synccf status`, /metrics and the page show it
+ * (the names are what they read from meta "source.<kind>"). */
+enum source_state {
+    SOURCE_STARTING,
+    SOURCE_CONNECTED,    /* pull, tunnel: the stream or the tunnel is up */
+    SOURCE_OK,           /* queue, poll: the last round succeeded */
+    SOURCE_IDLE,         /* queue: nothing to pull */
+    SOURCE_STANDBY,      /* poll: another way in covers the audit log */
+    SOURCE_RECONNECTING, /* pull */
+    SOURCE_RESTARTING,   /* tunnel: cloudflared exited */
+    SOURCE_BACKING_OFF,
+    SOURCE_RATE_LIMITED,
+    SOURCE_AUTH_ERROR,
+    SOURCE_ERROR,
+    SOURCE_STOPPED,
+    SOURCE_NSTATES
+};
+extern const char *const source_state_names[SOURCE_NSTATES];
+/* The state named name, or -1. */
+int source_state_parse(const char *name);
+/* Whether a source in this state counts as up (synccf_source_up). */
+int source_state_up(enum source_state st);
+
 struct source {
     const char *kind;           /* "pull", "queue", "poll", "tunnel": also the status key */
     struct store *store;
@@ -18,7 +41,7 @@ struct source {
     pthread_cond_t cv;
     int stop;
     int running;                /* the thread exists: source_stop joins it */
-    char state[32];             /* starting, connected, ok, backing_off, auth_error, ... */
+    enum source_state state;
     char last_error[256];
     char last_success[TIME_BUF];
 };

@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dispatch.h"
 #include "jsonx.h"
 #include "log.h"
 #include "metrics.h"
@@ -48,6 +49,10 @@
 #define CHECKPOINT_PAGES 1000        /* SQLite's own default threshold */
 #define WAL_SIZE_LIMIT (64ll << 20) /* what a reset WAL file is cut back to */
 #define WAL_CAP_PAGES 16000           /* ~64 MiB: past this, catch up (RESTART) */
+
+/* A new run of the outbox: pending (the column's default) and due now. */
+#define RUN_INSERT_SQL \
+    "INSERT INTO runs(seq,idx,handler,subject_key,updated) VALUES(?,?,?,?,strftime('%Y-%m-%dT%H:%M:%fZ'))"
 
 struct counter {
     char name[48];
@@ -126,7 +131,7 @@ static const char *const migrations[] = {
     "CREATE TABLE runs("
     "  seq INTEGER NOT NULL REFERENCES events(seq), idx INTEGER NOT NULL,"
     "  handler TEXT NOT NULL, subject_key TEXT NOT NULL,"
-    "  state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,"
+    "  state TEXT NOT NULL DEFAULT '" RUN_NAME_PENDING "', attempts INTEGER NOT NULL DEFAULT 0,"
     "  next_at INTEGER NOT NULL DEFAULT 0, last_error TEXT, detail TEXT, updated TEXT,"
     "  PRIMARY KEY(seq, idx)) WITHOUT ROWID;"
     "CREATE INDEX runs_open ON runs(state, subject_key, seq, idx);",
@@ -328,7 +333,7 @@ static const char schema4_finish[] =
     "CREATE TABLE runs_v4("
     "  seq INTEGER NOT NULL REFERENCES event_rows(seq), idx INTEGER NOT NULL,"
     "  handler TEXT NOT NULL, subject_key TEXT NOT NULL,"
-    "  state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,"
+    "  state TEXT NOT NULL DEFAULT '" RUN_NAME_PENDING "', attempts INTEGER NOT NULL DEFAULT 0,"
     "  next_at INTEGER NOT NULL DEFAULT 0, last_error TEXT, detail TEXT, updated TEXT,"
     "  PRIMARY KEY(seq, idx)) WITHOUT ROWID;"
     "INSERT INTO runs_v4 SELECT seq, idx, handler, subject_key, state, attempts, next_at, last_error, detail, updated "
@@ -588,8 +593,7 @@ static int prepare_writer(struct store *s, char *err, size_t errlen)
         {&s->cur, "INSERT INTO cursors(name,value,updated) VALUES(?,?,strftime('%Y-%m-%dT%H:%M:%fZ')) "
                   "ON CONFLICT(name) DO UPDATE SET value=excluded.value, updated=excluded.updated"},
         {&s->meta, "INSERT INTO meta(key,value) VALUES(?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value"},
-        {&s->run, "INSERT INTO runs(seq,idx,handler,subject_key,updated) "
-                  "VALUES(?,?,?,?,strftime('%Y-%m-%dT%H:%M:%fZ'))"},
+        {&s->run, RUN_INSERT_SQL},
         {&s->id_get, "SELECT seq, pruned FROM ids WHERE h = ?"},
         {&s->id_row, "SELECT id FROM event_rows WHERE seq = ?"},
         {&s->id_put, "INSERT INTO ids(h, seq) VALUES(?, ?)"},
@@ -923,6 +927,73 @@ void store_note_meta(struct store *s, const char *key, const char *value)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* ---- the outbox (table runs) ------------------------------------------------ */
+
+/* The ordering key of an event's runs: runs of one subject are kept in order
+ * (dispatch.c claims a run only when no earlier run of its key is pending);
+ * an event without a subject is its own ordering domain. */
+static void run_key(char *key, size_t keylen, const char *subject, const char *id)
+{
+    if (subject) snprintf(key, keylen, "s:%s", subject);
+    else snprintf(key, keylen, "e:%s", id);
+}
+
+/* One pending run (the column's default state) on st, RUN_INSERT_SQL. */
+static int insert_run(sqlite3_stmt *st, sqlite3_int64 seq, int idx, const char *handler, const char *key)
+{
+    sqlite3_bind_int64(st, 1, seq);
+    sqlite3_bind_int(st, 2, idx);
+    sqlite3_bind_text(st, 3, handler, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, key, -1, SQLITE_TRANSIENT);
+    return step_done(st);
+}
+
+int store_replay(struct store *s, long long seq, const char *id, const char *subject, const char *const *handlers)
+{
+    sqlite3 *db = s->db;
+    sqlite3_stmt *st;
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) return -2;
+    int n = -1;
+    if (sqlite3_prepare_v2(db, "UPDATE runs SET state='" RUN_NAME_PENDING "', attempts=0, next_at=0, last_error=NULL, "
+                               "updated=strftime('%Y-%m-%dT%H:%M:%fZ') WHERE seq = ?", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, seq);
+        if (sqlite3_step(st) == SQLITE_DONE) n = sqlite3_changes(db);
+        sqlite3_finalize(st);
+    }
+    if (n == 0 && handlers) {
+        char key[300];
+        run_key(key, sizeof key, subject, id);
+        if (sqlite3_prepare_v2(db, RUN_INSERT_SQL, -1, &st, NULL) == SQLITE_OK) {
+            for (int i = 0; handlers[i]; i++)
+                if (insert_run(st, seq, i, handlers[i], key) == 0) n++;
+            sqlite3_finalize(st);
+        }
+    }
+    if (n < 0 || sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        n = -2;
+    }
+    return n;
+}
+
+char *store_cursor(struct store *s, const char *name)
+{
+    /* A connection of its own: the store's is the writer thread's. */
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    char *out = NULL;
+    if (sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) == SQLITE_OK) {
+        sqlite3_busy_handler(db, busy_wait, NULL);
+        if (sqlite3_prepare_v2(db, "SELECT value FROM cursors WHERE name = ?", -1, &st, NULL) == SQLITE_OK) {
+            sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+            /* NULL out of memory: read as no cursor */
+            if (sqlite3_step(st) == SQLITE_ROW) out = strdup((const char *)sqlite3_column_text(st, 0));
+            sqlite3_finalize(st);
+        }
+    }
+    sqlite3_close(db);
+    return out;
+}
 
 /* Inserts the event and, if it is new, its handler runs. */
 static int insert_event(struct store *s, const struct store_event *e, int *inserted, int *runs)
@@ -931,24 +1002,15 @@ static int insert_event(struct store *s, const struct store_event *e, int *inser
     if (put_event(s, e, inserted, &seq, &shape)) return -1;
     if (*inserted && s->ret) retention_note_insert(s->ret, shape);
     if (!*inserted || !e->handlers) return 0;
-    /* Runs of one subject are kept in order; an event without a subject is
-     * its own ordering domain. */
     char key[300];
-    if (e->subject) snprintf(key, sizeof key, "s:%s", e->subject);
-    else snprintf(key, sizeof key, "e:%s", e->id);
+    run_key(key, sizeof key, e->subject, e->id);
     for (int i = 0; e->handlers[i]; i++) {
-        sqlite3_bind_int64(s->run, 1, seq);
-        sqlite3_bind_int(s->run, 2, i);
-        sqlite3_bind_text(s->run, 3, e->handlers[i], -1, SQLITE_STATIC);
-        sqlite3_bind_text(s->run, 4, key, -1, SQLITE_TRANSIENT);
-        if (step_done(s->run)) return -1;
+        if (insert_run(s->run, seq, i, e->handlers[i], key)) return -1;
         (*runs)++;
     }
     return 0;
 }
 
-/* Commits one group. Counters and the last error pending at the start ride in
- * the same transaction; if it fails they are put back for the next one. */
 /* The source label an event of (via, source) is counted under: its own
  * when it already has a counter or fewer than max_series sources have one,
  * else "other" (see struct store). Writer thread, inside the transaction. */
@@ -986,6 +1048,89 @@ void store_set_max_series(struct store *s, unsigned max_series)
     s->nsources = -1;
 }
 
+/* Adds n to the counter name, in the open transaction. */
+static int add_counter(struct store *s, const char *name, int64_t n)
+{
+    sqlite3_bind_text(s->cnt, 1, name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s->cnt, 2, n);
+    return step_done(s->cnt) == 0;
+}
+
+/* Stored events per (way in, source), counted in the same transaction. */
+struct per_source {
+    const char *via, *source;
+    int64_t n;
+};
+#define PER_SOURCE 32
+
+/* Inserts one batch's events and its cursor, and counts its duplicates; 1,
+ * or 0 when a statement failed. */
+static int insert_batch(struct store *s, struct store_batch *b, struct per_source *per, size_t *nper, int *runs)
+{
+    int ok = 1;
+    b->accepted = b->duplicates = 0;
+    for (size_t i = 0; ok && i < b->n; i++) {
+        int inserted = 0;
+        ok = insert_event(s, &b->ev[i], &inserted, runs) == 0;
+        if (!inserted) {
+            b->duplicates++;
+            continue;
+        }
+        b->accepted++;
+        size_t k = 0;
+        while (k < *nper && (strcmp(per[k].via, b->ev[i].via) || strcmp(per[k].source, b->ev[i].source))) k++;
+        if (k == *nper && *nper < PER_SOURCE) per[(*nper)++] = (struct per_source){b->ev[i].via, b->ev[i].source, 0};
+        if (k < *nper) {
+            per[k].n++;
+        } else { /* more pairs than per holds: this one is counted alone */
+            char name[400];
+            snprintf(name, sizeof name, "events.%s|%s", b->ev[i].via, source_label(s, b->ev[i].via, b->ev[i].source));
+            ok = add_counter(s, name, 1);
+        }
+    }
+    if (ok && b->cursor_name) {
+        sqlite3_bind_text(s->cur, 1, b->cursor_name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s->cur, 2, b->cursor_value ? b->cursor_value : "", -1, SQLITE_STATIC);
+        ok = step_done(s->cur) == 0;
+    }
+    /* Duplicates are counted per way in, in the same transaction. */
+    if (ok && b->duplicates) {
+        char name[48];
+        snprintf(name, sizeof name, "duplicates.%s", b->n ? b->ev[0].via : "unknown");
+        ok = add_counter(s, name, (int64_t)b->duplicates);
+    }
+    return ok;
+}
+
+/* After a failed commit: rolls back, logs (the first failure, then at most
+ * one line every 10 s) and puts the group's counters back for the next one. */
+static void commit_failed(struct store *s, const struct counter *pending, size_t npending)
+{
+    /* Read the reason before ROLLBACK replaces it. A full disk or a lock
+     * held elsewhere fails every commit until it clears. */
+    char why[160], msg[200], n[24];
+    int sys = sqlite3_system_errno(s->db);
+    if (sys)
+        snprintf(why, sizeof why, "%s (%s)", sqlite3_errmsg(s->db), strerror(sys));
+    else
+        snprintf(why, sizeof why, "%s", sqlite3_errmsg(s->db));
+    snprintf(msg, sizeof msg, "store commit failed: %s", why);
+    if (sqlite3_get_autocommit(s->db) == 0) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    for (int i = 0; i < SHAPE_CACHE; i++) shape_cache_free(&s->shapes[i]);
+    if (s->ret) retention_rolled_back(s->ret);
+    s->failed_run++;
+    if (s->failed_run == 1 || now_ms() - s->failed_logged >= 10000) {
+        snprintf(n, sizeof n, "%ld", s->failed_run);
+        log_msg(LOG_ERROR, "commit failed, answering 503 until it succeeds", "error", why, "failed_commits", n,
+                "db", s->path, NULL);
+        s->failed_logged = now_ms();
+    }
+    for (size_t i = 0; i < npending; i++) store_count(s, pending[i].name, pending[i].delta);
+    store_note_error(s, msg);
+}
+
+/* Commits one group. Counters and the last error pending at the start ride in
+ * the same transaction; if it fails they are put back for the next one. */
 static int commit_group(struct store *s, struct store_batch *list, int *runs)
 {
     struct counter pending[MAX_COUNTERS];
@@ -1008,65 +1153,18 @@ static int commit_group(struct store *s, struct store_batch *list, int *runs)
     }
     pthread_mutex_unlock(&s->mu);
 
-    /* Stored events per (way in, source), counted in the same transaction. */
-    struct per_source {
-        const char *via, *source;
-        int64_t n;
-    } per[32];
+    struct per_source per[PER_SOURCE];
     size_t nper = 0;
     double t0 = mono_s();
     int ok = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
-    for (struct store_batch *b = list; ok && b; b = b->next) {
-        b->accepted = b->duplicates = 0;
-        for (size_t i = 0; ok && i < b->n; i++) {
-            int inserted = 0;
-            ok = insert_event(s, &b->ev[i], &inserted, runs) == 0;
-            if (inserted) {
-                b->accepted++;
-                size_t k = 0;
-                while (k < nper && (strcmp(per[k].via, b->ev[i].via) || strcmp(per[k].source, b->ev[i].source))) k++;
-                if (k == nper && nper < 32) per[nper++] = (struct per_source){b->ev[i].via, b->ev[i].source, 0};
-                if (k < nper) {
-                    per[k].n++;
-                } else { /* more pairs than per holds: this one is counted alone */
-                    char name[400];
-                    snprintf(name, sizeof name, "events.%s|%s", b->ev[i].via,
-                             source_label(s, b->ev[i].via, b->ev[i].source));
-                    sqlite3_bind_text(s->cnt, 1, name, -1, SQLITE_TRANSIENT);
-                    sqlite3_bind_int64(s->cnt, 2, 1);
-                    ok = step_done(s->cnt) == 0;
-                }
-            } else {
-                b->duplicates++;
-            }
-        }
-        if (ok && b->cursor_name) {
-            sqlite3_bind_text(s->cur, 1, b->cursor_name, -1, SQLITE_STATIC);
-            sqlite3_bind_text(s->cur, 2, b->cursor_value ? b->cursor_value : "", -1, SQLITE_STATIC);
-            ok = step_done(s->cur) == 0;
-        }
-        /* Duplicates are counted per way in, in the same transaction. */
-        if (ok && b->duplicates) {
-            char name[48];
-            snprintf(name, sizeof name, "duplicates.%s", b->n ? b->ev[0].via : "unknown");
-            sqlite3_bind_text(s->cnt, 1, name, -1, SQLITE_TRANSIENT);
-            sqlite3_bind_int64(s->cnt, 2, (sqlite3_int64)b->duplicates);
-            ok = step_done(s->cnt) == 0;
-        }
-    }
+    for (struct store_batch *b = list; ok && b; b = b->next) ok = insert_batch(s, b, per, &nper, runs);
     for (size_t k = 0; ok && k < nper; k++) {
         char name[400];
         snprintf(name, sizeof name, "events.%s|%s", per[k].via, source_label(s, per[k].via, per[k].source));
-        sqlite3_bind_text(s->cnt, 1, name, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(s->cnt, 2, per[k].n);
-        ok = step_done(s->cnt) == 0;
+        ok = add_counter(s, name, per[k].n);
     }
-    for (size_t i = 0; ok && i < npending; i++) {
-        if (!pending[i].delta) continue;
-        sqlite3_bind_text(s->cnt, 1, pending[i].name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s->cnt, 2, pending[i].delta);
-        ok = step_done(s->cnt) == 0;
-    }
+    for (size_t i = 0; ok && i < npending; i++)
+        if (pending[i].delta) ok = add_counter(s, pending[i].name, pending[i].delta);
     if (ok && errnote[0]) {
         sqlite3_bind_text(s->meta, 1, "last_error", -1, SQLITE_STATIC);
         sqlite3_bind_text(s->meta, 2, errnote, -1, SQLITE_STATIC);
@@ -1083,41 +1181,19 @@ static int commit_group(struct store *s, struct store_batch *list, int *runs)
      * savepoint: a failure there undoes the pruning, not the group. */
     if (ok && s->ret) retention_step(s->ret, s->db, s->cnt);
     if (ok) ok = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
-    if (ok) {
-        if (s->failed_run) {
-            char n[24];
-            snprintf(n, sizeof n, "%ld", s->failed_run);
-            log_msg(LOG_INFO, "store recovered", "failed_commits", n, NULL);
-            s->failed_run = 0;
-        }
-        atomic_fetch_add(&s->commits, 1);
-        hist_observe(&s->commit_hist, mono_s() - t0);
-        return 0;
+    if (!ok) {
+        commit_failed(s, pending, npending);
+        return -1;
     }
-
-    /* Read the reason before ROLLBACK replaces it. A full disk or a lock
-     * held elsewhere fails every commit until it clears: log the first
-     * failure, then at most one line every 10 s, and the recovery. */
-    char why[160], msg[200], n[24];
-    int sys = sqlite3_system_errno(s->db);
-    if (sys)
-        snprintf(why, sizeof why, "%s (%s)", sqlite3_errmsg(s->db), strerror(sys));
-    else
-        snprintf(why, sizeof why, "%s", sqlite3_errmsg(s->db));
-    snprintf(msg, sizeof msg, "store commit failed: %s", why);
-    if (sqlite3_get_autocommit(s->db) == 0) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    for (int i = 0; i < SHAPE_CACHE; i++) shape_cache_free(&s->shapes[i]);
-    if (s->ret) retention_rolled_back(s->ret);
-    s->failed_run++;
-    if (s->failed_run == 1 || now_ms() - s->failed_logged >= 10000) {
+    if (s->failed_run) {
+        char n[24];
         snprintf(n, sizeof n, "%ld", s->failed_run);
-        log_msg(LOG_ERROR, "commit failed, answering 503 until it succeeds", "error", why, "failed_commits", n,
-                "db", s->path, NULL);
-        s->failed_logged = now_ms();
+        log_msg(LOG_INFO, "store recovered", "failed_commits", n, NULL);
+        s->failed_run = 0;
     }
-    for (size_t i = 0; i < npending; i++) store_count(s, pending[i].name, pending[i].delta);
-    store_note_error(s, msg);
-    return -1;
+    atomic_fetch_add(&s->commits, 1);
+    hist_observe(&s->commit_hist, mono_s() - t0);
+    return 0;
 }
 
 static void *writer(void *arg)
@@ -1289,22 +1365,22 @@ int store_commit(struct store *s, struct store_batch *b)
     return b->failed ? -1 : 0;
 }
 
+/* Sets *flag under mu, wakes the thread waiting on cv and waits for it. */
+static void stop_thread(pthread_mutex_t *mu, pthread_cond_t *cv, int *flag, pthread_t thread)
+{
+    pthread_mutex_lock(mu);
+    *flag = 1;
+    pthread_cond_signal(cv);
+    pthread_mutex_unlock(mu);
+    pthread_join(thread, NULL);
+}
+
 void store_close(struct store *s)
 {
     if (!s) return;
-    if (s->started) {
-        pthread_mutex_lock(&s->mu);
-        s->stopping = 1;
-        pthread_cond_signal(&s->cv);
-        pthread_mutex_unlock(&s->mu);
-        pthread_join(s->thread, NULL);
-    }
+    if (s->started) stop_thread(&s->mu, &s->cv, &s->stopping, s->thread);
     if (s->ck_started) {
-        pthread_mutex_lock(&s->ckmu);
-        s->ck_stopping = 1;
-        pthread_cond_signal(&s->ckcv);
-        pthread_mutex_unlock(&s->ckmu);
-        pthread_join(s->ckthread, NULL);
+        stop_thread(&s->ckmu, &s->ckcv, &s->ck_stopping, s->ckthread);
         sqlite3_close(s->ckdb);
     }
     finalize_writer(s);

@@ -89,6 +89,18 @@ long store_commits(struct store *s);
 /* 0 when the last commit failed (disk full, locked, read-only...). */
 int store_healthy(struct store *s);
 
+/* Queues the runs of the stored event seq (id, subject: its attributes)
+ * again, for `synccf replay`: resets them to pending, or when it has none,
+ * creates runs for handlers (NULL-terminated), ordered as the writer orders
+ * an event's runs. One BEGIN IMMEDIATE transaction on a store opened
+ * writable and not started. Returns the runs queued, -2 when the store
+ * refused. */
+int store_replay(struct store *s, long long seq, const char *id, const char *subject, const char *const *handlers);
+
+/* A source's committed cursor (e.g. "pull:<url>"), or NULL. Caller frees.
+ * Any thread. */
+char *store_cursor(struct store *s, const char *name);
+
 /* The SQLite handle for read-only queries (status, events); the caller must
  * not use it from several threads at once. */
 struct sqlite3 *store_db(struct store *s);

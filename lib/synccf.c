@@ -148,7 +148,7 @@ static int pull_down(void *arg)
  * is down (hybrid mode). */
 static int start_poll(synccf *s, int standby, char *err, size_t errlen)
 {
-    s->poll = poll_start(s->store, &s->cfg, s->db_path, err, errlen);
+    s->poll = poll_start(s->store, &s->cfg, err, errlen);
     if (!s->poll) return 2;
     if (standby) poll_set_standby(s->poll, pull_down, s);
     return poll_run(s->poll, err, errlen) != 0 ? 1 : 0;
@@ -163,8 +163,8 @@ int synccf_start_source(synccf *s, const char *what, char *err, size_t errlen)
             snprintf(err, errlen, "pull needs the Worker's URL (--worker-url, SYNCCF_WORKER_URL or worker_url)");
             return 2;
         }
-        s->pull = pull_start(s->cfg.worker_url, s->cfg.pull_token, s->cfg.heartbeat_s, s->store, &s->cfg.router, s->db_path,
-                             err, errlen);
+        s->pull = pull_start(s->cfg.worker_url, s->cfg.pull_token, s->cfg.heartbeat_s, s->store, &s->cfg.router, err,
+                             errlen);
         return s->pull ? 0 : 2;
     }
     if (strcmp(what, "poll") == 0) {

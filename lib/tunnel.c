@@ -166,7 +166,7 @@ static void *run(void *arg)
         }
         t->starts++;
         int64_t started = now_ms();
-        snprintf(t->src.state, sizeof t->src.state, "starting");
+        t->src.state = SOURCE_STARTING;
         note(t);
         log_msg(LOG_INFO, "cloudflared started", "bin", t->bin, "local", t->local, NULL);
         char line[2048];
@@ -187,7 +187,7 @@ static void *run(void *arg)
                     regmatch_t m;
                     if (!t->cfg->tunnel_token && regexec(&re, line, 1, &m, 0) == 0) {
                         snprintf(t->url, sizeof t->url, "%.*s", (int)(m.rm_eo - m.rm_so), line + m.rm_so);
-                        snprintf(t->src.state, sizeof t->src.state, "connected");
+                        t->src.state = SOURCE_CONNECTED;
                         time_format_ms(now_ms(), t->src.last_success);
                         log_msg(LOG_INFO, "tunnel up: give Cloudflare this URL", "url", t->url, "notifications",
                                 "/hooks/notifications", "logpush", "/hooks/logpush/<dataset>", NULL);
@@ -197,8 +197,8 @@ static void *run(void *arg)
                         update_destination(t);
                         note(t);
                     } else if (t->cfg->tunnel_token && strstr(line, "Registered tunnel connection") &&
-                               strcmp(t->src.state, "connected") != 0) {
-                        snprintf(t->src.state, sizeof t->src.state, "connected");
+                               t->src.state != SOURCE_CONNECTED) {
+                        t->src.state = SOURCE_CONNECTED;
                         time_format_ms(now_ms(), t->src.last_success);
                         log_msg(LOG_INFO, "named tunnel connected: its hostname and service are set in Cloudflare", "service",
                                 t->local, NULL);
@@ -223,14 +223,14 @@ static void *run(void *arg)
         failures = now_ms() - started > 60000 ? 1 : failures + 1;
         snprintf(t->src.last_error, sizeof t->src.last_error, "cloudflared exited (%s %d)",
                  WIFEXITED(status) ? "status" : "signal", WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-        snprintf(t->src.state, sizeof t->src.state, "restarting");
+        t->src.state = SOURCE_RESTARTING;
         t->url[0] = '\0';
         note(t);
         log_msg(LOG_WARN, "cloudflared exited; restarting", "error", t->src.last_error, NULL);
         source_nap(&t->src, backoff_ms(&t->seed, failures, 1000, 30000));
     }
     regfree(&re);
-    snprintf(t->src.state, sizeof t->src.state, "stopped");
+    t->src.state = SOURCE_STOPPED;
     note(t);
     return NULL;
 }

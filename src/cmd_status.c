@@ -161,7 +161,8 @@ int cmd_status(struct cli *c, int argc, char **argv)
     json_t *le = json_object_get(s, "last_error");
     printf("last error  %s\n", json_is_string(le) ? json_string_value(le) : "none");
     json_t *h = json_object_get(s, "handlers");
-    print_pairs("handler runs (pending, retrying, ok, gave_up)", json_object_get(h, "runs"));
+    print_pairs("handler runs (" RUN_NAME_PENDING ", " RUN_NAME_RETRYING ", " RUN_NAME_OK ", " RUN_NAME_GAVE_UP ")",
+                json_object_get(h, "runs"));
     size_t i;
     json_t *p;
     json_array_foreach(json_object_get(h, "failing"), i, p) {
@@ -310,7 +311,8 @@ int cmd_replay(struct cli *c, int argc, char **argv)
     long long seq = row ? (long long)json_integer_value(json_object_get(row, "seq")) : 0;
     router_publish_config(&cfg, 0);
     const char **names = row ? router_route(&cfg.router, json_object_get(row, "event")) : NULL;
-    int n = query_replay(store_db(st), id, names);
+    const char *subject = json_string_value(json_object_get(json_object_get(row, "event"), "subject"));
+    int n = row ? store_replay(st, seq, id, subject, names) : -1;
     free(names);
     json_decref(row);
     store_close(st);
@@ -351,6 +353,34 @@ int cmd_replay(struct cli *c, int argc, char **argv)
 static volatile sig_atomic_t tail_stop;
 static void on_tail_signal(int sig) { (void)sig; tail_stop = 1; }
 
+static void tail_event(void *arg, long long seq, const char *body)
+{
+    const struct cli *c = arg;
+    if (c->json) {
+        printf("{\"kind\":\"event\",\"seq\":%lld,\"event\":%s}\n", seq, body);
+        return;
+    }
+    json_t *e = jx_loads(body, 0, NULL);
+    printf("%s  event   %-48s %-42s %s\n", str(e, "synccfreceived"), str(e, "type"), str(e, "id"), str(e, "subject"));
+    json_decref(e);
+}
+
+static void tail_run(void *arg, const char *const f[6])
+{
+    const struct cli *c = arg;
+    if (c->json) {
+        json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:i,s:s?,s:s}", "kind", "run", "event", f[0], "handler", f[1], "state",
+                              f[2], "attempts", atoi(f[3]), "error", f[4], "updated", f[5]);
+        char *t = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        puts(t);
+        free(t);
+        json_decref(o);
+    } else {
+        printf("%s  handler %-20s %-8s attempt %s  %s%s\n", f[5], f[1], f[2], f[3], f[0], f[4] ? "  error: " : "");
+        if (f[4]) printf("      %s\n", f[4]);
+    }
+}
+
 static int events_tail(struct cli *c, int argc, char **argv)
 {
     long backlog = 10;
@@ -365,60 +395,22 @@ static int events_tail(struct cli *c, int argc, char **argv)
     }
     struct store *st = open_ro(c);
     if (!st) return EXIT_RUNTIME;
-    sqlite3 *db = store_db(st);
+    struct query_tail *t = query_tail_open(store_db(st), backlog);
+    if (!t) {
+        store_close(st);
+        fprintf(stderr, "synccf: out of memory\n");
+        return EXIT_RUNTIME;
+    }
     signal(SIGINT, on_tail_signal);
     signal(SIGTERM, on_tail_signal);
-    sqlite3_stmt *evs, *runs;
-    sqlite3_prepare_v2(db, "SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT 500", -1, &evs, NULL);
-    sqlite3_prepare_v2(db,
-                       "SELECT e.id, r.handler, r.state, r.attempts, r.last_error, r.updated FROM runs r JOIN events e ON "
-                       "e.seq = r.seq WHERE r.updated > ? AND (r.state != 'pending' OR r.attempts > 0) ORDER BY r.updated",
-                       -1, &runs, NULL);
-    long long last = 0;
-    sqlite3_stmt *q;
-    sqlite3_prepare_v2(db, "SELECT coalesce(max(seq), 0) FROM events", -1, &q, NULL);
-    if (sqlite3_step(q) == SQLITE_ROW) last = sqlite3_column_int64(q, 0) - backlog;
-    sqlite3_finalize(q);
-    char since[TIME_BUF];
-    time_format_ms(now_ms(), since);
     setvbuf(stdout, NULL, _IOLBF, 0);
     while (!tail_stop) {
-        sqlite3_bind_int64(evs, 1, last);
-        while (sqlite3_step(evs) == SQLITE_ROW) {
-            last = sqlite3_column_int64(evs, 0);
-            const char *body = (const char *)sqlite3_column_text(evs, 1);
-            if (c->json) {
-                printf("{\"kind\":\"event\",\"seq\":%lld,\"event\":%s}\n", last, body);
-                continue;
-            }
-            json_t *e = jx_loads(body, 0, NULL);
-            printf("%s  event   %-48s %-42s %s\n", str(e, "synccfreceived"), str(e, "type"), str(e, "id"), str(e, "subject"));
-            json_decref(e);
-        }
-        sqlite3_reset(evs);
-        sqlite3_bind_text(runs, 1, since, -1, SQLITE_TRANSIENT);
-        while (sqlite3_step(runs) == SQLITE_ROW) {
-            const char *f[6];
-            for (int i = 0; i < 6; i++) f[i] = (const char *)sqlite3_column_text(runs, i);
-            snprintf(since, sizeof since, "%s", f[5]);
-            if (c->json) {
-                json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:i,s:s?,s:s}", "kind", "run", "event", f[0], "handler", f[1],
-                                      "state", f[2], "attempts", atoi(f[3]), "error", f[4], "updated", f[5]);
-                char *t = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-                puts(t);
-                free(t);
-                json_decref(o);
-            } else {
-                printf("%s  handler %-20s %-8s attempt %s  %s%s\n", f[5], f[1], f[2], f[3], f[0], f[4] ? "  error: " : "");
-                if (f[4]) printf("      %s\n", f[4]);
-            }
-        }
-        sqlite3_reset(runs);
+        query_tail_events(t, tail_event, c);
+        query_tail_runs(t, tail_run, c);
         struct timespec ts = {0, 300 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    sqlite3_finalize(evs);
-    sqlite3_finalize(runs);
+    query_tail_close(t);
     store_close(st);
     return EXIT_OK;
 }
