@@ -257,20 +257,10 @@ void config_env(struct config *c)
 void config_free(struct config *c)
 {
     free(c->file);
-    free(c->state_dir);
-    free(c->listen);
-    free(c->worker_url);
-    free(c->push_secret);
-    free(c->notify_secret);
-    free(c->hook_token);
-    free(c->pull_token);
-    free(c->api_base);
-    free(c->api_token);
-    free(c->account_id);
-    free(c->queue_id);
-    free(c->cloudflared);
-    free(c->tunnel_token);
-    free(c->notify_webhook_id);
+    /* Every string setting is a string the config owns. */
+    for (const struct setting *s = config_settings; s->key; s++)
+        if (s->type == SET_STR || s->type == SET_URL || s->type == SET_PATH || s->type == SET_SECRET)
+            free(*FIELD(c, s, char *));
     strv_free(c->filters);
     strv_free(c->pages_projects);
     cfwire_config_free(c->cloudflare);

@@ -223,6 +223,17 @@ int jscan_canonical(const char *s, size_t n, struct jmember *top, size_t maxtop,
     return st.p == st.end;
 }
 
+/* JSON's one-letter escapes: a character, then the letter after its backslash. */
+static const char SHORT_ESCAPES[] = "\bb\ff\nn\rr\tt";
+
+/* The pair whose side (0: the character, 1: the letter) is c, or NULL. */
+static const char *short_escape(char c, int side)
+{
+    for (const char *p = SHORT_ESCAPES; *p; p += 2)
+        if (p[side] == c) return p;
+    return NULL;
+}
+
 size_t jscan_quote(char *out, const char *s, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
@@ -235,15 +246,10 @@ size_t jscan_quote(char *out, const char *s, size_t n)
             continue;
         }
         *o++ = '\\';
-        switch (c) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\b': *o++ = 'b'; break;
-        case '\f': *o++ = 'f'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        default:
+        const char *e = short_escape((char)c, 0);
+        if (c == '"' || c == '\\') *o++ = (char)c;
+        else if (e) *o++ = e[1];
+        else {
             memcpy(o, "u00", 3);
             o[3] = hex[c >> 4];
             o[4] = hex[c & 15];
@@ -263,18 +269,12 @@ size_t jscan_unescape(char *out, const char *s, size_t n)
             continue;
         }
         char c = s[++i];
-        switch (c) {
-        case 'b': *o++ = '\b'; break;
-        case 'f': *o++ = '\f'; break;
-        case 'n': *o++ = '\n'; break;
-        case 'r': *o++ = '\r'; break;
-        case 't': *o++ = '\t'; break;
-        case 'u': /* \u00XX, XX < 0x20: the only \u form jscan_canonical lets through */
+        const char *e = short_escape(c, 1);
+        if (e) *o++ = e[0];
+        else if (c == 'u') { /* \u00XX, XX < 0x20: the only \u form jscan_canonical lets through */
             *o++ = (char)((s[i + 3] - '0') * 16 + hexval((unsigned char)s[i + 4]));
             i += 4;
-            break;
-        default: *o++ = c; /* '"' or '\\' */
-        }
+        } else *o++ = c; /* '"' or '\\' */
     }
     return (size_t)(o - out);
 }

@@ -54,6 +54,22 @@ static int64_t time_of(json_t *v)
     return (v && time_from_json(v, &ms) == 0) ? ms : -1;
 }
 
+/* The hash of fields joined by newlines (at most 7 fields). */
+static void hash_lines(const char *const f[], int nf, char out[HASH_HEX])
+{
+    const void *parts[13];
+    size_t lens[13], k = 0;
+    for (int i = 0; i < nf && i < 7; i++) {
+        if (i) {
+            parts[k] = "\n";
+            lens[k++] = 1;
+        }
+        parts[k] = f[i];
+        lens[k++] = strlen(f[i]);
+    }
+    hash_hex32(parts, lens, k, out);
+}
+
 static void notification_hash(json_t *b, char out[HASH_HEX])
 {
     char ts[32] = "";
@@ -66,18 +82,7 @@ static void notification_hash(json_t *b, char out[HASH_HEX])
                         ts,
                         str_or_empty(b, "name"),
                         str_or_empty(b, "text")};
-    const void *parts[13];
-    size_t lens[13];
-    size_t n = 0;
-    for (int i = 0; i < 7; i++) {
-        if (i) {
-            parts[n] = "\n";
-            lens[n++] = 1;
-        }
-        parts[n] = f[i];
-        lens[n++] = strlen(f[i]);
-    }
-    hash_hex32(parts, lens, n, out);
+    hash_lines(f, 7, out);
 }
 
 json_t *norm_notification(json_t *body, const struct norm_opts *o)
@@ -419,17 +424,7 @@ int norm_xplat(json_t *body, const struct norm_opts *o, json_t *out, size_t *rej
     else if (json_is_integer(tv)) snprintf(ts, sizeof ts, "%" JSON_INTEGER_FORMAT, json_integer_value(tv));
     const char *f[6] = {xtype, ts, str_or_empty(body, "account_id"), str_or_empty(body, "zone_id"),
                         str_or_empty(body, "action"), str_or_empty(body, "resource")};
-    const void *parts[11];
-    size_t lens[11], k = 0;
-    for (int i = 0; i < 6; i++) {
-        if (i) {
-            parts[k] = "\n";
-            lens[k++] = 1;
-        }
-        parts[k] = f[i];
-        lens[k++] = strlen(f[i]);
-    }
-    hash_hex32(parts, lens, k, h);
+    hash_lines(f, 6, h);
     snprintf(id, sizeof id, "xplat-%s", h);
     snprintf(type, sizeof type, "com.cloudflare.xplat.%s", seg);
     snprintf(src, sizeof src, "/xplat/%s", seg);
@@ -473,18 +468,8 @@ json_t *norm_evsub(json_t *body, const char *msg_id, const struct norm_opts *o)
     json_t *st = json_object_get(md, "eventTimestamp");
     if (jx_is_string(st)) snprintf(ts, sizeof ts, "%.31s", json_string_value(st));
     const char *f[4] = {type, str_or_empty(md, "eventSubscriptionId"), ts, own};
-    const void *parts[7];
-    size_t lens[7], k = 0;
-    for (int i = 0; i < 4; i++) {
-        if (i) {
-            parts[k] = "\n";
-            lens[k++] = 1;
-        }
-        parts[k] = f[i];
-        lens[k++] = strlen(f[i]);
-    }
     char h[HASH_HEX], id[64], source[128];
-    hash_hex32(parts, lens, k, h);
+    hash_lines(f, 4, h);
     snprintf(id, sizeof id, "evsub-%s", h);
     const char *stype = json_is_object(src) ? str_or_empty(src, "type") : "";
     if (str_of_class(stype, strlen(stype), ID_CHARS ".", 64)) snprintf(source, sizeof source, "/cloudflare/%s", stype);

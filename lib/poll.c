@@ -341,11 +341,8 @@ struct poll *poll_start(struct store *st, const struct config *cfg, char *err, s
         snprintf(err, errlen, "poll needs CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN (or account_id and api_token)");
         return NULL;
     }
-    struct poll *p = calloc(1, sizeof *p);
-    if (!p) {
-        snprintf(err, errlen, "poll: out of memory");
-        return NULL;
-    }
+    struct poll *p = source_alloc(sizeof *p, "poll", err, errlen);
+    if (!p) return NULL;
     p->cfg = cfg;
     p->seed = (unsigned)now_ms();
     snprintf(p->cursor_name, sizeof p->cursor_name, "poll:audit:%s", cfg->account_id);

@@ -287,12 +287,9 @@ struct pull *pull_start(const char *url, const char *token, unsigned heartbeat_s
     if (c) p->cursor = strtoll(c, NULL, 10);
     free(c);
     atomic_store(&p->down_since, (long long)now_ms());
-    source_init(&p->src, "pull", st);
-    if (source_start(&p->src, run, p, err, errlen) != 0) {
-        pull_stop(p);
-        return NULL;
-    }
-    return p;
+    if (source_launch(&p->src, "pull", st, run, p, err, errlen) == 0) return p;
+    pull_stop(p);
+    return NULL;
 }
 
 void pull_stop(struct pull *p)

@@ -187,21 +187,15 @@ struct queue *queue_start(struct store *st, const struct config *cfg, char *err,
         snprintf(err, errlen, "queue needs CLOUDFLARE_ACCOUNT_ID, CLOUDFLARE_API_TOKEN and SYNCCF_QUEUE_ID (or account_id, api_token, queue_id)");
         return NULL;
     }
-    struct queue *q = calloc(1, sizeof *q);
-    if (!q) {
-        snprintf(err, errlen, "queue: out of memory");
-        return NULL;
-    }
+    struct queue *q = source_alloc(sizeof *q, "queue", err, errlen);
+    if (!q) return NULL;
     q->cfg = cfg;
     q->seed = (unsigned)now_ms();
     snprintf(q->base, sizeof q->base, "%s/client/v4/accounts/%s/queues/%s", cfg->api_base, cfg->account_id, cfg->queue_id);
     atomic_store(&q->healthy, 1);
-    source_init(&q->src, "queue", st);
-    if (source_start(&q->src, run, q, err, errlen) != 0) {
-        queue_stop(q);
-        return NULL;
-    }
-    return q;
+    if (source_launch(&q->src, "queue", st, run, q, err, errlen) == 0) return q;
+    queue_stop(q);
+    return NULL;
 }
 
 void queue_stop(struct queue *q)

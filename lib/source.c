@@ -50,6 +50,20 @@ int source_start(struct source *s, void *(*fn)(void *), void *arg, char *err, si
     return 0;
 }
 
+void *source_alloc(size_t size, const char *kind, char *err, size_t errlen)
+{
+    void *p = calloc(1, size);
+    if (!p) snprintf(err, errlen, "%s: out of memory", kind);
+    return p;
+}
+
+int source_launch(struct source *s, const char *kind, struct store *st, void *(*fn)(void *), void *arg, char *err,
+                  size_t errlen)
+{
+    source_init(s, kind, st);
+    return source_start(s, fn, arg, err, errlen);
+}
+
 void source_stop(struct source *s)
 {
     pthread_mutex_lock(&s->mu);

@@ -47,6 +47,12 @@ struct source {
 };
 
 void source_init(struct source *s, const char *kind, struct store *st);
+/* calloc(1, size) for a source's owner; NULL with err "kind: out of memory". */
+void *source_alloc(size_t size, const char *kind, char *err, size_t errlen);
+/* source_init then source_start: -1 when the thread cannot be created (the
+ * owner then stops itself, which tears the source down cleanly). */
+int source_launch(struct source *s, const char *kind, struct store *st, void *(*fn)(void *), void *arg, char *err,
+                  size_t errlen);
 /* Starts the thread; -1 when it cannot be created, with err saying so (then
  * source_stop still tears down cleanly). */
 int source_start(struct source *s, void *(*fn)(void *), void *arg, char *err, size_t errlen);

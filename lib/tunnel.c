@@ -237,11 +237,8 @@ static void *run(void *arg)
 
 struct tunnel *tunnel_start(struct store *st, const struct config *cfg, unsigned port, char *err, size_t errlen)
 {
-    struct tunnel *t = calloc(1, sizeof *t);
-    if (!t) {
-        snprintf(err, errlen, "tunnel: out of memory");
-        return NULL;
-    }
+    struct tunnel *t = source_alloc(sizeof *t, "tunnel", err, errlen);
+    if (!t) return NULL;
     const char *want = cfg->cloudflared ? cfg->cloudflared : "cloudflared";
     if (spawn_find(want, t->bin, sizeof t->bin) != 0) { /* the config's path, else found on PATH */
         snprintf(err, errlen,
@@ -255,12 +252,9 @@ struct tunnel *tunnel_start(struct store *st, const struct config *cfg, unsigned
     snprintf(t->local, sizeof t->local, "http://127.0.0.1:%u", port);
     t->cfg = cfg;
     t->seed = (unsigned)now_ms();
-    source_init(&t->src, "tunnel", st);
-    if (source_start(&t->src, run, t, err, errlen) != 0) {
-        tunnel_stop(t);
-        return NULL;
-    }
-    return t;
+    if (source_launch(&t->src, "tunnel", st, run, t, err, errlen) == 0) return t;
+    tunnel_stop(t);
+    return NULL;
 }
 
 void tunnel_stop(struct tunnel *t)
