@@ -23,8 +23,6 @@
     "  --listen HOST:PORT      where the receiver listens (127.0.0.1:9091; port 0 picks one)\n"                      \
     "  --concurrency N         handler runs at once (4)\n"                                                             \
     "  --status-page on|off    the status page at GET / for loopback clients (on)\n"                                 \
-    "  --SECTION-KEY VALUE     any other setting of the config file, e.g. --dispatch-max-attempts 5\n"              \
-    "                          (secrets only from the environment or the file)\n"                                    \
     "One daemon runs per state directory: a second one exits 1 naming the first's pid.\n"
 
 static const struct command {
@@ -33,6 +31,7 @@ static const struct command {
     const char *synopsis; /* after "synccf "; one line per form */
     const char *summary;  /* one line, for `synccf help` */
     const char *options;  /* the rest of its --help */
+    int settings;         /* 1: its --help also lists every setting's flag */
 } commands[] = {
     {"run", cmd_run, "run [--mode " SYNCCF_MODE_LIST "] [OPTIONS]",
      "everything the config's mode asks for, plus the receiver",
@@ -41,24 +40,24 @@ static const struct command {
      "  --worker-url URL, --heartbeat SECONDS, --queue-id ID, --account-id ID, --api-base URL,\n"
      "  --interval DURATION, --overlap DURATION, --pages-project NAME, --filter [DATASET.]FIELD=GLOB\n"
      "                          as for pull, queue, poll and receive\n" DAEMON_COMMON DAEMON_LIMITS
-     "SIGHUP reloads the handler rules; SIGTERM drains and exits 0.\n"},
+     "SIGHUP reloads the handler rules; SIGTERM drains and exits 0.\n", 1},
     {"receive", cmd_receive, "receive [--listen HOST:PORT] [--filter [DATASET.]FIELD=GLOB]... [OPTIONS]",
      "accept Cloudflare events over HTTP (loopback :9091 by default)",
      "  --filter [DATASET.]FIELD=GLOB\n"
-     "                          keep only the Logpush records that match (repeatable)\n" DAEMON_COMMON DAEMON_LIMITS},
+     "                          keep only the Logpush records that match (repeatable)\n" DAEMON_COMMON DAEMON_LIMITS, 1},
     {"tunnel", cmd_tunnel, "tunnel [--cloudflared PATH] [OPTIONS]",
      "the receiver plus cloudflared, supervised; prints the public URL",
      "  --cloudflared PATH      the cloudflared binary (found on PATH by default); a named tunnel\n"
-     "                          with tunnel_token in the config, else a quick tunnel\n" DAEMON_COMMON DAEMON_LIMITS},
+     "                          with tunnel_token in the config, else a quick tunnel\n" DAEMON_COMMON DAEMON_LIMITS, 1},
     {"pull", cmd_pull, "pull --worker-url URL [--heartbeat SECONDS] [OPTIONS]",
      "follow the synccf Worker's event stream (token: SYNCCF_PULL_TOKEN)",
      "  --worker-url URL        the Worker (also SYNCCF_WORKER_URL or worker_url)\n"
-     "  --heartbeat SECONDS     the stream's heartbeat; three missed ones drop it (15)\n" DAEMON_COMMON},
+     "  --heartbeat SECONDS     the stream's heartbeat; three missed ones drop it (15)\n" DAEMON_COMMON, 1},
     {"queue", cmd_queue, "queue [--queue-id ID] [--account-id ID] [--api-base URL] [OPTIONS]",
      "consume a Cloudflare Queue (CLOUDFLARE_ACCOUNT_ID, CLOUDFLARE_API_TOKEN)",
      "  --queue-id ID           the Queue (also SYNCCF_QUEUE_ID or queue_id)\n"
      "  --account-id ID         the account (also CLOUDFLARE_ACCOUNT_ID)\n"
-     "  --api-base URL          the API's address (https://api.cloudflare.com)\n" DAEMON_COMMON},
+     "  --api-base URL          the API's address (https://api.cloudflare.com)\n" DAEMON_COMMON, 1},
     {"poll", cmd_poll,
      "poll [--interval 5m] [--overlap 10m] [--account-id ID] [--api-base URL] [--pages-project NAME]... [OPTIONS]",
      "read the Audit Logs API (CLOUDFLARE_ACCOUNT_ID, CLOUDFLARE_API_TOKEN)",
@@ -66,11 +65,11 @@ static const struct command {
      "  --overlap DURATION      how far back each poll reaches again (10m)\n"
      "  --account-id ID         the account (also CLOUDFLARE_ACCOUNT_ID)\n"
      "  --api-base URL          the API's address (https://api.cloudflare.com)\n"
-     "  --pages-project NAME    also poll this Pages project's deployments (repeatable)\n" DAEMON_COMMON},
+     "  --pages-project NAME    also poll this Pages project's deployments (repeatable)\n" DAEMON_COMMON, 1},
     {"status", cmd_status, "status [--json]",
      "what the store holds: events by source and type, sources, duplicates, rejections, handler runs",
      "  --json                  the same as one JSON object\n"
-     "Reads the store only; works beside a running daemon.\n"},
+     "Reads the store only; works beside a running daemon.\n", 0},
     {"events", cmd_events, "events list [--type GLOB] [--since TIME] [--limit N] [--json]\n"
                            "events show ID [--json]\n"
                            "events tail [--lines N] [--json]",
@@ -83,15 +82,15 @@ static const struct command {
      "  tail                    the last events, then new events and handler outcomes as they happen\n"
      "    --lines N             how many earlier events to show first (10)\n"
      "  --json                  one JSON object per line (show: one object)\n"
-     "Reads the store only; works beside a running daemon.\n"},
+     "Reads the store only; works beside a running daemon.\n", 0},
     {"replay", cmd_replay, "replay ID", "run an event's handlers again",
      "With a daemon running on the state directory, queues the event's handler runs for its\n"
      "dispatcher; with none, takes the state directory and runs them itself, once each (a run\n"
-     "that fails stays pending for the daemon's retries). Exits 1 when a run failed.\n"},
+     "that fails stays pending for the daemon's retries). Exits 1 when a run failed.\n", 0},
     {"config", cmd_config, "config check",
      "validate the configuration and print it (secrets redacted)",
      "Loads the file and the environment as the daemon would; reports the first error with its\n"
-     "file, line and key (exit 2), or prints the effective settings as JSON.\n"},
+     "file, line and key (exit 2), or prints the effective settings as JSON.\n", 0},
     {"cloudflare", cmd_cloudflare, "cloudflare setup [--dry-run] [--api-base URL]\n"
                                    "cloudflare check [--json] [--api-base URL]\n"
                                    "cloudflare teardown [--dry-run] [--api-base URL]",
@@ -103,9 +102,9 @@ static const struct command {
      "  --dry-run               print each changing call (secrets redacted) and make none\n"
      "  --json                  check's rows as JSON\n"
      "  --api-base URL          the API's address (https://api.cloudflare.com)\n"
-     "Needs CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID (or xplat's CF_API_TOKEN, CF_ACCOUNT_ID).\n"},
-    {"version", NULL, "version", "print the version (also --version)", ""},
-    {"help", NULL, "help [COMMAND]", "list the commands, or one command's options (also COMMAND --help)", ""},
+     "Needs CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID (or xplat's CF_API_TOKEN, CF_ACCOUNT_ID).\n", 0},
+    {"version", NULL, "version", "print the version (also --version)", "", 0},
+    {"help", NULL, "help [COMMAND]", "list the commands, or one command's options (also COMMAND --help)", "", 0},
 };
 #define NCOMMANDS (sizeof commands / sizeof *commands)
 
@@ -151,6 +150,44 @@ static void print_usage(FILE *f)
     fputs(global_options, f);
 }
 
+/* What a setting's flag takes, by its type. */
+static const char *setting_arg(const struct setting *s)
+{
+    switch (s->type) {
+    case SET_PATH: return "PATH";
+    case SET_URL: return "URL";
+    case SET_BOOL: return "true|false";
+    case SET_UINT: return "N";
+    case SET_MS:
+    case SET_SECONDS: return "DURATION";
+    case SET_SIZE: return "SIZE";
+    case SET_MODE: return "MODE";
+    case SET_RETENTION:
+        return strstr(s->key, "events") ? "N" : strstr(s->key, "bytes") ? "SIZE" : "DURATION";
+    default: return "VALUE";
+    }
+}
+
+/* Every setting of the config file as its flag, from the settings table
+ * (lib/config.c): a setting added there is listed here without a word
+ * more. Secrets have no flag that holds them, only a file that does. */
+static void print_settings(FILE *f)
+{
+    fputs("\nsettings (each also a key of the config file and a SYNCCF_<KEY> variable; a flag wins):\n", f);
+    for (const struct setting *s = config_settings; s->key; s++) {
+        char flag[96];
+        if (s->type == SET_SECRET) {
+            char key[80];
+            snprintf(key, sizeof key, "%s_file", s->key);
+            if (!config_flag_name(key, flag, sizeof flag)) continue;
+            fprintf(f, "  %s PATH\n", flag);
+        } else if (config_flag_name(s->key, flag, sizeof flag)) {
+            fprintf(f, "  %s %s%s%s%s\n", flag, setting_arg(s), s->def ? " (" : "", s->def ? s->def : "",
+                    s->def ? ")" : "");
+        }
+    }
+}
+
 void cli_help(FILE *f, const char *name)
 {
     const struct command *c = find_command(name);
@@ -158,6 +195,7 @@ void cli_help(FILE *f, const char *name)
     print_synopsis(f, c, "usage: ", "       ");
     fprintf(f, "\n%s\n", c->summary);
     if (*c->options) fprintf(f, "\n%s", c->options);
+    if (c->settings) print_settings(f);
     fputc('\n', f);
     fputs(global_options, f);
 }

@@ -74,9 +74,24 @@ test('every COMMAND --help (and -h) prints its synopsis and options, exits 0 and
   }
   // The daemon commands' help lists the options they take.
   const receive = synccf('receive', '--help').out;
-  for (const o of ['--listen HOST:PORT', '--filter', '--concurrency N', '--max-body BYTES', '--SECTION-KEY VALUE']) assert.ok(receive.includes(o), o);
+  for (const o of ['--listen HOST:PORT', '--filter', '--concurrency N', '--max-body BYTES', '--dispatch-max-attempts N (8)']) assert.ok(receive.includes(o), o);
   assert.match(synccf('events', '--help').out, /--since TIME[\s\S]*--limit N[\s\S]*--lines N/);
   assert.equal(synccf('help', 'nonsense').code, 2);
+});
+
+test('the daemon commands\' --help list every setting of the settings table as its flag, and no other', () => {
+  // The table in lib/config.c, read as text: each entry's key, and whether it is a secret.
+  const src = readFileSync(join(ROOT, 'lib', 'config.c'), 'utf8');
+  const table = src.slice(src.indexOf('const struct setting config_settings[]'));
+  const entries = [...table.slice(0, table.indexOf('};')).matchAll(/^\s*\{"([a-z_.]+)", (SET_[A-Z]+)/gm)];
+  assert.ok(entries.length >= 40, 'the settings table was read');
+  const want = entries.map(([, key, type]) => '--' + (type === 'SET_SECRET' ? `${key}_file` : key).replace(/[._]/g, '-')).sort();
+  for (const cmd of ['run', 'receive', 'tunnel', 'pull', 'queue', 'poll']) {
+    const out = spawnSync(BIN, [cmd, '--help'], { encoding: 'utf8' }).stdout;
+    const section = out.slice(out.indexOf('\nsettings'), out.indexOf('\ncommon options'));
+    const got = [...section.matchAll(/^ {2}(--[a-z0-9-]+) /gm)].map((m) => m[1]).sort();
+    assert.deepEqual(got, want, `${cmd} --help`);
+  }
 });
 
 test('a flag without its value says so; an unknown global option is an option, not a command', () => {
