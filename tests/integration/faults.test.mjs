@@ -11,21 +11,10 @@ import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { writeFileSync, readFileSync, existsSync, rmSync, chmodSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { startDaemon, post, cli, tempDir, storedEvents, BIN } from './lib.mjs';
+import { startDaemon, post, cli, tempDir, storedEvents, BIN, until, sleep } from './lib.mjs';
 
 const json = { 'content-type': 'application/json' };
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const sha = (f) => createHash('sha256').update(readFileSync(f)).digest('hex');
-
-async function until(what, fn, ms = 15000) {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 // A project with one exec handler that appends each event's subject to
 // ran.log. Events are named by subject: a generic hook's id is a hash.

@@ -6,21 +6,10 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync, readFileSync, existsSync, readdirSync, chmodSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { startDaemon, post, cli, tempDir, VECTORS } from './lib.mjs';
+import { startDaemon, post, cli, tempDir, VECTORS, until, sleep } from './lib.mjs';
 
 const json = { 'content-type': 'application/json' };
 const pagesSuccess = readFileSync(join(VECTORS, 'inputs', 'pages-deployment-success.json'));
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what, fn, ms = 15000) {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 async function runsOf(state, id) {
   return JSON.parse(await cli(state, 'events', 'show', id, '--json')).runs;

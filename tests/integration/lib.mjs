@@ -142,3 +142,17 @@ export async function promtoolCheck(text) {
   const code = await new Promise((resolve) => child.on('exit', resolve));
   return { code, out };
 }
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Polls fn every 100 ms until it returns something truthy (returned), or
+// throws after ms naming what was awaited.
+export async function until(what, fn, ms = 15000) {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}

@@ -8,20 +8,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { writeFileSync, readFileSync, existsSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
-import { BIN, startDaemon, post, cli, tempDir, storedEvents } from './lib.mjs';
+import { BIN, startDaemon, post, cli, tempDir, storedEvents, until } from './lib.mjs';
 
 const json = { 'content-type': 'application/json' };
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what, fn, ms = 15000) {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 // A config with one exec handler that appends the event's id to ran.log.
 function project() {

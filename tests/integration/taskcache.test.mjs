@@ -10,23 +10,12 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join, dirname, basename } from 'node:path';
-import { startDaemon, post, cli, tempDir, VECTORS } from './lib.mjs';
+import { startDaemon, post, cli, tempDir, VECTORS, until } from './lib.mjs';
 
 const json = { 'content-type': 'application/json' };
 const pagesSuccess = readFileSync(join(VECTORS, 'inputs', 'pages-deployment-success.json'));
 const PAGES_ID = 'pages-3b6c1f0e-2a4d-4c5e-8f9a-b0c1d2e3f4a5-success';
 const goTask = JSON.parse(readFileSync(join(VECTORS, 'go-task', 'names-and-keys.json'), 'utf8'));
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what, fn, ms = 15000) {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 // go-task's HTTPNode.CacheKey, from Go's url and filepath semantics.
 function cacheKey(url) {
