@@ -252,12 +252,7 @@ static void test_push_vectors(void **state)
         if (n < 5 || strcmp(de->d_name + n - 5, ".json") != 0) continue;
         char path[512];
         snprintf(path, sizeof path, "tests/vectors/%s", de->d_name);
-        size_t vlen = 0;
-        char *vtext = read_file(path, &vlen);
-        assert_non_null(vtext);
-        json_t *v = jx_loadb(vtext, vlen, 0, NULL); /* some vectors hold integers past 64 bits */
-        free(vtext);
-        assert_non_null(v);
+        json_t *v = load_json(path);
         size_t i;
         json_t *e;
         json_array_foreach(json_object_get(v, "expected"), i, e) {

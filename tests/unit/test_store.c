@@ -299,12 +299,7 @@ static size_t vector_events(struct store_batch *b)
     size_t n = 0;
     while (fgets(path, sizeof path, ls)) {
         path[strcspn(path, "\n")] = '\0';
-        size_t vlen = 0;
-        char *vtext = read_file(path, &vlen);
-        assert_non_null(vtext);
-        json_t *v = jx_loadb(vtext, vlen, 0, NULL); /* some vectors hold integers past 64 bits */
-        free(vtext);
-        assert_non_null(v);
+        json_t *v = load_json(path);
         size_t i;
         json_t *ev;
         json_array_foreach(json_object_get(v, "expected"), i, ev) {

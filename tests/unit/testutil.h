@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <cmocka.h>
+#include <jansson.h>
+
+#include "../../lib/jsonx.h"
 
 /* Whole file into memory (NUL-terminated); NULL if unreadable. */
 static inline char *read_file(const char *path, size_t *len)
@@ -28,6 +31,19 @@ static inline char *read_file(const char *path, size_t *len)
     fclose(f);
     if (len) *len = (size_t)n;
     return p;
+}
+
+/* A JSON file parsed as the daemon parses input (integers past 64 bits
+ * kept: some vectors hold them); fails the test if it cannot be read. */
+static inline json_t *load_json(const char *path)
+{
+    size_t len = 0;
+    char *text = read_file(path, &len);
+    assert_non_null(text);
+    json_t *v = jx_loadb(text, len, 0, NULL);
+    free(text);
+    assert_non_null(v);
+    return v;
 }
 
 #endif
