@@ -302,7 +302,7 @@ static json_t *pages_filters(const struct cfwire_pages *p, const char *project_i
 static size_t target_max(const struct run *r)
 {
     const struct cfwire_config *w = r->c->cloudflare;
-    size_t m = w && w->target_max ? w->target_max : r->target_is_worker ? WORKER_LOGPUSH_BYTES : r->c->max_decompressed;
+    size_t m = w && w->target_max ? w->target_max : r->target_is_worker ? WORKER_LOGPUSH_BYTES : r->c->limits.max_decompressed;
     if (m > LOGPUSH_MAX_BYTES) m = LOGPUSH_MAX_BYTES;
     return m;
 }

@@ -12,6 +12,7 @@
 #include "handler.h"
 #include "retention.h"
 #include "route.h"
+#include "server.h"
 
 struct cfwire_config;
 
@@ -44,9 +45,7 @@ struct config {
     char *worker_url;
     char *push_secret, *notify_secret, *hook_token, *pull_token;
     char **filters; /* Logpush record filters, NULL-terminated */
-    size_t max_body, max_logpush_body, max_decompressed, max_line;
-    unsigned max_connections, timeout_s, threads;
-    unsigned max_connections_per_ip; /* 0: automatic (docs/wire.md#limits) */
+    struct server_limits limits; /* limits: what the receiver takes (lib/server.h) */
     unsigned heartbeat_s; /* the Worker's SSE heartbeat period */
     unsigned failover_ms;    /* hybrid: the Worker stream down this long, polling takes over */
     int status_page;         /* GET / for loopback clients */
