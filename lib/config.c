@@ -2,10 +2,10 @@
  * xplat.yaml) into struct config, strictly: an unknown key or a bad value is
  * an error naming the file, the line and the key, never a silent default.
  * Every scalar setting is one line of config_settings[] (below): adding one
- * is that line and its field in struct config. Lists, handlers, retention
- * rules and the cloudflare: section have their own readers. Also the
- * environment layers and the state directory; routing events to handlers is
- * route.c's. */
+ * is that line and its field in struct config (retention's limits included).
+ * Lists, handlers, retention rules and the cloudflare: section have their
+ * own readers. Also the environment layers and the state directory; routing
+ * events to handlers is route.c's. */
 #include "config.h"
 
 #include <ctype.h>
@@ -36,10 +36,10 @@
 #define WANT_SIZE "expected a size like 512k, 8M or 1G"
 
 /* Every scalar setting, one line each: the defaults, the file's reader (top
- * level and the limits/dispatch/metrics sections), both environment layers,
- * the flags and `config check` come from here. The flag and the variable
- * are derived from the key: limits.max_body is --limits-max-body and
- * SYNCCF_LIMITS_MAX_BODY; a secret has no flag (ps would show it) but a
+ * level and the limits/dispatch/metrics/retention sections), both
+ * environment layers, the flags and `config check` come from here. The flag
+ * and the variable are derived from the key: limits.max_body is
+ * --limits-max-body and SYNCCF_LIMITS_MAX_BODY; a secret has no flag (ps would show it) but a
  * <key>_file setting that reads it from a file. tests/install/options.sh
  * reads this table: keep one entry a line. */
 const struct setting config_settings[] = {
@@ -83,10 +83,10 @@ const struct setting config_settings[] = {
     {"queue_idle_min", SET_MS, AT(queue_idle_min_ms), 0, 0, "1s", "queue.idle_min_ms", NULL},
     {"queue_idle_max", SET_MS, AT(queue_idle_max_ms), 0, 0, "30s", "queue.idle_max_ms", NULL},
     {"metrics.max_series", SET_UINT, AT(metrics_max_series), 1, 100000, "200", "metrics.max_series", NULL},
-    {"retention.max_age", SET_RETENTION, 0, 0, 0, NULL, NULL, NULL},
-    {"retention.max_events", SET_RETENTION, 0, 0, 0, NULL, NULL, NULL},
-    {"retention.max_bytes", SET_RETENTION, 0, 0, 0, NULL, NULL, NULL},
-    {"retention.dedupe_window", SET_RETENTION, 0, 0, 0, NULL, NULL, NULL},
+    {"retention.max_age", SET_LIMIT_MS, AT(retention.max_age_ms), 0, 0, NULL, NULL, NULL},
+    {"retention.max_events", SET_LIMIT_COUNT, AT(retention.max_events), 0, 0, NULL, NULL, NULL},
+    {"retention.max_bytes", SET_LIMIT_BYTES, AT(retention.max_bytes), 0, 0, NULL, NULL, NULL},
+    {"retention.dedupe_window", SET_LIMIT_MS, AT(retention.dedupe_ms), 0, 0, NULL, NULL, NULL},
     {NULL, SET_STR, 0, 0, 0, NULL, NULL, NULL},
 };
 
@@ -191,8 +191,12 @@ static int setting_parse(struct config *c, const struct setting *s, const char *
         return 0;
     case SET_SIZE:
         return !v || parse_size(v, FIELD(c, s, size_t)) ? (snprintf(why, n, WANT_SIZE), -1) : 0;
-    case SET_RETENTION:
-        return snprintf(why, n, "unknown key"), -1; /* retention.c reads these */
+    case SET_LIMIT_MS:
+        return !v || retention_parse_duration(v, FIELD(c, s, int64_t)) ? (snprintf(why, n, RETENTION_WANT_DURATION), -1) : 0;
+    case SET_LIMIT_COUNT:
+        return !v || retention_parse_count(v, FIELD(c, s, int64_t)) ? (snprintf(why, n, RETENTION_WANT_COUNT), -1) : 0;
+    case SET_LIMIT_BYTES:
+        return !v || retention_parse_bytes(v, FIELD(c, s, int64_t)) ? (snprintf(why, n, RETENTION_WANT_BYTES), -1) : 0;
     default:
         return parse_text(c, s, v, why, n);
     }
@@ -228,7 +232,9 @@ json_t *config_setting_json(const struct config *c, const struct setting *s)
     case SET_URL: return *FIELD(c, s, char *const) ? json_string(*FIELD(c, s, char *const)) : json_null();
     case SET_BOOL: return json_boolean(*FIELD(c, s, const int));
     case SET_SIZE: return json_integer((json_int_t)*FIELD(c, s, const size_t));
-    case SET_RETENTION: return json_null();
+    case SET_LIMIT_MS:
+    case SET_LIMIT_COUNT:
+    case SET_LIMIT_BYTES: return json_integer((json_int_t)*FIELD(c, s, const int64_t));
     default: return json_integer((json_int_t)*FIELD(c, s, const unsigned));
     }
 }
@@ -572,7 +578,7 @@ static void read_setting(struct ctx *x, struct config *c, const struct setting *
     else if (setting_parse(c, s, scalar(v), why, sizeof why) != 0) fail(x, v, k, "%s", why);
 }
 
-/* A section of scalar settings (limits, dispatch, metrics). */
+/* A section of scalar settings (limits, dispatch, metrics, retention). */
 struct section {
     struct config *c;
     const char *name;
@@ -591,12 +597,23 @@ static int section_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node
     return 0;
 }
 
+/* retention: the table's settings and the rules list (lib/retention.c). */
+static int retention_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *v, void *obj)
+{
+    struct config *c = obj;
+    if (strcmp(k, "rules") != 0) return section_pair(x, k, kn, v, &(struct section){c, "retention"});
+    char why[256];
+    yaml_node_t *at = kn;
+    if (retention_rules_parse(&c->retention, x->doc, v, &at, why, sizeof why)) fail(x, at, "retention", "%s", why);
+    return 0;
+}
+
 /* Whether name is a section of the table's scalar settings. */
 static int is_section(const char *name)
 {
     size_t n = strlen(name);
     for (const struct setting *s = config_settings; s->key; s++)
-        if (s->type != SET_RETENTION && strncmp(s->key, name, n) == 0 && s->key[n] == '.') return 1;
+        if (strncmp(s->key, name, n) == 0 && s->key[n] == '.') return 1;
     return 0;
 }
 
@@ -606,13 +623,9 @@ static int top_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *
     int file;
     const struct setting *s = setting_find(k, &file);
     if (s && !strchr(s->key, '.')) read_setting(x, c, s, file, k, v);
+    else if (strcmp(k, "retention") == 0) each_pair(x, v, k, retention_pair, c);
     else if (is_section(k)) each_pair(x, v, k, section_pair, &(struct section){c, k});
     else if (strcmp(k, "logpush_filters") == 0) get_list(x, v, k, &c->filters);
-    else if (strcmp(k, "retention") == 0) {
-        char why[256];
-        yaml_node_t *at = v;
-        if (retention_config_parse(&c->retention, x->doc, v, &at, why, sizeof why)) fail(x, at, k, "%s", why);
-    }
     else if (strcmp(k, "pages_projects") == 0) {
         if (get_list(x, v, k, &c->pages_projects)) return 0;
         for (char **p = c->pages_projects; *p; p++)

@@ -87,7 +87,9 @@ enum setting_type {
     SET_SECONDS,   /* unsigned: a duration in whole seconds (at least 1) */
     SET_SIZE,      /* size_t: 512k, 8M, 1G */
     SET_MODE,      /* enum run_mode */
-    SET_RETENTION, /* read by retention.c (struct retention_config) */
+    SET_LIMIT_MS,    /* int64_t: a retention limit, a duration up to days (0: none) */
+    SET_LIMIT_COUNT, /* int64_t: a retention limit, a number of events (0: none) */
+    SET_LIMIT_BYTES, /* int64_t: a retention limit, a size (0: none) */
 };
 
 struct setting {
