@@ -564,19 +564,29 @@ out:
     return rc;
 }
 
+/* A reconciler's opening: what is there under base, listed; on teardown it
+ * removes all of ours there and returns NULL with *rc 0. NULL with *rc 1:
+ * the listing failed. */
+static json_t *list_or_remove(struct run *r, const char *kind, const char *base, int paged, int *rc)
+{
+    json_t *all = list_all(r, kind, base, paged);
+    *rc = !all;
+    if (all && r->o->op == CFWIRE_TEARDOWN) {
+        remove_ours(r, kind, all, NULL, base, NULL);
+        json_decref(all);
+        return NULL;
+    }
+    return all;
+}
+
 static int logpush_scope(struct run *r, const char *scope_path, const char *zone)
 {
     const struct cfwire_config *w = r->c->cloudflare;
     char base[512];
     snprintf(base, sizeof base, "%s/logpush/jobs", scope_path);
-    json_t *jobs = list_all(r, "logpush", base, 0);
-    if (!jobs) return 1;
-    if (r->o->op == CFWIRE_TEARDOWN) {
-        remove_ours(r, "logpush", jobs, NULL, base, NULL);
-        json_decref(jobs);
-        return 0;
-    }
-    int rc = 0;
+    int rc;
+    json_t *jobs = list_or_remove(r, "logpush", base, 0, &rc);
+    if (!jobs) return rc;
     json_t *keep = json_array();
     char *tok = url_encode(r->c->hook_token);
     if (!keep || !tok) {
@@ -782,14 +792,9 @@ static int subscriptions(struct run *r, const char *acct)
     }
     char base[512];
     snprintf(base, sizeof base, "%s/event_subscriptions/subscriptions", acct);
-    json_t *subs = list_all(r, "subscription", base, 1);
-    if (!subs) return 1;
-    if (r->o->op == CFWIRE_TEARDOWN) {
-        remove_ours(r, "subscription", subs, NULL, base, NULL);
-        json_decref(subs);
-        return 0;
-    }
-    int rc = 0;
+    int rc;
+    json_t *subs = list_or_remove(r, "subscription", base, 1, &rc);
+    if (!subs) return rc;
     json_t *keep = json_array();
     for (size_t n = 0; n < ns; n++) {
         const struct cfwire_sub *s = &w->subs[n];
