@@ -564,11 +564,13 @@ out:
     return rc;
 }
 
-/* A reconciler's opening: what is there under base, listed; on teardown it
- * removes all of ours there and returns NULL with *rc 0. NULL with *rc 1:
- * the listing failed. */
-static json_t *list_or_remove(struct run *r, const char *kind, const char *base, int paged, int *rc)
+/* A reconciler's opening: what is there at <scope>/<path> (written to base
+ * for the calls that follow), listed; on teardown it removes all of ours
+ * there and returns NULL with *rc 0. NULL with *rc 1: the listing failed. */
+static json_t *list_or_remove(struct run *r, const char *kind, const char *scope, const char *path, int paged,
+                              char *base, size_t baselen, int *rc)
 {
+    snprintf(base, baselen, "%s/%s", scope, path);
     json_t *all = list_all(r, kind, base, paged);
     *rc = !all;
     if (all && r->o->op == CFWIRE_TEARDOWN) {
@@ -583,9 +585,8 @@ static int logpush_scope(struct run *r, const char *scope_path, const char *zone
 {
     const struct cfwire_config *w = r->c->cloudflare;
     char base[512];
-    snprintf(base, sizeof base, "%s/logpush/jobs", scope_path);
     int rc;
-    json_t *jobs = list_or_remove(r, "logpush", base, 0, &rc);
+    json_t *jobs = list_or_remove(r, "logpush", scope_path, "logpush/jobs", 0, base, sizeof base, &rc);
     if (!jobs) return rc;
     json_t *keep = json_array();
     char *tok = url_encode(r->c->hook_token);
@@ -791,9 +792,8 @@ static int subscriptions(struct run *r, const char *acct)
         return 2;
     }
     char base[512];
-    snprintf(base, sizeof base, "%s/event_subscriptions/subscriptions", acct);
     int rc;
-    json_t *subs = list_or_remove(r, "subscription", base, 1, &rc);
+    json_t *subs = list_or_remove(r, "subscription", acct, "event_subscriptions/subscriptions", 1, base, sizeof base, &rc);
     if (!subs) return rc;
     json_t *keep = json_array();
     for (size_t n = 0; n < ns; n++) {
