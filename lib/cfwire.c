@@ -302,7 +302,7 @@ static json_t *pages_filters(const struct cfwire_pages *p, const char *project_i
 static size_t target_max(const struct run *r)
 {
     const struct cfwire_config *w = r->c->cloudflare;
-    size_t m = w && w->target_max ? w->target_max : r->target_is_worker ? WORKER_LOGPUSH_BYTES : r->c->max_decompressed;
+    size_t m = w && w->target_max ? w->target_max : r->target_is_worker ? WORKER_LOGPUSH_BYTES : r->c->limits.max_decompressed;
     if (m > LOGPUSH_MAX_BYTES) m = LOGPUSH_MAX_BYTES;
     return m;
 }
@@ -564,19 +564,30 @@ out:
     return rc;
 }
 
+/* A reconciler's opening: what is there at <scope>/<path> (written to base
+ * for the calls that follow), listed; on teardown it removes all of ours
+ * there and returns NULL with *rc 0. NULL with *rc 1: the listing failed. */
+static json_t *list_or_remove(struct run *r, const char *kind, const char *scope, const char *path, int paged,
+                              char *base, size_t baselen, int *rc)
+{
+    snprintf(base, baselen, "%s/%s", scope, path);
+    json_t *all = list_all(r, kind, base, paged);
+    *rc = !all;
+    if (all && r->o->op == CFWIRE_TEARDOWN) {
+        remove_ours(r, kind, all, NULL, base, NULL);
+        json_decref(all);
+        return NULL;
+    }
+    return all;
+}
+
 static int logpush_scope(struct run *r, const char *scope_path, const char *zone)
 {
     const struct cfwire_config *w = r->c->cloudflare;
     char base[512];
-    snprintf(base, sizeof base, "%s/logpush/jobs", scope_path);
-    json_t *jobs = list_all(r, "logpush", base, 0);
-    if (!jobs) return 1;
-    if (r->o->op == CFWIRE_TEARDOWN) {
-        remove_ours(r, "logpush", jobs, NULL, base, NULL);
-        json_decref(jobs);
-        return 0;
-    }
-    int rc = 0;
+    int rc;
+    json_t *jobs = list_or_remove(r, "logpush", scope_path, "logpush/jobs", 0, base, sizeof base, &rc);
+    if (!jobs) return rc;
     json_t *keep = json_array();
     char *tok = url_encode(r->c->hook_token);
     if (!keep || !tok) {
@@ -781,15 +792,9 @@ static int subscriptions(struct run *r, const char *acct)
         return 2;
     }
     char base[512];
-    snprintf(base, sizeof base, "%s/event_subscriptions/subscriptions", acct);
-    json_t *subs = list_all(r, "subscription", base, 1);
-    if (!subs) return 1;
-    if (r->o->op == CFWIRE_TEARDOWN) {
-        remove_ours(r, "subscription", subs, NULL, base, NULL);
-        json_decref(subs);
-        return 0;
-    }
-    int rc = 0;
+    int rc;
+    json_t *subs = list_or_remove(r, "subscription", acct, "event_subscriptions/subscriptions", 1, base, sizeof base, &rc);
+    if (!subs) return rc;
     json_t *keep = json_array();
     for (size_t n = 0; n < ns; n++) {
         const struct cfwire_sub *s = &w->subs[n];

@@ -7,6 +7,7 @@
  * over. */
 #include "cfwire.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
@@ -215,35 +216,107 @@ static json_t *parse_filters(struct wctx *x, yaml_node_t *m)
     return o;
 }
 
-/* A list of mappings under key, each read by one() into a fresh zeroed
- * element of *arr; expect says what a mapping must hold. */
-static int each_mapping(struct wctx *x, yaml_node_t *seq, const char *key, const char *expect, void **arr, size_t *n,
-                        size_t size, int (*one)(struct wctx *x, yaml_node_t *m, void *elem, struct cfwire_config *w),
-                        struct cfwire_config *w)
+/* The keys of a list's items, a table each: where a key's value goes and
+ * how it is read (and freed). */
+enum item_kind {
+    I_STR,     /* char *, 1..max characters */
+    I_JSON,    /* char *, 1..max characters of a JSON object */
+    I_LIST,    /* char **, NULL-terminated */
+    I_FILTERS, /* json_t *: {name: [values]} */
+    I_UINT,    /* unsigned, min..max */
+    I_SIZE,    /* size_t, min..max bytes */
+    I_SECONDS, /* unsigned seconds, from a duration of min..max ms */
+};
+
+struct item_key {
+    const char *key;
+    enum item_kind kind;
+    size_t off;
+    unsigned long long min, max;
+    const char *as;   /* another spelling of this key: the one errors name (and that frees it) */
+    const char *want; /* I_JSON, I_SIZE, I_SECONDS: the error */
+};
+
+#define ALERT(f) offsetof(struct cfwire_alert, f)
+static const struct item_key alert_keys[] = {
+    {"type", I_STR, ALERT(type), 0, 100, NULL, NULL},
+    {"name", I_STR, ALERT(name), 0, 100, NULL, NULL},
+    {"filters", I_FILTERS, ALERT(filters), 0, 0, NULL, NULL},
+    {NULL, I_STR, 0, 0, 0, NULL, NULL},
+};
+
+#define LOGPUSH(f) offsetof(struct cfwire_logpush, f)
+static const struct item_key logpush_keys[] = {
+    {"dataset", I_STR, LOGPUSH(dataset), 0, 64, NULL, NULL},
+    {"zone_id", I_STR, LOGPUSH(zone_id), 0, 64, NULL, NULL},
+    {"fields", I_LIST, LOGPUSH(fields), 0, 0, NULL, NULL},
+    {"filter", I_JSON, LOGPUSH(filter), 0, 4096, NULL, "expected Logpush filter JSON, e.g. {\"where\":{...}}%s"},
+    {"max_upload_bytes", I_SIZE, LOGPUSH(max_upload_bytes), 5000000, 1000000000, NULL,
+     "expected a size from 5000000 (5 MB) to 1000000000 (1 GB)%s"},
+    {"max_upload_records", I_UINT, LOGPUSH(max_upload_records), 1000, 1000000, NULL, NULL},
+    {"max_upload_interval", I_SECONDS, LOGPUSH(max_upload_interval_s), 30000, 300000, NULL,
+     "expected a duration from 30s to 300s%s"},
+    {NULL, I_STR, 0, 0, 0, NULL, NULL},
+};
+
+#define SUB(f) offsetof(struct cfwire_sub, f)
+static const struct item_key sub_keys[] = {
+    {"source", I_STR, SUB(source), 0, 64, NULL, NULL},
+    {"resource", I_STR, SUB(resource), 0, 255, NULL, NULL},
+    {"worker_name", I_STR, SUB(resource), 0, 255, "resource", NULL},
+    {"script_tag", I_STR, SUB(resource), 0, 255, "resource", NULL},
+    {"workflow_name", I_STR, SUB(resource), 0, 255, "resource", NULL},
+    {"model_name", I_STR, SUB(resource), 0, 255, "resource", NULL},
+    {"events", I_LIST, SUB(events), 0, 0, NULL, NULL},
+    {NULL, I_STR, 0, 0, 0, NULL, NULL},
+};
+
+/* The value of key f of an item at dst; errors name it "<list>.<key>". */
+static void read_item_key(struct wctx *x, const char *list, const struct item_key *f, yaml_node_t *v, void *dst)
 {
-    if (!seq || seq->type != YAML_SEQUENCE_NODE) return wfail(x, seq, key, "expected a list%s", NULL);
-    for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top && !x->failed; it++) {
-        yaml_node_t *m = wnode(x, *it);
-        void *elem = grow(arr, n, size);
-        if (!elem) return wfail(x, m, key, "out of memory%s", NULL);
-        if (!is_map(m)) return wfail(x, m, key, expect, NULL);
-        if (one(x, m, elem, w)) return -1;
+    char name[64];
+    snprintf(name, sizeof name, "%s.%s", list, f->as ? f->as : f->key);
+    const char *s = wscalar(v);
+    unsigned long long ms;
+    switch (f->kind) {
+    case I_STR: wstr(x, v, name, dst, f->max); break;
+    case I_JSON:
+        if (!wstr(x, v, name, dst, f->max)) {
+            json_t *j = json_loads(*(char **)dst, 0, NULL);
+            if (!json_is_object(j)) wfail(x, v, name, f->want, NULL);
+            json_decref(j);
+        }
+        break;
+    case I_LIST: wlist(x, v, name, dst); break;
+    case I_FILTERS: *(json_t **)dst = parse_filters(x, v); break;
+    case I_UINT: wuint(x, v, name, dst, (unsigned)f->min, (unsigned)f->max); break;
+    case I_SIZE:
+        if (!s || parse_size(s, dst) || *(size_t *)dst < f->min || *(size_t *)dst > f->max) wfail(x, v, name, f->want, NULL);
+        break;
+    case I_SECONDS:
+        if (!s || parse_duration_ms(s, &ms) || ms < f->min || ms > f->max) wfail(x, v, name, f->want, NULL);
+        else *(unsigned *)dst = (unsigned)(ms / 1000);
+        break;
     }
-    return x->failed ? -1 : 0;
 }
 
-static int alert_one(struct wctx *x, yaml_node_t *m, void *elem, struct cfwire_config *w)
+/* What an item holds, by its table. */
+static void free_item(const struct item_key *keys, void *elem)
 {
-    struct cfwire_alert *a = elem;
-    (void)w;
-    EACH_PAIR(x, m, k, v, kn)
-    {
-        if (!strcmp(k, "type")) wstr(x, v, "alerts.type", &a->type, 100);
-        else if (!strcmp(k, "name")) wstr(x, v, "alerts.name", &a->name, 100);
-        else if (!strcmp(k, "filters")) a->filters = parse_filters(x, v);
-        else wfail(x, kn, "alerts", "unknown key '%s'", k);
+    for (const struct item_key *f = keys; f->key; f++) {
+        void *p = (char *)elem + f->off;
+        if (f->as) continue; /* freed under the key it spells */
+        if (f->kind == I_STR || f->kind == I_JSON) free(*(char **)p);
+        else if (f->kind == I_LIST) free_list(*(char ***)p);
+        else if (f->kind == I_FILTERS) json_decref(*(json_t **)p);
     }
-    if (x->failed) return -1;
+}
+
+/* alerts: an item once its keys are read. */
+static int alert_check(struct wctx *x, yaml_node_t *m, const void *elem, const struct cfwire_config *w)
+{
+    const struct cfwire_alert *a = elem;
+    (void)w;
     if (!a->type) return wfail(x, m, "alerts", "type is required (an alert_type, e.g. dos_attack_l7)%s", NULL);
     if (!str_of_class(a->type, strlen(a->type), "abcdefghijklmnopqrstuvwxyz0123456789_", 100))
         return wfail(x, m, "alerts.type", "'%s' is not an alert type (a-z 0-9 _)", a->type);
@@ -251,43 +324,13 @@ static int alert_one(struct wctx *x, yaml_node_t *m, void *elem, struct cfwire_c
         return wfail(x, m, "alerts.type", "pages_event_alert is set with cloudflare.pages%s", NULL);
     const char *nm = a->name ? a->name : a->type;
     if (!str_of_class(nm, strlen(nm), NAME_CHARS, 100)) return wfail(x, m, "alerts.name", "'%s': use a-z A-Z 0-9 . - _", nm);
-    return x->failed ? -1 : 0;
+    return 0;
 }
 
-static int parse_alerts(struct wctx *x, yaml_node_t *seq, struct cfwire_config *w)
+/* logpush: an item, and that no other names the same dataset and scope. */
+static int logpush_check(struct wctx *x, yaml_node_t *m, const void *elem, const struct cfwire_config *w)
 {
-    return each_mapping(x, seq, "alerts", "expected a mapping with type%s", (void **)&w->alerts, &w->nalerts,
-                        sizeof *w->alerts, alert_one, w);
-}
-
-static int logpush_one(struct wctx *x, yaml_node_t *m, void *elem, struct cfwire_config *w)
-{
-    struct cfwire_logpush *l = elem;
-    EACH_PAIR(x, m, k, v, kn)
-    {
-        if (!strcmp(k, "dataset")) wstr(x, v, "logpush.dataset", &l->dataset, 64);
-        else if (!strcmp(k, "zone_id")) wstr(x, v, "logpush.zone_id", &l->zone_id, 64);
-        else if (!strcmp(k, "fields")) wlist(x, v, "logpush.fields", &l->fields);
-        else if (!strcmp(k, "filter")) {
-            if (!wstr(x, v, "logpush.filter", &l->filter, 4096)) {
-                json_t *j = json_loads(l->filter, 0, NULL);
-                if (!json_is_object(j)) wfail(x, v, "logpush.filter", "expected Logpush filter JSON, e.g. {\"where\":{...}}%s", NULL);
-                json_decref(j);
-            }
-        } else if (!strcmp(k, "max_upload_bytes")) {
-            const char *s = wscalar(v);
-            if (!s || parse_size(s, &l->max_upload_bytes) || l->max_upload_bytes < 5000000 || l->max_upload_bytes > 1000000000)
-                wfail(x, v, "logpush.max_upload_bytes", "expected a size from 5000000 (5 MB) to 1000000000 (1 GB)%s", NULL);
-        } else if (!strcmp(k, "max_upload_records")) wuint(x, v, "logpush.max_upload_records", &l->max_upload_records, 1000, 1000000);
-        else if (!strcmp(k, "max_upload_interval")) {
-            unsigned long long ms;
-            const char *s = wscalar(v);
-            if (!s || parse_duration_ms(s, &ms) || ms < 30000 || ms > 300000)
-                wfail(x, v, "logpush.max_upload_interval", "expected a duration from 30s to 300s%s", NULL);
-            else l->max_upload_interval_s = (unsigned)(ms / 1000);
-        } else wfail(x, kn, "logpush", "unknown key '%s'", k);
-    }
-    if (x->failed) return -1;
+    const struct cfwire_logpush *l = elem;
     if (!l->dataset) return wfail(x, m, "logpush", "dataset is required (e.g. workers_trace_events, http_requests)%s", NULL);
     if (!str_of_class(l->dataset, strlen(l->dataset), "abcdefghijklmnopqrstuvwxyz0123456789_", 64))
         return wfail(x, m, "logpush.dataset", "'%s' is not a dataset name", l->dataset);
@@ -297,31 +340,15 @@ static int logpush_one(struct wctx *x, yaml_node_t *m, void *elem, struct cfwire
         if (!strcmp(w->logpush[j].dataset, l->dataset) && !!w->logpush[j].zone_id == !!l->zone_id &&
             (!l->zone_id || !strcmp(w->logpush[j].zone_id, l->zone_id)))
             return wfail(x, m, "logpush", "dataset %s is listed twice for the same scope", l->dataset);
-    return x->failed ? -1 : 0;
+    return 0;
 }
 
-static int parse_logpush(struct wctx *x, yaml_node_t *seq, struct cfwire_config *w)
+static int sub_check(struct wctx *x, yaml_node_t *m, const void *elem, const struct cfwire_config *w)
 {
-    return each_mapping(x, seq, "logpush", "expected a mapping with dataset%s", (void **)&w->logpush, &w->nlogpush,
-                        sizeof *w->logpush, logpush_one, w);
-}
-
-static int sub_one(struct wctx *x, yaml_node_t *m, void *elem, struct cfwire_config *w)
-{
-    struct cfwire_sub *s = elem;
-    (void)w;
-    EACH_PAIR(x, m, k, v, kn)
-    {
-        if (!strcmp(k, "source")) wstr(x, v, "subscriptions.source", &s->source, 64);
-        else if (!strcmp(k, "resource") || !strcmp(k, "worker_name") || !strcmp(k, "script_tag") ||
-                 !strcmp(k, "workflow_name") || !strcmp(k, "model_name"))
-            wstr(x, v, "subscriptions.resource", &s->resource, 255);
-        else if (!strcmp(k, "events")) wlist(x, v, "subscriptions.events", &s->events);
-        else wfail(x, kn, "subscriptions", "unknown key '%s'", k);
-    }
-    if (x->failed) return -1;
     static const char *const sources[] = {"workersBuilds.worker", "workers.script", "workflows.workflow", "workersAi.model",
                                           "r2", "kv", "images", "superSlurper", "vectorize", NULL};
+    const struct cfwire_sub *s = elem;
+    (void)w;
     const char *const *src = sources;
     while (*src && (!s->source || strcmp(*src, s->source) != 0)) src++;
     if (!*src)
@@ -331,13 +358,60 @@ static int sub_one(struct wctx *x, yaml_node_t *m, void *elem, struct cfwire_con
     if (!s->events || !s->events[0]) return wfail(x, m, "subscriptions.events", "at least one event type (e.g. build.succeeded)%s", NULL);
     if (s->resource && !str_of_class(s->resource, strlen(s->resource), NAME_CHARS, 255))
         return wfail(x, m, "subscriptions.resource", "'%s': use a-z A-Z 0-9 . - _", s->resource);
+    return 0;
+}
+
+/* The lists of mappings under cloudflare:: each item is a fresh zeroed
+ * element of the array at arr (its count at n), its keys those of keys[]
+ * and the whole checked by check(); expect says what an item must hold. */
+struct list_key {
+    const char *key, *expect;
+    size_t arr, n, size;
+    const struct item_key *keys;
+    int (*check)(struct wctx *x, yaml_node_t *m, const void *elem, const struct cfwire_config *w);
+};
+
+#define LIST_KEY(key, expect, field, count, prefix)                                                                   \
+    {key, expect, offsetof(struct cfwire_config, field), offsetof(struct cfwire_config, count),                       \
+     sizeof *((struct cfwire_config *)0)->field, prefix##_keys, prefix##_check}
+
+static const struct list_key list_keys[] = {
+    LIST_KEY("alerts", "expected a mapping with type%s", alerts, nalerts, alert),
+    LIST_KEY("logpush", "expected a mapping with dataset%s", logpush, nlogpush, logpush),
+    LIST_KEY("subscriptions", "expected a mapping with source and events%s", subs, nsubs, sub),
+};
+#define NLIST_KEYS (sizeof list_keys / sizeof *list_keys)
+
+/* The array of a list in w, and its count. */
+static void **list_items(struct cfwire_config *w, const struct list_key *l) { return (void **)((char *)w + l->arr); }
+static size_t *list_count(struct cfwire_config *w, const struct list_key *l) { return (size_t *)((char *)w + l->n); }
+
+static int each_mapping(struct wctx *x, yaml_node_t *seq, const struct list_key *l, struct cfwire_config *w)
+{
+    if (!seq || seq->type != YAML_SEQUENCE_NODE) return wfail(x, seq, l->key, "expected a list%s", NULL);
+    for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top && !x->failed; it++) {
+        yaml_node_t *m = wnode(x, *it);
+        void *elem = grow(list_items(w, l), list_count(w, l), l->size);
+        if (!elem) return wfail(x, m, l->key, "out of memory%s", NULL);
+        if (!is_map(m)) return wfail(x, m, l->key, l->expect, NULL);
+        EACH_PAIR(x, m, k, v, kn)
+        {
+            const struct item_key *f = l->keys;
+            while (f->key && strcmp(f->key, k) != 0) f++;
+            if (f->key) read_item_key(x, l->key, f, v, (char *)elem + f->off);
+            else wfail(x, kn, l->key, "unknown key '%s'", k);
+        }
+        if (x->failed || l->check(x, m, elem, w)) return -1;
+    }
     return x->failed ? -1 : 0;
 }
 
-static int parse_subs(struct wctx *x, yaml_node_t *seq, struct cfwire_config *w)
+/* 1 when k is one of list_keys (read into w), else 0. */
+static int parse_list_key(struct wctx *x, const char *k, yaml_node_t *v, struct cfwire_config *w)
 {
-    return each_mapping(x, seq, "subscriptions", "expected a mapping with source and events%s", (void **)&w->subs,
-                        &w->nsubs, sizeof *w->subs, sub_one, w);
+    for (size_t i = 0; i < NLIST_KEYS; i++)
+        if (strcmp(k, list_keys[i].key) == 0) return each_mapping(x, v, &list_keys[i], w), 1;
+    return 0;
 }
 
 int cfwire_config_parse(struct cfwire_config **out, void *docp, void *nodep, const char *file, char *err, size_t errlen)
@@ -367,10 +441,7 @@ int cfwire_config_parse(struct cfwire_config **out, void *docp, void *nodep, con
                 wfail(&x, v, "target_max_body", "expected a size of at least 5000000 (Logpush's smallest batch)%s", NULL);
         } else if (!strcmp(k, "pages_from_handlers")) wbool(&x, v, "pages_from_handlers", &w->pages_from_handlers);
         else if (!strcmp(k, "pages")) parse_pages(&x, v, w);
-        else if (!strcmp(k, "alerts")) parse_alerts(&x, v, w);
-        else if (!strcmp(k, "logpush")) parse_logpush(&x, v, w);
-        else if (!strcmp(k, "subscriptions")) parse_subs(&x, v, w);
-        else wfail(&x, kn, k, "unknown key%s", NULL);
+        else if (!parse_list_key(&x, k, v, w)) wfail(&x, kn, k, "unknown key%s", NULL);
     }
     return x.failed ? -1 : 0;
 }
@@ -381,24 +452,10 @@ void cfwire_config_free(struct cfwire_config *w)
     free(w->target);
     for (size_t i = 0; i < w->npages; i++) free(w->pages[i].project);
     free(w->pages);
-    for (size_t i = 0; i < w->nalerts; i++) {
-        free(w->alerts[i].type);
-        free(w->alerts[i].name);
-        json_decref(w->alerts[i].filters);
+    for (const struct list_key *l = list_keys; l < list_keys + NLIST_KEYS; l++) {
+        char *items = *list_items(w, l);
+        for (size_t i = 0; i < *list_count(w, l); i++) free_item(l->keys, items + i * l->size);
+        free(items);
     }
-    free(w->alerts);
-    for (size_t i = 0; i < w->nlogpush; i++) {
-        free(w->logpush[i].dataset);
-        free(w->logpush[i].zone_id);
-        free_list(w->logpush[i].fields);
-        free(w->logpush[i].filter);
-    }
-    free(w->logpush);
-    for (size_t i = 0; i < w->nsubs; i++) {
-        free(w->subs[i].source);
-        free(w->subs[i].resource);
-        free_list(w->subs[i].events);
-    }
-    free(w->subs);
     free(w);
 }

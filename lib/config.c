@@ -2,10 +2,10 @@
  * xplat.yaml) into struct config, strictly: an unknown key or a bad value is
  * an error naming the file, the line and the key, never a silent default.
  * Every scalar setting is one line of config_settings[] (below): adding one
- * is that line and its field in struct config. Lists, handlers, retention
- * rules and the cloudflare: section have their own readers. Also the
- * environment layers and the state directory; routing events to handlers is
- * route.c's. */
+ * is that line and its field in struct config (retention's limits included).
+ * Lists, handlers, retention rules and the cloudflare: section have their
+ * own readers. Also the environment layers and the state directory; routing
+ * events to handlers is route.c's. */
 #include "config.h"
 
 #include <ctype.h>
@@ -36,10 +36,10 @@
 #define WANT_SIZE "expected a size like 512k, 8M or 1G"
 
 /* Every scalar setting, one line each: the defaults, the file's reader (top
- * level and the limits/dispatch/metrics sections), both environment layers,
- * the flags and `config check` come from here. The flag and the variable
- * are derived from the key: limits.max_body is --limits-max-body and
- * SYNCCF_LIMITS_MAX_BODY; a secret has no flag (ps would show it) but a
+ * level and the limits/dispatch/metrics/retention sections), both
+ * environment layers, the flags and `config check` come from here. The flag
+ * and the variable are derived from the key: limits.max_body is
+ * --limits-max-body and SYNCCF_LIMITS_MAX_BODY; a secret has no flag (ps would show it) but a
  * <key>_file setting that reads it from a file. tests/install/options.sh
  * reads this table: keep one entry a line. */
 const struct setting config_settings[] = {
@@ -62,14 +62,14 @@ const struct setting config_settings[] = {
     {"tunnel_token", SET_SECRET, AT(tunnel_token), 0, 0, NULL, "tunnel_token", NULL},
     {"notify_webhook_id", SET_STR, AT(notify_webhook_id), 0, 0, NULL, "notify_webhook_id", NULL},
     {"poll_audit", SET_BOOL, AT(poll_audit), 0, 0, "true", "poll_audit", NULL},
-    {"limits.max_body", SET_SIZE, AT(max_body), 0, 0, "1M", "limits.max_body", NULL},
-    {"limits.max_logpush_body", SET_SIZE, AT(max_logpush_body), 0, 0, "256M", "limits.max_logpush_body", NULL},
-    {"limits.max_decompressed", SET_SIZE, AT(max_decompressed), 0, 0, "1G", "limits.max_decompressed", NULL},
-    {"limits.max_line", SET_SIZE, AT(max_line), 0, 0, "1M", "limits.max_line", NULL},
-    {"limits.max_connections", SET_UINT, AT(max_connections), 1, 100000, "512", "limits.max_connections", NULL},
-    {"limits.max_connections_per_ip", SET_UINT, AT(max_connections_per_ip), 0, 100000, "0", "limits.max_connections_per_ip", NULL},
-    {"limits.timeout", SET_SECONDS, AT(timeout_s), 0, 0, "30s", "limits.timeout_s", NULL},
-    {"limits.threads", SET_UINT, AT(threads), 1, 64, "2", "limits.threads", NULL},
+    {"limits.max_body", SET_SIZE, AT(limits.max_body), 0, 0, "1M", "limits.max_body", NULL},
+    {"limits.max_logpush_body", SET_SIZE, AT(limits.max_logpush_body), 0, 0, "256M", "limits.max_logpush_body", NULL},
+    {"limits.max_decompressed", SET_SIZE, AT(limits.max_decompressed), 0, 0, "1G", "limits.max_decompressed", NULL},
+    {"limits.max_line", SET_SIZE, AT(limits.max_line), 0, 0, "1M", "limits.max_line", NULL},
+    {"limits.max_connections", SET_UINT, AT(limits.max_connections), 1, 100000, "512", "limits.max_connections", NULL},
+    {"limits.max_connections_per_ip", SET_UINT, AT(limits.max_connections_per_ip), 0, 100000, "0", "limits.max_connections_per_ip", NULL},
+    {"limits.timeout", SET_SECONDS, AT(limits.timeout_s), 0, 0, "30s", "limits.timeout_s", NULL},
+    {"limits.threads", SET_UINT, AT(limits.threads), 1, 64, "2", "limits.threads", NULL},
     {"dispatch.max_attempts", SET_UINT, AT(max_attempts), 1, 1000, "8", "dispatch.max_attempts", NULL},
     {"dispatch.backoff", SET_MS, AT(backoff_ms), 0, 0, "1s", "dispatch.backoff_ms", NULL},
     {"dispatch.max_backoff", SET_MS, AT(max_backoff_ms), 0, 0, "5m", "dispatch.max_backoff_ms", NULL},
@@ -83,10 +83,10 @@ const struct setting config_settings[] = {
     {"queue_idle_min", SET_MS, AT(queue_idle_min_ms), 0, 0, "1s", "queue.idle_min_ms", NULL},
     {"queue_idle_max", SET_MS, AT(queue_idle_max_ms), 0, 0, "30s", "queue.idle_max_ms", NULL},
     {"metrics.max_series", SET_UINT, AT(metrics_max_series), 1, 100000, "200", "metrics.max_series", NULL},
-    {"retention.max_age", SET_RETENTION, 0, 0, 0, NULL, NULL, NULL},
-    {"retention.max_events", SET_RETENTION, 0, 0, 0, NULL, NULL, NULL},
-    {"retention.max_bytes", SET_RETENTION, 0, 0, 0, NULL, NULL, NULL},
-    {"retention.dedupe_window", SET_RETENTION, 0, 0, 0, NULL, NULL, NULL},
+    {"retention.max_age", SET_LIMIT_MS, AT(retention.max_age_ms), 0, 0, NULL, NULL, NULL},
+    {"retention.max_events", SET_LIMIT_COUNT, AT(retention.max_events), 0, 0, NULL, NULL, NULL},
+    {"retention.max_bytes", SET_LIMIT_BYTES, AT(retention.max_bytes), 0, 0, NULL, NULL, NULL},
+    {"retention.dedupe_window", SET_LIMIT_MS, AT(retention.dedupe_ms), 0, 0, NULL, NULL, NULL},
     {NULL, SET_STR, 0, 0, 0, NULL, NULL, NULL},
 };
 
@@ -191,8 +191,12 @@ static int setting_parse(struct config *c, const struct setting *s, const char *
         return 0;
     case SET_SIZE:
         return !v || parse_size(v, FIELD(c, s, size_t)) ? (snprintf(why, n, WANT_SIZE), -1) : 0;
-    case SET_RETENTION:
-        return snprintf(why, n, "unknown key"), -1; /* retention.c reads these */
+    case SET_LIMIT_MS:
+        return !v || retention_parse_duration(v, FIELD(c, s, int64_t)) ? (snprintf(why, n, RETENTION_WANT_DURATION), -1) : 0;
+    case SET_LIMIT_COUNT:
+        return !v || retention_parse_count(v, FIELD(c, s, int64_t)) ? (snprintf(why, n, RETENTION_WANT_COUNT), -1) : 0;
+    case SET_LIMIT_BYTES:
+        return !v || retention_parse_bytes(v, FIELD(c, s, int64_t)) ? (snprintf(why, n, RETENTION_WANT_BYTES), -1) : 0;
     default:
         return parse_text(c, s, v, why, n);
     }
@@ -228,7 +232,9 @@ json_t *config_setting_json(const struct config *c, const struct setting *s)
     case SET_URL: return *FIELD(c, s, char *const) ? json_string(*FIELD(c, s, char *const)) : json_null();
     case SET_BOOL: return json_boolean(*FIELD(c, s, const int));
     case SET_SIZE: return json_integer((json_int_t)*FIELD(c, s, const size_t));
-    case SET_RETENTION: return json_null();
+    case SET_LIMIT_MS:
+    case SET_LIMIT_COUNT:
+    case SET_LIMIT_BYTES: return json_integer((json_int_t)*FIELD(c, s, const int64_t));
     default: return json_integer((json_int_t)*FIELD(c, s, const unsigned));
     }
 }
@@ -462,22 +468,10 @@ static int data_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t 
     return 0;
 }
 
-static int match_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *v, void *obj)
-{
-    (void)kn;
-    struct handler_def *h = obj;
-    if (strcmp(k, "type") == 0) get_str(x, v, k, &h->match_type);
-    else if (strcmp(k, "subject") == 0) get_str(x, v, k, &h->match_subject);
-    else if (strcmp(k, "data") == 0) each_pair(x, v, k, data_pair, h);
-    else return 1;
-    return 0;
-}
-
 /* task_cache env: { NAME: value }, kept as "NAME=value" for go-task's lookups. */
 static int taskcache_env_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *v, void *obj)
 {
-    (void)kn;
-    char ***env = obj;
+    char ***env = &((struct handler_def *)obj)->tc.env;
     char *val = NULL;
     if (!str_of_class(k, strlen(k), "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_", 128))
         return fail(x, kn, k, "not an environment variable name%s", NULL), 0;
@@ -499,42 +493,87 @@ static int taskcache_env_pair(struct ctx *x, const char *k, yaml_node_t *kn, yam
     return 0;
 }
 
-static int taskcache_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *v, void *obj)
+static int get_method(struct ctx *x, yaml_node_t *n, const char *key, enum taskcache_method *dst)
 {
-    (void)kn;
-    struct taskcache_rule *t = obj;
-    if (strcmp(k, "dir") == 0) {
-        if (!get_str(x, v, k, &t->dir)) t->dir = expand_home(t->dir);
-    } else if (strcmp(k, "temp_dir") == 0) get_str(x, v, k, &t->temp_dir);
-    else if (strcmp(k, "remote_cache_dir") == 0) get_str(x, v, k, &t->remote_cache_dir);
-    else if (strcmp(k, "taskfile") == 0) get_str(x, v, k, &t->taskfile);
-    else if (strcmp(k, "includes") == 0) get_list(x, v, k, &t->includes);
-    else if (strcmp(k, "env") == 0) each_pair(x, v, k, taskcache_env_pair, &t->env);
-    else if (strcmp(k, "remote") == 0) get_bool(x, v, k, &t->remote);
-    else if (strcmp(k, "remote_all") == 0) get_bool(x, v, k, &t->remote_all);
-    else if (strcmp(k, "remote_checksum") == 0) get_bool(x, v, k, &t->remote_checksum);
-    else if (strcmp(k, "hosts") == 0) get_list(x, v, k, &t->hosts);
-    else if (strcmp(k, "tasks") == 0) get_list(x, v, k, &t->tasks);
-    else if (strcmp(k, "all_tasks") == 0) get_bool(x, v, k, &t->all_tasks);
-    else if (strcmp(k, "generates") == 0) get_list(x, v, k, &t->generates);
-    else if (strcmp(k, "method") == 0) {
-        const char *m = scalar(v);
-        if (m && strcmp(m, "checksum") == 0) t->method = TASKCACHE_CHECKSUM;
-        else if (m && strcmp(m, "timestamp") == 0) t->method = TASKCACHE_TIMESTAMP;
-        else fail(x, v, k, "expected checksum or timestamp%s", NULL);
-    } else return 1;
+    const char *m = scalar(n);
+    if (m && strcmp(m, "checksum") == 0) *dst = TASKCACHE_CHECKSUM;
+    else if (m && strcmp(m, "timestamp") == 0) *dst = TASKCACHE_TIMESTAMP;
+    else return fail(x, n, key, "expected checksum or timestamp%s", NULL);
     return 0;
 }
 
-static int exec_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *v, void *obj)
+/* The keys of a handler's match:, task_cache: and exec: mappings, one line
+ * each: the field of struct handler_def a key sets and how its value is
+ * read. */
+enum rule_key_kind {
+    K_STR,      /* char * */
+    K_PATH,     /* char *; "~/" is $HOME */
+    K_LIST,     /* char **, NULL-terminated */
+    K_BOOL,     /* int */
+    K_DURATION, /* unsigned milliseconds */
+    K_METHOD,   /* enum taskcache_method */
+    K_PAIRS,    /* a mapping: pairs() reads each of its pairs, given the handler */
+};
+
+struct rule_key {
+    const char *section, *key;
+    enum rule_key_kind kind;
+    size_t off;
+    pair_fn pairs;
+};
+
+#define HANDLER(f) offsetof(struct handler_def, f)
+static const struct rule_key rule_keys[] = {
+    {"match", "type", K_STR, HANDLER(match_type), NULL},
+    {"match", "subject", K_STR, HANDLER(match_subject), NULL},
+    {"match", "data", K_PAIRS, 0, data_pair},
+    {"task_cache", "dir", K_PATH, HANDLER(tc.dir), NULL},
+    {"task_cache", "temp_dir", K_STR, HANDLER(tc.temp_dir), NULL},
+    {"task_cache", "remote_cache_dir", K_STR, HANDLER(tc.remote_cache_dir), NULL},
+    {"task_cache", "taskfile", K_STR, HANDLER(tc.taskfile), NULL},
+    {"task_cache", "includes", K_LIST, HANDLER(tc.includes), NULL},
+    {"task_cache", "env", K_PAIRS, 0, taskcache_env_pair},
+    {"task_cache", "remote", K_BOOL, HANDLER(tc.remote), NULL},
+    {"task_cache", "remote_all", K_BOOL, HANDLER(tc.remote_all), NULL},
+    {"task_cache", "remote_checksum", K_BOOL, HANDLER(tc.remote_checksum), NULL},
+    {"task_cache", "hosts", K_LIST, HANDLER(tc.hosts), NULL},
+    {"task_cache", "tasks", K_LIST, HANDLER(tc.tasks), NULL},
+    {"task_cache", "all_tasks", K_BOOL, HANDLER(tc.all_tasks), NULL},
+    {"task_cache", "generates", K_LIST, HANDLER(tc.generates), NULL},
+    {"task_cache", "method", K_METHOD, HANDLER(tc.method), NULL},
+    {"exec", "argv", K_LIST, HANDLER(ex.argv), NULL},
+    {"exec", "timeout", K_DURATION, HANDLER(ex.timeout_ms), NULL},
+    {"exec", "cwd", K_PATH, HANDLER(ex.cwd), NULL},
+    {NULL, NULL, K_STR, 0, NULL},
+};
+
+/* A mapping read by a table: the object it fills and the section's name
+ * (limits, dispatch, metrics, retention of struct config by the settings
+ * table; match, task_cache, exec of a struct handler_def by rule_keys). */
+struct section {
+    void *obj;
+    const char *name;
+};
+
+static int rule_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *v, void *arg)
 {
     (void)kn;
-    struct exec_rule *e = obj;
-    if (strcmp(k, "argv") == 0) get_list(x, v, k, &e->argv);
-    else if (strcmp(k, "timeout") == 0) get_duration(x, v, k, &e->timeout_ms);
-    else if (strcmp(k, "cwd") == 0) {
-        if (!get_str(x, v, k, &e->cwd)) e->cwd = expand_home(e->cwd);
-    } else return 1;
+    const struct section *sec = arg;
+    const struct rule_key *f = rule_keys;
+    while (f->key && (strcmp(f->section, sec->name) != 0 || strcmp(f->key, k) != 0)) f++;
+    if (!f->key) return 1;
+    void *dst = (char *)sec->obj + f->off;
+    switch (f->kind) {
+    case K_STR: get_str(x, v, k, dst); break;
+    case K_PATH:
+        if (!get_str(x, v, k, dst)) *(char **)dst = expand_home(*(char **)dst);
+        break;
+    case K_LIST: get_list(x, v, k, dst); break;
+    case K_BOOL: get_bool(x, v, k, dst); break;
+    case K_DURATION: get_duration(x, v, k, dst); break;
+    case K_METHOD: get_method(x, v, k, dst); break;
+    case K_PAIRS: each_pair(x, v, k, f->pairs, sec->obj); break;
+    }
     return 0;
 }
 
@@ -544,19 +583,19 @@ static int handler_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node
     if (strcmp(k, "name") == 0) {
         if (!get_str(x, v, k, &h->name) && !str_of_class(h->name, strlen(h->name), LOWER_NAME, 64))
             fail(x, v, k, "handler names are 1-64 of a-z 0-9 _ -%s", NULL);
-    } else if (strcmp(k, "match") == 0) each_pair(x, v, k, match_pair, h);
+    } else if (strcmp(k, "match") == 0) each_pair(x, v, k, rule_pair, &(struct section){h, k});
     else if (strcmp(k, "task_cache") == 0 || strcmp(k, "exec") == 0) {
         if (h->kind != HANDLER_CALLBACK) return fail(x, kn, k, "a handler has one of task_cache or exec%s", NULL), 0;
         if (k[0] == 't') {
             h->kind = HANDLER_TASK_CACHE;
             h->tc.remote = 1;
-            each_pair(x, v, k, taskcache_pair, &h->tc);
+            each_pair(x, v, k, rule_pair, &(struct section){h, k});
             if (!x->failed && !h->tc.dir) fail(x, v, k, "dir is required%s", NULL);
             if (!x->failed && h->tc.dir[0] != '/') fail(x, v, "dir", "must be an absolute path (or start with ~/)%s", NULL);
         } else {
             h->kind = HANDLER_EXEC;
             h->ex.timeout_ms = 60000;
-            each_pair(x, v, k, exec_pair, &h->ex);
+            each_pair(x, v, k, rule_pair, &(struct section){h, k});
             if (!x->failed && (!h->ex.argv || !h->ex.argv[0])) fail(x, v, k, "argv is required%s", NULL);
         }
     } else return 1;
@@ -572,12 +611,6 @@ static void read_setting(struct ctx *x, struct config *c, const struct setting *
     else if (setting_parse(c, s, scalar(v), why, sizeof why) != 0) fail(x, v, k, "%s", why);
 }
 
-/* A section of scalar settings (limits, dispatch, metrics). */
-struct section {
-    struct config *c;
-    const char *name;
-};
-
 static int section_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *v, void *obj)
 {
     (void)kn;
@@ -587,7 +620,18 @@ static int section_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node
     snprintf(key, sizeof key, "%s.%s", sec->name, k);
     const struct setting *s = setting_find(key, &file);
     if (!s || file) return 1;
-    read_setting(x, sec->c, s, 0, k, v);
+    read_setting(x, sec->obj, s, 0, k, v);
+    return 0;
+}
+
+/* retention: the table's settings and the rules list (lib/retention.c). */
+static int retention_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *v, void *obj)
+{
+    struct config *c = obj;
+    if (strcmp(k, "rules") != 0) return section_pair(x, k, kn, v, &(struct section){c, "retention"});
+    char why[256];
+    yaml_node_t *at = kn;
+    if (retention_rules_parse(&c->retention, x->doc, v, &at, why, sizeof why)) fail(x, at, "retention", "%s", why);
     return 0;
 }
 
@@ -596,7 +640,7 @@ static int is_section(const char *name)
 {
     size_t n = strlen(name);
     for (const struct setting *s = config_settings; s->key; s++)
-        if (s->type != SET_RETENTION && strncmp(s->key, name, n) == 0 && s->key[n] == '.') return 1;
+        if (strncmp(s->key, name, n) == 0 && s->key[n] == '.') return 1;
     return 0;
 }
 
@@ -606,13 +650,9 @@ static int top_pair(struct ctx *x, const char *k, yaml_node_t *kn, yaml_node_t *
     int file;
     const struct setting *s = setting_find(k, &file);
     if (s && !strchr(s->key, '.')) read_setting(x, c, s, file, k, v);
+    else if (strcmp(k, "retention") == 0) each_pair(x, v, k, retention_pair, c);
     else if (is_section(k)) each_pair(x, v, k, section_pair, &(struct section){c, k});
     else if (strcmp(k, "logpush_filters") == 0) get_list(x, v, k, &c->filters);
-    else if (strcmp(k, "retention") == 0) {
-        char why[256];
-        yaml_node_t *at = v;
-        if (retention_config_parse(&c->retention, x->doc, v, &at, why, sizeof why)) fail(x, at, k, "%s", why);
-    }
     else if (strcmp(k, "pages_projects") == 0) {
         if (get_list(x, v, k, &c->pages_projects)) return 0;
         for (char **p = c->pages_projects; *p; p++)

@@ -12,6 +12,7 @@
 #include "handler.h"
 #include "retention.h"
 #include "route.h"
+#include "server.h"
 
 struct cfwire_config;
 
@@ -44,9 +45,7 @@ struct config {
     char *worker_url;
     char *push_secret, *notify_secret, *hook_token, *pull_token;
     char **filters; /* Logpush record filters, NULL-terminated */
-    size_t max_body, max_logpush_body, max_decompressed, max_line;
-    unsigned max_connections, timeout_s, threads;
-    unsigned max_connections_per_ip; /* 0: automatic (docs/wire.md#limits) */
+    struct server_limits limits; /* limits: what the receiver takes (lib/server.h) */
     unsigned heartbeat_s; /* the Worker's SSE heartbeat period */
     unsigned failover_ms;    /* hybrid: the Worker stream down this long, polling takes over */
     int status_page;         /* GET / for loopback clients */
@@ -88,7 +87,9 @@ enum setting_type {
     SET_SECONDS,   /* unsigned: a duration in whole seconds (at least 1) */
     SET_SIZE,      /* size_t: 512k, 8M, 1G */
     SET_MODE,      /* enum run_mode */
-    SET_RETENTION, /* read by retention.c (struct retention_config) */
+    SET_LIMIT_MS,    /* int64_t: a retention limit, a duration up to days (0: none) */
+    SET_LIMIT_COUNT, /* int64_t: a retention limit, a number of events (0: none) */
+    SET_LIMIT_BYTES, /* int64_t: a retention limit, a size (0: none) */
 };
 
 struct setting {

@@ -43,19 +43,19 @@ struct pages_project {
 };
 
 struct poll {
-    struct source src;
+    struct source src; /* first: SOURCE_OWNER */
     const struct config *cfg;
     char cursor_name[128];
     int64_t hwm;       /* newest action time committed, ms */
     int v1;            /* v2 was refused: use v1 */
     long requests, new_events;
-    unsigned seed;
     int (*active)(void *);
     void *active_arg;
     atomic_int healthy;
     struct pages_project *pages;
     size_t npages;
 };
+SOURCE_OWNER(struct poll);
 
 static void note(struct poll *p)
 {
@@ -96,7 +96,7 @@ static enum cf_outcome call(struct poll *p, const char *what, const char *url, j
             return o;
         }
         long wait = o == CF_RATE_LIMIT ? (retry_after >= 0 ? retry_after * 1000 : 60000)
-                                       : backoff_ms(&p->seed, attempt, 1000, 60000);
+                                       : source_backoff(&p->src, attempt, 1000, 60000);
         p->src.state = o == CF_RATE_LIMIT ? SOURCE_RATE_LIMITED : SOURCE_BACKING_OFF;
         note(p);
         source_nap(&p->src, wait > 300000 ? 300000 : wait);
@@ -344,7 +344,6 @@ struct poll *poll_start(struct store *st, const struct config *cfg, char *err, s
     struct poll *p = source_alloc(sizeof *p, "poll", err, errlen);
     if (!p) return NULL;
     p->cfg = cfg;
-    p->seed = (unsigned)now_ms();
     snprintf(p->cursor_name, sizeof p->cursor_name, "poll:audit:%s", cfg->account_id);
     while (cfg->pages_projects && cfg->pages_projects[p->npages]) p->npages++;
     p->pages = calloc(p->npages ? p->npages : 1, sizeof *p->pages);
@@ -383,10 +382,11 @@ int poll_run(struct poll *p, char *err, size_t errlen) { return source_start(&p-
 
 int poll_healthy(struct poll *p) { return atomic_load(&p->healthy); }
 
-void poll_stop(struct poll *p)
+/* What a poller holds besides itself, once its thread has stopped. */
+static void release(void *arg)
 {
-    if (!p) return;
-    source_stop(&p->src);
+    struct poll *p = arg;
     free(p->pages);
-    free(p);
 }
+
+void poll_stop(struct poll *p) { source_close(p, release); }

@@ -33,7 +33,7 @@
 #define BATCH_MAX 256
 
 struct pull {
-    struct source src;
+    struct source src; /* first: SOURCE_OWNER */
     char *url, *token, *cursor_name;
     unsigned heartbeat_s;
     struct store *store;
@@ -50,6 +50,7 @@ struct pull {
     atomic_int connected;
     atomic_llong down_since; /* ms; when the stream was last lost */
 };
+SOURCE_OWNER(struct pull);
 
 static void note(struct pull *p)
 {
@@ -236,7 +237,6 @@ static void *run(void *arg)
 {
     struct pull *p = arg;
     int failures = 0;
-    unsigned seed = (unsigned)now_ms();
     while (!stopping(p)) {
         p->got_data = 0;
         p->commit_failed = 0;
@@ -247,11 +247,23 @@ static void *run(void *arg)
         p->src.state = SOURCE_RECONNECTING;
         note(p);
         log_msg(LOG_WARN, "pull disconnected", "url", p->url, "error", p->src.last_error, NULL);
-        source_nap(&p->src, backoff_ms(&seed, failures, 1000, 60000));
+        source_nap(&p->src, source_backoff(&p->src, failures, 1000, 60000));
     }
     p->src.state = SOURCE_STOPPED;
     note(p);
     return NULL;
+}
+
+/* What a puller holds besides itself, once its thread has stopped (or
+ * before it started). */
+static void release(void *arg)
+{
+    struct pull *p = arg;
+    store_batch_clear(&p->batch);
+    sse_free(&p->sse);
+    free(p->url);
+    free(p->token);
+    free(p->cursor_name);
 }
 
 struct pull *pull_start(const char *url, const char *token, unsigned heartbeat_s, struct store *st,
@@ -276,9 +288,7 @@ struct pull *pull_start(const char *url, const char *token, unsigned heartbeat_s
     sse_init(&p->sse, SSE_LINE_MAX, on_event, p);
     if (asprintf(&p->cursor_name, "pull:%s", p->url) < 0) {
         snprintf(err, errlen, "pull: out of memory");
-        sse_free(&p->sse);
-        free(p->url);
-        free(p->token);
+        release(p);
         free(p);
         return NULL;
     }
@@ -287,22 +297,10 @@ struct pull *pull_start(const char *url, const char *token, unsigned heartbeat_s
     if (c) p->cursor = strtoll(c, NULL, 10);
     free(c);
     atomic_store(&p->down_since, (long long)now_ms());
-    if (source_launch(&p->src, "pull", st, run, p, err, errlen) == 0) return p;
-    pull_stop(p);
-    return NULL;
+    return source_launch(p, "pull", st, run, release, err, errlen);
 }
 
-void pull_stop(struct pull *p)
-{
-    if (!p) return;
-    source_stop(&p->src);
-    store_batch_clear(&p->batch);
-    sse_free(&p->sse);
-    free(p->url);
-    free(p->token);
-    free(p->cursor_name);
-    free(p);
-}
+void pull_stop(struct pull *p) { source_close(p, release); }
 
 int pull_reachable(struct pull *p, long long grace_ms)
 {

@@ -26,13 +26,13 @@
 #include "source.h"
 
 struct queue {
-    struct source src;
+    struct source src; /* first: SOURCE_OWNER */
     const struct config *cfg;
     char base[2048];
     long pulled, acked, rejected;
-    unsigned seed;
     atomic_int healthy;
 };
+SOURCE_OWNER(struct queue);
 
 static void note(struct queue *q)
 {
@@ -94,7 +94,7 @@ static int pull_once(struct queue *q, int *failures)
         (*failures)++;
         long wait = o == CF_RATE_LIMIT && retry_after >= 0 ? retry_after * 1000
                     : o == CF_AUTH                          ? 60000
-                                                            : backoff_ms(&q->seed, *failures, 1000, 60000);
+                                                            : source_backoff(&q->src, *failures, 1000, 60000);
         source_nap(&q->src, wait);
         return -1;
     }
@@ -190,19 +190,11 @@ struct queue *queue_start(struct store *st, const struct config *cfg, char *err,
     struct queue *q = source_alloc(sizeof *q, "queue", err, errlen);
     if (!q) return NULL;
     q->cfg = cfg;
-    q->seed = (unsigned)now_ms();
     snprintf(q->base, sizeof q->base, "%s/client/v4/accounts/%s/queues/%s", cfg->api_base, cfg->account_id, cfg->queue_id);
     atomic_store(&q->healthy, 1);
-    if (source_launch(&q->src, "queue", st, run, q, err, errlen) == 0) return q;
-    queue_stop(q);
-    return NULL;
+    return source_launch(q, "queue", st, run, NULL, err, errlen);
 }
 
-void queue_stop(struct queue *q)
-{
-    if (!q) return;
-    source_stop(&q->src);
-    free(q);
-}
+void queue_stop(struct queue *q) { source_close(q, NULL); }
 
 int queue_healthy(struct queue *q) { return atomic_load(&q->healthy); }

@@ -1,4 +1,5 @@
-/* retention.c -- owns the retention: settings and the pruning of state.db.
+/* retention.c -- owns the retention rules and the pruning of state.db (the
+ * retention: section's scalars are rows of config.c's settings table).
  *
  * Events are removed by age, by count (per rule and for the whole store) and
  * by the size of the file, oldest first. Pruning never holds the write lock
@@ -45,7 +46,7 @@
 #define SWEEP_CHUNK 2000
 #define VACUUM_PAGES 256
 
-/* ---- configuration --------------------------------------------------------- */
+/* ---- configuration: the rules (the scalars are settings: lib/config.c) ---- */
 
 void retention_config_defaults(struct retention_config *c)
 {
@@ -79,6 +80,23 @@ int retention_parse_duration(const char *s, int64_t *ms)
     return 0;
 }
 
+int retention_parse_count(const char *s, int64_t *n)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end || v < 0 || v > 1000000000000LL) return -1;
+    *n = v;
+    return 0;
+}
+
+int retention_parse_bytes(const char *s, int64_t *n)
+{
+    size_t v = 0;
+    if (strcmp(s, "0") != 0 && parse_size(s, &v) != 0) return -1;
+    *n = (int64_t)v;
+    return 0;
+}
+
 static const char *scalar(yaml_node_t *n)
 {
     return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
@@ -94,60 +112,19 @@ static int say(char *buf, size_t len, const char *msg)
 static int get_dur(yaml_node_t *v, int64_t *dst, char *err, size_t errlen)
 {
     const char *s = scalar(v);
-    if (s && retention_parse_duration(s, dst) == 0) return 0;
-    snprintf(err, errlen, "expected a duration like 30s, 12h or 7d (0: no limit)");
-    return -1;
+    return s && retention_parse_duration(s, dst) == 0 ? 0 : say(err, errlen, RETENTION_WANT_DURATION);
 }
 
 static int get_count(yaml_node_t *v, int64_t *dst, char *err, size_t errlen)
 {
     const char *s = scalar(v);
-    char *end;
-    long long n = s ? strtoll(s, &end, 10) : -1;
-    if (s && *s && !*end && n >= 0 && n <= 1000000000000LL) return *dst = n, 0;
-    snprintf(err, errlen, "expected a whole number of events (0: no limit)");
-    return -1;
+    return s && retention_parse_count(s, dst) == 0 ? 0 : say(err, errlen, RETENTION_WANT_COUNT);
 }
 
-static int get_bytes(yaml_node_t *v, int64_t *dst, char *err, size_t errlen)
+/* One key of a rule: 0, or -1 with why set. */
+static int rule_key(struct retention_rule *r, const char *key, yaml_node_t *v, char *why, size_t whylen)
 {
-    const char *s = scalar(v);
-    size_t n;
-    if (s && strcmp(s, "0") == 0) return *dst = 0, 0;
-    if (s && parse_size(s, &n) == 0) return *dst = (int64_t)n, 0;
-    snprintf(err, errlen, "expected a size like 512M or 20G (0: no limit)");
-    return -1;
-}
-
-/* One key of a mapping: 0, -1 with why set, or -2 with err already set. */
-typedef int key_fn(void *ctx, yaml_document_t *doc, const char *key, yaml_node_t *v, yaml_node_t **at, char *why,
-                   size_t whylen, char *err, size_t errlen);
-
-/* Calls fn for each key of map with *at on the key; the first failure
- * becomes err as "<prefix>key '<key>': <why>". not_map: the error when map
- * is not a mapping. */
-static int each_key(yaml_document_t *doc, yaml_node_t *map, yaml_node_t **at, const char *not_map, const char *prefix,
-                    key_fn *fn, void *ctx, char *err, size_t errlen)
-{
-    *at = map;
-    if (!map || map->type != YAML_MAPPING_NODE) return snprintf(err, errlen, "%s", not_map), -1;
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = yaml_document_get_node(doc, p->key), *v = yaml_document_get_node(doc, p->value);
-        const char *key = scalar(k);
-        *at = k;
-        char why[200] = "";
-        int rc = key ? fn(ctx, doc, key, v, at, why, sizeof why, err, errlen) : say(why, sizeof why, "keys must be strings");
-        if (rc == -2) return -1;
-        if (rc) return snprintf(err, errlen, "%skey '%s': %s", prefix, key ? key : "?", why), -1;
-    }
-    return 0;
-}
-
-static int rule_key(void *ctx, yaml_document_t *doc, const char *key, yaml_node_t *v, yaml_node_t **at, char *why,
-                    size_t whylen, char *err, size_t errlen)
-{
-    (void)doc, (void)at, (void)err, (void)errlen;
-    struct retention_rule *r = ctx;
+    if (!key) return say(why, whylen, "keys must be strings");
     if (strcmp(key, "type") == 0) {
         const char *s = scalar(v);
         if (!s || !*s) return say(why, whylen, "expected a type glob");
@@ -159,52 +136,44 @@ static int rule_key(void *ctx, yaml_document_t *doc, const char *key, yaml_node_
     return say(why, whylen, "unknown key");
 }
 
+/* One rule, a mapping; errors read "rules: key '<key>': <why>" with *at on
+ * the key. */
 static int parse_rule(struct retention_rule *r, yaml_document_t *doc, yaml_node_t *map, yaml_node_t **at, char *err,
                       size_t errlen)
 {
-    if (each_key(doc, map, at, "a rule is a mapping", "rules: ", rule_key, r, err, errlen)) return -1;
-    if (!r->type) return snprintf(err, errlen, "rules: a rule needs a type (a glob such as com.cloudflare.logpush.*)"), -1;
+    *at = map;
+    if (!map || map->type != YAML_MAPPING_NODE) return say(err, errlen, "a rule is a mapping");
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(doc, p->key);
+        const char *key = scalar(k);
+        char why[200] = "";
+        *at = k;
+        if (rule_key(r, key, yaml_document_get_node(doc, p->value), why, sizeof why))
+            return snprintf(err, errlen, "rules: key '%s': %s", key ? key : "?", why), -1;
+    }
+    if (!r->type) return say(err, errlen, "rules: a rule needs a type (a glob such as com.cloudflare.logpush.*)");
     return 0;
 }
 
-/* The rules: list; -2 when a rule's error is already in err. */
-static int parse_rules(struct retention_config *c, yaml_document_t *doc, yaml_node_t *v, yaml_node_t **at, char *why,
-                       size_t whylen, char *err, size_t errlen)
+int retention_rules_parse(struct retention_config *c, yaml_document_t *doc, yaml_node_t *v, yaml_node_t **at,
+                          char *err, size_t errlen)
 {
-    if (!v || v->type != YAML_SEQUENCE_NODE) return say(why, whylen, "expected a list of rules");
+    if (!v || v->type != YAML_SEQUENCE_NODE) return say(err, errlen, "key 'rules': expected a list of rules");
     size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
     struct retention_rule *rules = calloc(n ? n : 1, sizeof *rules);
-    if (!rules) return say(why, whylen, "out of memory");
+    if (!rules) return say(err, errlen, "key 'rules': out of memory");
     for (size_t i = 0; i < n; i++) {
         yaml_node_t *rn = yaml_document_get_node(doc, v->data.sequence.items.start[i]);
         if (parse_rule(&rules[i], doc, rn, at, err, errlen)) {
             for (size_t j = 0; j <= i; j++) free(rules[j].type);
             free(rules);
-            return -2;
+            return -1;
         }
     }
     retention_config_free(c);
     c->rules = rules;
     c->nrules = n;
     return 0;
-}
-
-static int config_key(void *ctx, yaml_document_t *doc, const char *key, yaml_node_t *v, yaml_node_t **at, char *why,
-                      size_t whylen, char *err, size_t errlen)
-{
-    struct retention_config *c = ctx;
-    if (strcmp(key, "max_age") == 0) return get_dur(v, &c->max_age_ms, why, whylen);
-    if (strcmp(key, "max_events") == 0) return get_count(v, &c->max_events, why, whylen);
-    if (strcmp(key, "max_bytes") == 0) return get_bytes(v, &c->max_bytes, why, whylen);
-    if (strcmp(key, "dedupe_window") == 0) return get_dur(v, &c->dedupe_ms, why, whylen);
-    if (strcmp(key, "rules") == 0) return parse_rules(c, doc, v, at, why, whylen, err, errlen);
-    return say(why, whylen, "unknown key");
-}
-
-int retention_config_parse(struct retention_config *c, yaml_document_t *doc, yaml_node_t *map, yaml_node_t **at,
-                           char *err, size_t errlen)
-{
-    return each_key(doc, map, at, "expected a mapping", "", config_key, c, err, errlen);
 }
 
 int retention_active(const struct retention_config *c)

@@ -33,16 +33,28 @@ struct retention_config {
 
 void retention_config_defaults(struct retention_config *c);
 void retention_config_free(struct retention_config *c);
-/* Reads a retention: mapping (keys given replace those set; rules replace
- * all rules). On error returns -1 with the reason in err and *at the node. */
-int retention_config_parse(struct retention_config *c, yaml_document_t *doc, yaml_node_t *map, yaml_node_t **at,
-                           char *err, size_t errlen);
+/* Reads the rules: list of the retention: section, replacing all rules (its
+ * scalars are settings of config_settings[]). On error returns -1 with the
+ * reason in err and *at on the rule's key at fault (left as it is when list
+ * is not a list). */
+int retention_rules_parse(struct retention_config *c, yaml_document_t *doc, yaml_node_t *list, yaml_node_t **at,
+                          char *err, size_t errlen);
 /* 1 when anything is pruned at all. */
 int retention_active(const struct retention_config *c);
 /* The retention in force, as status and the meta row show it. */
 json_t *retention_config_json(const struct retention_config *c);
+
+/* The values of retention's limits, each 0 for none: 0 or -1 when s is not
+ * one, and what the reader is told then. */
+#define RETENTION_WANT_DURATION "expected a duration like 30s, 12h or 7d (0: no limit)"
+#define RETENTION_WANT_COUNT "expected a whole number of events (0: no limit)"
+#define RETENTION_WANT_BYTES "expected a size like 512M or 20G (0: no limit)"
 /* "2d", "36h", "90m", "30s", "500ms" -> ms. */
 int retention_parse_duration(const char *s, int64_t *ms);
+/* A number of events, up to 10^12. */
+int retention_parse_count(const char *s, int64_t *n);
+/* "0", or a size as parse_size reads it ("512M", "20G"). */
+int retention_parse_bytes(const char *s, int64_t *n);
 
 /* An id's key in the ids table: the first 8 bytes of its SHA-256, big
  * endian, as a signed integer (store_id_hash). */

@@ -474,7 +474,7 @@ static void route(struct req *r, const char *method, const char *url)
     int post = strcmp(method, "POST") == 0;
     int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
     const char *rest;
-    size_t maxlen = c->max_body;
+    size_t maxlen = c->limits.max_body;
 
     if (strcmp(url, "/healthz") == 0) r->route = R_HEALTHZ;
     else if (strcmp(url, "/readyz") == 0) r->route = R_READYZ;
@@ -487,7 +487,7 @@ static void route(struct req *r, const char *method, const char *url)
              norm_valid_dataset(rest)) {
         r->route = R_LOGPUSH;
         snprintf(r->name, sizeof r->name, "%s", rest);
-        maxlen = c->max_logpush_body;
+        maxlen = c->limits.max_logpush_body;
     } else if ((rest = url + strlen("/hooks/generic/"), strncmp(url, "/hooks/generic/", 15) == 0) &&
                norm_valid_hook_name(rest)) {
         r->route = R_GENERIC;
@@ -535,7 +535,7 @@ static void route(struct req *r, const char *method, const char *url)
     struct auth_headers h = auth_headers(r);
     if (!authorized(r, auth_route(&r->srv->auth, (enum ingest_route)r->route, &h))) return;
     r->body.max = maxlen;
-    if (r->route == R_LOGPUSH) lp_init(&r->lp, logpush_line, r, c->max_decompressed, c->max_line);
+    if (r->route == R_LOGPUSH) lp_init(&r->lp, logpush_line, r, c->limits.max_decompressed, c->limits.max_line);
 }
 
 static enum MHD_Result answer_get(struct req *r)
@@ -767,7 +767,7 @@ struct server *server_start(const struct server_config *c, struct store *st, cha
     }
     s->cfg = *c;
     s->store = st;
-    s->body_budget = c->max_body < BODY_BUDGET / 2 ? BODY_BUDGET : 2 * (c->max_body + 1);
+    s->body_budget = c->limits.max_body < BODY_BUDGET / 2 ? BODY_BUDGET : 2 * (c->limits.max_body + 1);
     if (auth_init(&s->auth, &secrets, err, errlen) != 0) {
         free(s);
         return NULL;
@@ -780,8 +780,8 @@ struct server *server_start(const struct server_config *c, struct store *st, cha
      * address each peer gets an eighth of them by default. On loopback every
      * client shares one address -- cloudflared's connections, a local
      * proxy's -- so a per-address limit would only cap the legitimate ones. */
-    unsigned per_ip = c->max_connections_per_ip;
-    if (!per_ip && !loopback) per_ip = c->max_connections / 8 ? c->max_connections / 8 : 1;
+    unsigned per_ip = c->limits.max_connections_per_ip;
+    if (!per_ip && !loopback) per_ip = c->limits.max_connections / 8 ? c->limits.max_connections / 8 : 1;
     if (per_ip) {
         char n[16];
         snprintf(n, sizeof n, "%u", per_ip);
@@ -798,8 +798,8 @@ struct server *server_start(const struct server_config *c, struct store *st, cha
     s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, lfd,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_URI_LOG_CALLBACK,
                               on_request_line, NULL, MHD_OPTION_CONNECTION_LIMIT,
-                              c->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, c->timeout_s,
-                              MHD_OPTION_THREAD_POOL_SIZE, c->threads, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                              c->limits.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, c->limits.timeout_s,
+                              MHD_OPTION_THREAD_POOL_SIZE, c->limits.threads, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
                               (size_t)(16 * 1024), MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
                               MHD_OPTION_END);
     if (!s->mhd) {

@@ -5,24 +5,31 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "config.h"
 #include "filter.h"
 #include "store.h"
 #include "util.h"
+
+struct router;
+
+/* The receiver's limits: the limits: section of the configuration (struct
+ * config holds one, its defaults in the settings table), handed over whole. */
+struct server_limits {
+    size_t max_body;           /* JSON bodies */
+    size_t max_logpush_body;   /* Logpush bodies as sent (compressed) */
+    size_t max_decompressed;   /* Logpush bodies decompressed */
+    size_t max_line;           /* one Logpush record */
+    unsigned max_connections;
+    unsigned max_connections_per_ip; /* 0: max_connections/8 off loopback, none on it (docs/wire.md#limits) */
+    unsigned timeout_s;        /* idle connection timeout */
+    unsigned threads;
+};
 
 struct server_config {
     const char *listen;        /* "HOST:PORT"; port 0 picks a free one */
     const char *push_secret;   /* whsec_..., for POST /v1/events */
     const char *notify_secret; /* cf-webhook-auth, for /hooks/notifications */
     const char *hook_token;    /* bearer, for Logpush, generic hooks and xplat's POST / */
-    size_t max_body;           /* JSON bodies */
-    size_t max_logpush_body;   /* Logpush bodies as sent (compressed) */
-    size_t max_decompressed;   /* Logpush bodies decompressed */
-    size_t max_line;           /* one Logpush record */
-    unsigned max_connections;
-    unsigned max_connections_per_ip; /* 0: max_connections/8 off loopback, none on it */
-    unsigned timeout_s;        /* idle connection timeout */
-    unsigned threads;
+    struct server_limits limits;
     const struct filter *filters;
     const struct router *router; /* handlers to queue per event; NULL = none */
     /* /readyz: fills checks ({"name":"ok"|"why"}) and returns 1 when ready;

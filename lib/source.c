@@ -36,6 +36,7 @@ void source_init(struct source *s, const char *kind, struct store *st)
     s->kind = kind;
     s->store = st;
     s->state = SOURCE_STARTING;
+    s->seed = (unsigned)now_ms();
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
 }
@@ -57,11 +58,14 @@ void *source_alloc(size_t size, const char *kind, char *err, size_t errlen)
     return p;
 }
 
-int source_launch(struct source *s, const char *kind, struct store *st, void *(*fn)(void *), void *arg, char *err,
-                  size_t errlen)
+void *source_launch(void *owner, const char *kind, struct store *st, void *(*fn)(void *), void (*release)(void *owner),
+                    char *err, size_t errlen)
 {
+    struct source *s = owner; /* SOURCE_OWNER */
     source_init(s, kind, st);
-    return source_start(s, fn, arg, err, errlen);
+    if (source_start(s, fn, owner, err, errlen) == 0) return owner;
+    source_close(owner, release);
+    return NULL;
 }
 
 void source_stop(struct source *s)
@@ -75,6 +79,16 @@ void source_stop(struct source *s)
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
 }
+
+void source_close(void *owner, void (*release)(void *owner))
+{
+    if (!owner) return;
+    source_stop(owner); /* SOURCE_OWNER: the owner begins with its source */
+    if (release) release(owner);
+    free(owner);
+}
+
+long source_backoff(struct source *s, int n, long base_ms, long max_ms) { return backoff_ms(&s->seed, n, base_ms, max_ms); }
 
 int source_stopping(struct source *s)
 {

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stddef.h>
 
 #include "store.h"
 #include "util.h"
@@ -44,20 +45,32 @@ struct source {
     enum source_state state;
     char last_error[256];
     char last_success[TIME_BUF];
+    unsigned seed;              /* the thread's backoff jitter (source_backoff) */
 };
+
+/* A source's owner (struct pull, queue, poll, tunnel) begins with its struct
+ * source, so that the source can start and end the whole owner: each owner's
+ * file states it with SOURCE_OWNER. */
+#define SOURCE_OWNER(type) _Static_assert(offsetof(type, src) == 0, #type " begins with its struct source")
 
 void source_init(struct source *s, const char *kind, struct store *st);
 /* calloc(1, size) for a source's owner; NULL with err "kind: out of memory". */
 void *source_alloc(size_t size, const char *kind, char *err, size_t errlen);
-/* source_init then source_start: -1 when the thread cannot be created (the
- * owner then stops itself, which tears the source down cleanly). */
-int source_launch(struct source *s, const char *kind, struct store *st, void *(*fn)(void *), void *arg, char *err,
-                  size_t errlen);
+/* source_init on owner's source, then its thread runs fn(owner): owner, or
+ * NULL with err when the thread cannot be created (owner is then closed). */
+void *source_launch(void *owner, const char *kind, struct store *st, void *(*fn)(void *), void (*release)(void *owner),
+                    char *err, size_t errlen);
 /* Starts the thread; -1 when it cannot be created, with err saying so (then
  * source_stop still tears down cleanly). */
 int source_start(struct source *s, void *(*fn)(void *), void *arg, char *err, size_t errlen);
 /* Asks the thread to stop and waits for it. */
 void source_stop(struct source *s);
+/* An owner's end: source_stop, then release(owner) for what else the owner
+ * holds (NULL: nothing), then free(owner). NULL owner: nothing. */
+void source_close(void *owner, void (*release)(void *owner));
+/* The next wait after n failures in a row, with this source's jitter
+ * (backoff_ms); called from the source's thread only. */
+long source_backoff(struct source *s, int n, long base_ms, long max_ms);
 int source_stopping(struct source *s);
 /* Sleeps up to ms; returns early when asked to stop. */
 void source_nap(struct source *s, long ms);

@@ -175,15 +175,14 @@ int store_event_from_text(const char *id, const char *type, const char *source, 
 {
     memset(out, 0, sizeof *out);
     out->body = body;
-    out->id = strdup(id);
-    out->type = strdup(type);
-    out->source = strdup(source);
-    out->subject = subject ? strdup(subject) : NULL;
-    out->time = strdup(time);
-    out->via = strdup(via);
-    out->received = strdup(received);
-    if (!out->id || !out->type || !out->source || (subject && !out->subject) || !out->time || !out->via ||
-        !out->received || !out->body) {
+    const char *from[] = {id, type, source, subject, time, via, received};
+    char **to[] = {&out->id, &out->type, &out->source, &out->subject, &out->time, &out->via, &out->received};
+    int ok = body != NULL;
+    for (size_t i = 0; i < sizeof from / sizeof *from; i++) {
+        if (from[i]) ok &= (*to[i] = strdup(from[i])) != NULL;
+        else ok &= to[i] == &out->subject; /* subject alone may be absent */
+    }
+    if (!ok) {
         store_event_free(out);
         return -1;
     }
@@ -192,14 +191,8 @@ int store_event_from_text(const char *id, const char *type, const char *source, 
 
 void store_event_free(struct store_event *e)
 {
-    free(e->id);
-    free(e->type);
-    free(e->source);
-    free(e->subject);
-    free(e->time);
-    free(e->via);
-    free(e->received);
-    free(e->body);
+    char *owned[] = {e->id, e->type, e->source, e->subject, e->time, e->via, e->received, e->body};
+    for (size_t i = 0; i < sizeof owned / sizeof *owned; i++) free(owned[i]);
     for (char **h = e->handlers; h && *h; h++) free(*h);
     free(e->handlers);
     memset(e, 0, sizeof *e);

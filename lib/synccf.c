@@ -272,14 +272,7 @@ int synccf_start(synccf *s, char *err, size_t errlen)
     sc.push_secret = c->push_secret;
     sc.notify_secret = c->notify_secret;
     sc.hook_token = c->hook_token;
-    sc.max_body = c->max_body;
-    sc.max_logpush_body = c->max_logpush_body;
-    sc.max_decompressed = c->max_decompressed;
-    sc.max_line = c->max_line;
-    sc.max_connections = c->max_connections;
-    sc.max_connections_per_ip = c->max_connections_per_ip;
-    sc.timeout_s = c->timeout_s;
-    sc.threads = c->threads;
+    sc.limits = c->limits;
     sc.filters = s->filters;
     sc.router = &c->router;
     sc.ready = ready;

@@ -28,15 +28,15 @@
 #include "spawn.h"
 
 struct tunnel {
-    struct source src;
+    struct source src; /* first: SOURCE_OWNER */
     const struct config *cfg;
     char bin[1024];
     char local[64];
     char url[256];
     int starts;
     pid_t pid;
-    unsigned seed;
 };
+SOURCE_OWNER(struct tunnel);
 
 static void note(struct tunnel *t)
 {
@@ -227,7 +227,7 @@ static void *run(void *arg)
         t->url[0] = '\0';
         note(t);
         log_msg(LOG_WARN, "cloudflared exited; restarting", "error", t->src.last_error, NULL);
-        source_nap(&t->src, backoff_ms(&t->seed, failures, 1000, 30000));
+        source_nap(&t->src, source_backoff(&t->src, failures, 1000, 30000));
     }
     regfree(&re);
     t->src.state = SOURCE_STOPPED;
@@ -251,15 +251,7 @@ struct tunnel *tunnel_start(struct store *st, const struct config *cfg, unsigned
     }
     snprintf(t->local, sizeof t->local, "http://127.0.0.1:%u", port);
     t->cfg = cfg;
-    t->seed = (unsigned)now_ms();
-    if (source_launch(&t->src, "tunnel", st, run, t, err, errlen) == 0) return t;
-    tunnel_stop(t);
-    return NULL;
+    return source_launch(t, "tunnel", st, run, NULL, err, errlen);
 }
 
-void tunnel_stop(struct tunnel *t)
-{
-    if (!t) return;
-    source_stop(&t->src);
-    free(t);
-}
+void tunnel_stop(struct tunnel *t) { source_close(t, NULL); }

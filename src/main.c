@@ -157,13 +157,14 @@ static const char *setting_arg(const struct setting *s)
     case SET_PATH: return "PATH";
     case SET_URL: return "URL";
     case SET_BOOL: return "true|false";
-    case SET_UINT: return "N";
+    case SET_UINT:
+    case SET_LIMIT_COUNT: return "N";
     case SET_MS:
-    case SET_SECONDS: return "DURATION";
-    case SET_SIZE: return "SIZE";
+    case SET_SECONDS:
+    case SET_LIMIT_MS: return "DURATION";
+    case SET_SIZE:
+    case SET_LIMIT_BYTES: return "SIZE";
     case SET_MODE: return "MODE";
-    case SET_RETENTION:
-        return strstr(s->key, "events") ? "N" : strstr(s->key, "bytes") ? "SIZE" : "DURATION";
     default: return "VALUE";
     }
 }

@@ -68,10 +68,10 @@ static void test_full_file(void **st)
     assert_string_equal(c.filters[0], "http_requests.EdgeResponseStatus=5*");
     assert_string_equal(c.pages_projects[1], "docs");
     assert_null(c.pages_projects[2]);
-    assert_int_equal(c.max_body, 2u << 20);
-    assert_int_equal(c.timeout_s, 10);
-    assert_int_equal(c.threads, 3);
-    assert_int_equal(c.max_connections_per_ip, 16);
+    assert_int_equal(c.limits.max_body, 2u << 20);
+    assert_int_equal(c.limits.timeout_s, 10);
+    assert_int_equal(c.limits.threads, 3);
+    assert_int_equal(c.limits.max_connections_per_ip, 16);
     assert_int_equal(c.max_attempts, 3);
     assert_int_equal(c.backoff_ms, 250);
     assert_int_equal(c.max_backoff_ms, 60000);
@@ -243,7 +243,7 @@ static void test_precedence(void **st)
     assert_int_equal(config_set(&c, config_flag_key("--dispatch-max-attempts"), "9", "--dispatch-max-attempts", err, sizeof err), 0);
     assert_int_equal(c.max_attempts, 9); /* flag */
     assert_int_equal(c.backoff_ms, 2000);
-    assert_int_equal(c.threads, 3);
+    assert_int_equal(c.limits.threads, 3);
     assert_string_equal(config_flag_key("--limits-max-body"), "limits.max_body");
     assert_string_equal(config_flag_key("--poll-interval"), "poll_interval");
     assert_null(config_flag_key("--handlers"));

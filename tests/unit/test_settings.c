@@ -16,12 +16,12 @@ static void test_defaults(void **st)
     config_defaults(&c);
     assert_string_equal(c.listen, "127.0.0.1:9091");
     assert_string_equal(c.api_base, "https://api.cloudflare.com");
-    assert_int_equal(c.max_body, 1u << 20);
-    assert_int_equal(c.max_logpush_body, 256u << 20);
-    assert_int_equal(c.max_decompressed, 1024u << 20);
-    assert_int_equal(c.max_connections, 512);
-    assert_int_equal(c.max_connections_per_ip, 0);
-    assert_int_equal(c.timeout_s, 30);
+    assert_int_equal(c.limits.max_body, 1u << 20);
+    assert_int_equal(c.limits.max_logpush_body, 256u << 20);
+    assert_int_equal(c.limits.max_decompressed, 1024u << 20);
+    assert_int_equal(c.limits.max_connections, 512);
+    assert_int_equal(c.limits.max_connections_per_ip, 0);
+    assert_int_equal(c.limits.timeout_s, 30);
     assert_int_equal(c.heartbeat_s, 15);
     assert_int_equal(c.failover_ms, 120000);
     assert_int_equal(c.status_page, 1);
@@ -62,7 +62,7 @@ static void test_top_level_only(void **st)
     assert_int_equal(config_set(&c, "max_body", "2M", "--max-body", err, sizeof err), -1);
     assert_string_equal(err, "--max-body: key 'max_body': unknown key");
     assert_int_equal(config_set(&c, "limits.max_body", "2M", "--limits-max-body", err, sizeof err), 0);
-    assert_int_equal(c.max_body, 2u << 20);
+    assert_int_equal(c.limits.max_body, 2u << 20);
     assert_int_equal(config_set(&c, "limits.threads", "99", "--limits-threads", err, sizeof err), -1);
     assert_string_equal(err, "--limits-threads: key 'threads': expected a whole number in 1..64");
     assert_int_equal(config_set(&c, "mode", "sideways", "--mode", err, sizeof err), -1);
