@@ -16,7 +16,16 @@
  * crosses 1,000 WAL pages, on the writer thread, and fsyncs the database file
  * while every request of the next group waits. Here the writer only notes the
  * WAL's size and a checkpointer thread with its own connection copies pages
- * back (PASSIVE: it never blocks the writer, which keeps appending). */
+ * back (PASSIVE: it never blocks the writer, which keeps appending), once per
+ * 1,000 new WAL pages: a page written again and again between two passes
+ * (a leaf of ids, the tail of event_rows) is copied once, not once per pass.
+ * Under sustained load the WAL never ends up fully copied while the writer
+ * keeps appending, so it could only start over if the writer stopped: past
+ * WAL_CAP_BYTES the writer itself runs a RESTART checkpoint between two
+ * groups. The passes have already copied all but the last few hundred pages,
+ * so that stall is short; and the writer does not have to win its own write
+ * lock from a busy-waiting thread (a RESTART from the checkpointer starved
+ * for seconds under load, measured). */
 #include "store.h"
 
 #include <errno.h>
@@ -46,9 +55,13 @@
 #define PAGE_SIZE 8192
 #define SHAPE_CACHE 16            /* recent shapes, looked up without SQL */
 #define MIGRATE_CHUNK 2000        /* events converted per transaction by the v4 migration */
-#define CHECKPOINT_PAGES 1000        /* SQLite's own default threshold */
-#define WAL_SIZE_LIMIT (64ll << 20) /* what a reset WAL file is cut back to */
-#define WAL_CAP_PAGES 16000           /* ~64 MiB: past this, catch up (RESTART) */
+#define CHECKPOINT_PAGES 1000          /* new WAL pages per checkpoint pass (SQLite's default threshold) */
+#define WAL_CAP_BYTES (64ll << 20)     /* past this the writer restarts the WAL */
+#define WAL_CAP_PAGES ((int)(WAL_CAP_BYTES / PAGE_SIZE))
+/* What a reset WAL file is cut back to: above the cap, so that the file is
+ * reused in place instead of being cut and grown again (new blocks to
+ * allocate and zero) on every restart. */
+#define WAL_SIZE_LIMIT (2 * WAL_CAP_BYTES)
 
 /* A new run of the outbox: pending (the column's default) and due now. */
 #define RUN_INSERT_SQL \
@@ -106,6 +119,7 @@ struct store {
     pthread_t ckthread;
     int ck_started, ck_wanted, ck_stopping;
     int wal_pages; /* the WAL's size after the last commit */
+    int ck_done;   /* WAL pages the last pass had copied (0 after a restart) */
     pthread_mutex_t ckmu;
     pthread_cond_t ckcv;
 };
@@ -1189,6 +1203,17 @@ static int commit_group(struct store *s, struct store_batch *list, int *runs)
     return 0;
 }
 
+/* Past WAL_CAP_BYTES, between two groups: copies what the passes have not
+ * yet copied and makes the next commit start the WAL over (see the top of
+ * the file). Writer thread only. */
+static void wal_restart(struct store *s)
+{
+    pthread_mutex_lock(&s->ckmu);
+    int over = s->ck_started && s->wal_pages >= WAL_CAP_PAGES;
+    pthread_mutex_unlock(&s->ckmu);
+    if (over) sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+}
+
 static void *writer(void *arg)
 {
     struct store *s = arg;
@@ -1215,6 +1240,7 @@ static void *writer(void *arg)
         int runs = 0;
         int rc = commit_group(s, list, &runs);
         atomic_store(&s->last_failed, rc != 0);
+        wal_restart(s);
         if (rc == 0 && s->ret) retention_committed(s->ret);
         if (rc == 0 && runs && s->on_runs) s->on_runs(s->on_runs_arg);
         for (struct store_batch *b = list, *next; b; b = next) {
@@ -1238,13 +1264,14 @@ static int on_wal(void *arg, sqlite3 *db, const char *name, int pages)
     (void)db;
     (void)name;
     struct store *s = arg;
-    if (pages >= CHECKPOINT_PAGES) {
-        pthread_mutex_lock(&s->ckmu);
+    pthread_mutex_lock(&s->ckmu);
+    if (pages < s->ck_done) s->ck_done = 0; /* the WAL started over */
+    s->wal_pages = pages;
+    if (pages - s->ck_done >= CHECKPOINT_PAGES) {
         s->ck_wanted = 1;
-        s->wal_pages = pages;
         pthread_cond_signal(&s->ckcv);
-        pthread_mutex_unlock(&s->ckmu);
     }
+    pthread_mutex_unlock(&s->ckmu);
     return SQLITE_OK;
 }
 
@@ -1258,18 +1285,13 @@ static void *checkpointer(void *arg)
             continue;
         }
         s->ck_wanted = 0;
-        /* Under sustained load a passive checkpoint never catches up with
-         * the writer, and the WAL can only start over once it has: it would
-         * grow for as long as the load lasts. Past WAL_CAP_PAGES the
-         * checkpoint holds the writer back (RESTART) until it has caught up,
-         * which is what SQLite's own checkpoint does every 1,000 pages. */
-        int mode = s->wal_pages >= WAL_CAP_PAGES ? SQLITE_CHECKPOINT_RESTART : SQLITE_CHECKPOINT_PASSIVE;
         pthread_mutex_unlock(&s->ckmu);
         /* A failure (disk full, a lock held elsewhere) loses nothing: the
          * pages stay in the WAL and the next commit asks again. */
         int wal = 0, done = 0;
-        sqlite3_wal_checkpoint_v2(s->ckdb, NULL, mode, &wal, &done);
+        int rc = sqlite3_wal_checkpoint_v2(s->ckdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &wal, &done);
         pthread_mutex_lock(&s->ckmu);
+        if (rc == SQLITE_OK && done > 0 && done <= s->wal_pages) s->ck_done = done;
     }
     pthread_mutex_unlock(&s->ckmu);
     return NULL;

@@ -5,6 +5,9 @@
 --   MODE=plain    the same Standard Webhooks headers, which nginx ignores
 --   SECRET=whsec_...  RATE=<requests/s in total, 0 = as fast as possible>  CONNS=<wrk -c>
 --   THREADS=<wrk -t>
+--   IDS=seq (default: prefix-counter, ids that sort in arrival order, like
+--       KSUIDs and ULIDs) or IDS=random (UUID-like: no order, every dedupe
+--       index insert lands on a random page)
 -- HMAC comes from libcrypto through LuaJIT's FFI, so signing costs what it
 -- costs a real sender, not a Lua implementation's slowness.
 local ffi = require("ffi")
@@ -24,6 +27,7 @@ local secret = os.getenv("SECRET") or "whsec_c2VjcmV0c2VjcmV0c2VjcmV0"
 local rate = tonumber(os.getenv("RATE") or "0")
 local conns = tonumber(os.getenv("CONNS") or "64")
 local nthreads = tonumber(os.getenv("THREADS") or "2")
+local random_ids = os.getenv("IDS") == "random"
 
 local threads = {}
 local counter = 0
@@ -61,6 +65,10 @@ end
 function request()
   counter = counter + 1
   local id = prefix .. "-" .. counter
+  if random_ids then
+    id = string.format("%08x-%04x-4%03x-%04x-%06x%06x", math.random(0, 0x7fffffff), math.random(0, 0xffff),
+      math.random(0, 0xfff), math.random(0, 0xffff), math.random(0, 0xffffff), counter % 0x1000000)
+  end
   local body = '[{"specversion":"1.0","id":"' .. id .. '","source":"/bench","type":"dev.synccf.bench",' ..
     '"subject":"marketing-site","time":"2026-11-20T10:00:00Z","datacontenttype":"application/json",' ..
     '"synccfvia":"worker","data":{"n":' .. counter .. ',"pad":"' .. pad .. '"}}]'

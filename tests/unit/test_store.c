@@ -3,6 +3,7 @@
  * rows' exact text, and retention. */
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <sqlite3.h>
@@ -197,6 +198,84 @@ static void test_checkpoints(void **st)
     }
     assert_true(sb.st_size - before >= 1000 * 4096);
     assert_int_equal(count_rows(s, "SELECT count(*) FROM events"), 4000);
+    store_close(s);
+}
+
+/* Under load that never pauses, a passive checkpoint never copies the whole
+ * WAL, and only a fully copied WAL starts over: past 64 MiB the writer
+ * restarts it itself (store.c). Four threads commit 80 MiB of events without
+ * a pause; the WAL file stays near the cap instead of holding them all. */
+static void *wal_thread(void *p)
+{
+    struct worker_arg *a = p;
+    static char pad[2048];
+    memset(pad, 'w', sizeof pad - 1);
+    struct norm_opts o = {"tunnel", 1763633000000};
+    for (int g = 0; g < 50; g++) { /* 10,000 events of ~2 KiB per thread */
+        struct store_batch b = {0};
+        for (int i = 0; i < 200; i++) {
+            char id[48];
+            snprintf(id, sizeof id, "wal%d-%d-%d", a->t, g, i);
+            json_t *data = json_pack("{s:s}", "pad", pad);
+            json_t *ev = event_build(id, "/test", "com.example.test", NULL, -1, NULL, &o, data);
+            struct store_event e;
+            int bad = store_event_from_json(ev, &e);
+            json_decref(ev);
+            json_decref(data);
+            if (bad) return (void *)1;
+            store_batch_add(&b, &e);
+        }
+        if (store_commit(a->s, &b) != 0 || b.accepted != 200) return (void *)1;
+        store_batch_clear(&b);
+    }
+    return NULL;
+}
+
+struct wal_watch {
+    const char *path;
+    atomic_int done;
+    off_t max;
+};
+
+static void *wal_watcher(void *p)
+{
+    struct wal_watch *w = p;
+    struct stat sb;
+    while (!atomic_load(&w->done)) {
+        if (stat(w->path, &sb) == 0 && sb.st_size > w->max) w->max = sb.st_size;
+        usleep(1000);
+    }
+    return NULL;
+}
+
+static void test_wal_restarts(void **st)
+{
+    (void)st;
+    char err[256];
+    struct store *s = store_open(db, 0, err, sizeof err);
+    assert_non_null(s);
+    store_start(s);
+    char wal[400];
+    snprintf(wal, sizeof wal, "%s-wal", db);
+    struct wal_watch w = {.path = wal};
+    pthread_t watcher;
+    assert_int_equal(pthread_create(&watcher, NULL, wal_watcher, &w), 0);
+    pthread_t th[4];
+    struct worker_arg args[4];
+    for (int t = 0; t < 4; t++) {
+        args[t] = (struct worker_arg){s, t};
+        assert_int_equal(pthread_create(&th[t], NULL, wal_thread, &args[t]), 0);
+    }
+    for (int t = 0; t < 4; t++) {
+        void *rv;
+        pthread_join(th[t], &rv);
+        assert_null(rv);
+    }
+    atomic_store(&w.done, 1);
+    pthread_join(watcher, NULL);
+    assert_true(w.max > (8ll << 20)); /* the load did reach the WAL */
+    assert_true(w.max < (72ll << 20));
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM events"), 40000);
     store_close(s);
 }
 
@@ -722,6 +801,7 @@ int main(void)
         cmocka_unit_test_setup(test_dedupe_and_perms, setup),
         cmocka_unit_test_setup(test_group_commit, setup),
         cmocka_unit_test_setup(test_checkpoints, setup),
+        cmocka_unit_test_setup(test_wal_restarts, setup),
         cmocka_unit_test_setup(test_refuses_foreign_files, setup),
         cmocka_unit_test_setup(test_exact_text, setup),
         cmocka_unit_test_setup(test_migration_3_to_4, setup),
