@@ -10,7 +10,6 @@
  * without going through gotask_normalize or gotask_http_key. */
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 #include <yaml.h>
 
 #include "gotask.h"
+#include "util.h"
 
 #define FILE_MAX (4u << 20)
 #define ITEMS_MAX 4096
@@ -171,9 +171,10 @@ int gotask_http_key(const char *url, char *out, size_t n)
         rl = snprintf(red, sizeof red, "%s", url);
     if (rl < 0 || (size_t)rl >= sizeof red) return -1;
 
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (!EVP_Digest(red, (size_t)rl, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32) return -1;
+    unsigned char md[32];
+    const void *part[] = {red};
+    size_t plen[] = {(size_t)rl};
+    if (sha256_parts(part, plen, 1, md)) return -1;
     char hex[65];
     for (unsigned i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
 

@@ -26,7 +26,6 @@
 #include "retention.h"
 
 #include <errno.h>
-#include <openssl/sha.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -200,11 +199,9 @@ json_t *retention_config_json(const struct retention_config *c)
 
 int64_t retention_id_hash(const char *id)
 {
-    unsigned char md[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)id, strlen(id), md);
-    uint64_t h = 0;
-    for (int i = 0; i < 8; i++) h = h << 8 | md[i];
-    return (int64_t)h;
+    const void *parts[] = {id};
+    size_t lens[] = {strlen(id)};
+    return hash64(parts, lens, 1);
 }
 
 /* Limits are numbered: rules 0..nrules-1, then the catch-all age, then the

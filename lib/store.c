@@ -30,7 +30,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/sha.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sqlite3.h>
@@ -83,7 +82,6 @@ struct store {
         char *tmpl, *type, *source, *via;
     } shapes[SHAPE_CACHE];
     unsigned shape_next;
-    struct buf tmpl; /* the template being built (writer thread) */
     struct retention *ret; /* pruning, run by the writer between groups */
     /* /metrics' source labels (writer thread): at most max_series sources
      * get counters of their own, the first ones seen; later ones are counted
@@ -209,11 +207,15 @@ void store_event_free(struct store_event *e)
     for (size_t i = 0; i < sizeof owned / sizeof *owned; i++) free(owned[i]);
     for (char **h = e->handlers; h && *h; h++) free(*h);
     free(e->handlers);
+    free(e->row.tmpl);
     memset(e, 0, sizeof *e);
 }
 
+static int make_row(struct store_event *e);
+
 int store_batch_add(struct store_batch *b, struct store_event *ev)
 {
+    if (!ev->row.tmpl && make_row(ev)) return -1;
     if (b->n == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 8;
         struct store_event *p = realloc(b->ev, cap * sizeof *p);
@@ -411,6 +413,7 @@ static int plain_string(const char *v, const char *end, const char *want)
 /* Builds e's shape into out and finds its data member's text. */
 static int split_body(const struct store_event *e, struct buf *out, const char **data, size_t *datalen)
 {
+    static const size_t klen[] = {4, 9, 6, 16, 6};
     static const char *const keys[] = {"\"id\"", "\"subject\"", "\"time\"", "\"synccfreceived\"", "\"data\""};
     static const char markers[] = {'\x01', '\x02', '\x03', '\x04', '\x05'};
     const char *want[] = {e->id, e->subject, e->time, e->received, NULL};
@@ -429,7 +432,7 @@ static int split_body(const struct store_event *e, struct buf *out, const char *
             const char *v = skip_ws(p + 1), *ve = skip_value(v);
             if (!ve) break;
             for (int i = 0; i < 5; i++) {
-                if (cut[i] || (size_t)(ke - k) != strlen(keys[i]) || memcmp(k, keys[i], ke - k) != 0) continue;
+                if (cut[i] || (size_t)(ke - k) != klen[i] || memcmp(k, keys[i], klen[i]) != 0) continue;
                 if (i < 4 && !plain_string(v, ve, want[i])) break;
                 if (buf_append(out, copied, v - copied) || buf_append(out, &markers[i], 1)) return -1;
                 copied = ve;
@@ -449,19 +452,50 @@ static int split_body(const struct store_event *e, struct buf *out, const char *
     return 0;
 }
 
-/* Binds a time attribute as integer ms when that gives back the same text. */
-static void bind_time(sqlite3_stmt *st, int i, const char *text)
+/* A time attribute as integer ms when that gives back the same text, else -1
+ * (kept as text). */
+static int64_t time_ms(const char *text)
 {
     int64_t ms;
     char back[TIME_BUF];
     if (text && time_parse_rfc3339(text, &ms) == 0 && ms >= 0) {
         time_format_ms(ms, back);
-        if (strcmp(back, text) == 0) {
-            sqlite3_bind_int64(st, i, ms);
-            return;
-        }
+        if (strcmp(back, text) == 0) return ms;
     }
-    sqlite3_bind_text(st, i, text, -1, SQLITE_STATIC);
+    return -1;
+}
+
+static void bind_time(sqlite3_stmt *st, int i, int64_t ms, const char *text)
+{
+    if (ms >= 0) sqlite3_bind_int64(st, i, ms);
+    else sqlite3_bind_text(st, i, text, -1, SQLITE_STATIC);
+}
+
+/* e's compact row (store.h). 0, or -1 out of memory. */
+static int make_row(struct store_event *e)
+{
+    struct buf tmpl = {.max = SIZE_MAX};
+    const char *data;
+    size_t datalen;
+    if (split_body(e, &tmpl, &data, &datalen)) {
+        buf_free(&tmpl);
+        return -1;
+    }
+    e->row = (struct store_row){.tmpl = tmpl.p, .data_off = data ? (size_t)(data - e->body) : 0,
+                                .data_len = data ? datalen : 0, .id_hash = store_id_hash(e->id),
+                                .time_ms = time_ms(e->time), .received_ms = time_ms(e->received)};
+    return 0;
+}
+
+/* Binds e's row to INSERT INTO event_rows(..., id, subject, time, received,
+ * data), whose id is parameter `at`. */
+static void bind_row(sqlite3_stmt *st, int at, const struct store_event *e)
+{
+    sqlite3_bind_text(st, at, e->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, at + 1, e->subject, -1, SQLITE_STATIC);
+    bind_time(st, at + 2, e->row.time_ms, e->time);
+    bind_time(st, at + 3, e->row.received_ms, e->received);
+    if (e->row.data_len) sqlite3_bind_text(st, at + 4, e->body + e->row.data_off, (int)e->row.data_len, SQLITE_STATIC);
 }
 
 static int shape_matches(const struct shape_cache *c, const char *tmpl, const struct store_event *e)
@@ -499,17 +533,9 @@ static sqlite3_int64 shape_id(struct store *s, const char *tmpl, const struct st
     for (int i = 0; i < SHAPE_CACHE; i++)
         if (shape_matches(&s->shapes[i], tmpl, e)) return s->shapes[i].id;
     const char *parts[] = {tmpl, e->type, e->source, e->via};
-    struct buf key = {.max = SIZE_MAX};
-    for (int i = 0; i < 4; i++)
-        if (buf_append(&key, parts[i], strlen(parts[i]) + 1)) {
-            buf_free(&key);
-            return -1;
-        }
-    unsigned char md[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)key.p, key.len, md);
-    buf_free(&key);
-    uint64_t h = 0;
-    for (int i = 0; i < 8; i++) h = h << 8 | md[i];
+    size_t lens[4];
+    for (int i = 0; i < 4; i++) lens[i] = strlen(parts[i]) + 1; /* each with its NUL, as a separator */
+    uint64_t h = (uint64_t)hash64((const void *const *)parts, lens, 4);
     sqlite3_int64 id = -1;
     for (int probe = 0; probe < 64 && id < 0; probe++, h++) {
         sqlite3_bind_int64(s->shape_get, 1, (sqlite3_int64)h);
@@ -542,7 +568,7 @@ static int put_event(struct store *s, const struct store_event *e, int *inserted
                      sqlite3_int64 *shape_out)
 {
     *inserted = 0;
-    sqlite3_int64 h = store_id_hash(e->id);
+    sqlite3_int64 h = e->row.id_hash;
     int known = 0;
     sqlite3_bind_int64(s->id_get, 1, h);
     int rc = sqlite3_step(s->id_get);
@@ -564,17 +590,10 @@ static int put_event(struct store *s, const struct store_event *e, int *inserted
         sqlite3_reset(s->id_get);
         if (rc != SQLITE_DONE) return -1;
     }
-    const char *data;
-    size_t datalen;
-    if (split_body(e, &s->tmpl, &data, &datalen)) return -1;
-    sqlite3_int64 shape = shape_id(s, s->tmpl.p, e);
+    sqlite3_int64 shape = shape_id(s, e->row.tmpl, e);
     if (shape < 0) return -1;
     sqlite3_bind_int64(s->ins, 1, shape);
-    sqlite3_bind_text(s->ins, 2, e->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s->ins, 3, e->subject, -1, SQLITE_STATIC);
-    bind_time(s->ins, 4, e->time);
-    bind_time(s->ins, 5, e->received);
-    if (data) sqlite3_bind_text(s->ins, 6, data, (int)datalen, SQLITE_STATIC);
+    bind_row(s->ins, 2, e);
     if (step_done(s->ins)) return -1;
     sqlite3_int64 seq = sqlite3_last_insert_rowid(s->db);
     if (!known) {
@@ -671,28 +690,30 @@ static int migrate_v4(struct store *s, char *err, size_t errlen)
             char **f[] = {&e.id, &e.type, &e.source, &e.subject, &e.time, &e.via, &e.received, &e.body};
             for (int i = 0; i < 8; i++) *f[i] = (char *)sqlite3_column_text(rd, i + 1);
             sqlite3_int64 seq = sqlite3_column_int64(rd, 0);
-            const char *data;
-            size_t datalen;
             sqlite3_int64 shape;
-            if (split_body(&e, &s->tmpl, &data, &datalen) || (shape = shape_id(s, s->tmpl.p, &e)) < 0) break;
+            if (make_row(&e)) break;
+            shape = shape_id(s, e.row.tmpl, &e);
+            if (shape < 0) {
+                free(e.row.tmpl);
+                break;
+            }
             sqlite3_stmt *ins;
             if (sqlite3_prepare_v2(s->db,
                                    "INSERT INTO event_rows(seq,shape,id,subject,time,received,data) "
                                    "VALUES(?,?,?,?,?,?,?)",
-                                   -1, &ins, NULL) != SQLITE_OK)
+                                   -1, &ins, NULL) != SQLITE_OK) {
+                free(e.row.tmpl);
                 break;
+            }
             sqlite3_bind_int64(ins, 1, seq);
             sqlite3_bind_int64(ins, 2, shape);
-            sqlite3_bind_text(ins, 3, e.id, -1, SQLITE_STATIC);
-            sqlite3_bind_text(ins, 4, e.subject, -1, SQLITE_STATIC);
-            bind_time(ins, 5, e.time);
-            bind_time(ins, 6, e.received);
-            if (data) sqlite3_bind_text(ins, 7, data, (int)datalen, SQLITE_STATIC);
+            bind_row(ins, 3, &e);
             int irc = sqlite3_step(ins);
             sqlite3_finalize(ins);
+            free(e.row.tmpl);
             if (irc != SQLITE_DONE) break;
             /* Ids were unique in schema 3; a hash collision keeps the first. */
-            sqlite3_bind_int64(s->id_put, 1, store_id_hash(e.id));
+            sqlite3_bind_int64(s->id_put, 1, e.row.id_hash);
             sqlite3_bind_int64(s->id_put, 2, seq);
             sqlite3_step(s->id_put);
             sqlite3_reset(s->id_put);
@@ -813,7 +834,6 @@ struct store *store_open(const char *path, int readonly, char *err, size_t errle
         free(s);
         return NULL;
     }
-    s->tmpl.max = SIZE_MAX;
     s->readonly = readonly;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
@@ -1401,7 +1421,6 @@ void store_close(struct store *s)
     finalize_writer(s);
     retention_free(s->ret);
     for (int i = 0; i < SHAPE_CACHE; i++) shape_cache_free(&s->shapes[i]);
-    buf_free(&s->tmpl);
     if (s->db) sqlite3_close(s->db);
     for (int i = 0; i < 8; i++) free(s->notes[i].value);
     pthread_mutex_destroy(&s->mu);

@@ -8,11 +8,22 @@
 
 struct store;
 
+/* An event's compact row (store.c, schema 4), made by store_batch_add on the
+ * caller's thread, so that the writer, the one thread every request waits
+ * on, only binds it. */
+struct store_row {
+    char *tmpl;                   /* the body with id, subject, time, received and data cut out */
+    size_t data_off, data_len;    /* data's text within body; data_len 0: none */
+    int64_t id_hash;              /* the dedupe key */
+    int64_t time_ms, received_ms; /* -1: stored as text */
+};
+
 /* An event ready for the store: its indexed attributes and its serialized form. */
 struct store_event {
     char *id, *type, *source, *subject, *time, *via, *received;
     char *body;
     char **handlers; /* handlers to run (outbox), NULL-terminated or NULL */
+    struct store_row row;
 };
 int store_event_from_json(const json_t *ev, struct store_event *out);
 /* The same from attributes and the event's text made elsewhere (so never

@@ -31,6 +31,12 @@ int time_from_integer(int64_t i, int64_t *ms);
  * takes its waits from here. */
 long backoff_ms(unsigned *seed, int n, long base_ms, long max_ms);
 
+/* SHA-256 over the concatenation of the given parts (the algorithm fetched
+ * from OpenSSL once per process). 0, or -1 out of memory. */
+int sha256_parts(const void *const parts[], const size_t lens[], size_t n, unsigned char md[32]);
+/* The first 8 bytes of SHA-256 over the parts, big-endian: the store's ids and
+ * shapes keys. */
+int64_t hash64(const void *const parts[], const size_t lens[], size_t n);
 /* H(x) of docs/events.md: the first 32 hex digits of SHA-256 over the
  * concatenation of the given parts. */
 #define HASH_HEX 33

@@ -87,6 +87,39 @@ static void test_time_numbers(void **st)
     }
 }
 
+/* time_format_ms formats by arithmetic; libc's gmtime_r + strftime is the
+ * oracle, over the edges (epoch, leap days, century years, the last
+ * millisecond of 9999) and a million pseudo-random instants. */
+static void time_check_libc(int64_t ms)
+{
+    char want[64], got[TIME_BUF];
+    time_t sec = (time_t)(ms / 1000);
+    struct tm tm;
+    assert_non_null(gmtime_r(&sec, &tm));
+    size_t n = strftime(want, sizeof want, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (ms % 1000) snprintf(want + n, sizeof want - n, ".%03dZ", (int)(ms % 1000));
+    else snprintf(want + n, sizeof want - n, "Z");
+    time_format_ms(ms, got);
+    if (strcmp(want, got) != 0) fail_msg("%lld: %s, libc %s", (long long)ms, got, want);
+}
+
+static void test_time_format_vs_libc(void **st)
+{
+    (void)st;
+    static const int64_t edges[] = {0, 1, 999, 1000, 86399999, 86400000, 951782400000 /* 2000-02-29 */,
+                                    4107542400000 /* 2100-03-01 */, 68256000000 /* 1972-02-29 */,
+                                    253402300799999 /* 9999-12-31T23:59:59.999 */};
+    for (size_t i = 0; i < sizeof edges / sizeof *edges; i++) time_check_libc(edges[i]);
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < 1000000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        time_check_libc((int64_t)(x % 253402300800000ull));
+    }
+    char out[TIME_BUF];
+    time_format_ms(-5, out); /* out of range: clamped, as before */
+    assert_string_equal(out, "1970-01-01T00:00:00Z");
+}
+
 /* Standard Webhooks' own published example: secret, id, timestamp, body and
  * the signature its reference libraries compute. */
 #define SW_SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -449,6 +482,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_time_strings), cmocka_unit_test(test_time_numbers),
+        cmocka_unit_test(test_time_format_vs_libc),
         cmocka_unit_test(test_webhook),      cmocka_unit_test(test_logpush_reader),
         cmocka_unit_test(test_filters),      cmocka_unit_test(test_ct_and_glob),
         cmocka_unit_test(test_sse_reader),   cmocka_unit_test(test_big_integers),
