@@ -4,7 +4,8 @@
 #   nginx               (static 200: the HTTP ceiling of this machine)
 #   adnanh/webhook      (HMAC check, then a command doing the task-cache removal)
 # in the same run, with the same load. Writes bench/results/ingest.md.
-#   DURATION=10 CONNS=64 THREADS=2 bench/ingest.sh   (SYNCCF=path/to/synccf: another build)
+#   DURATION=10 CONNS=64 THREADS=2 bench/ingest.sh   (SYNCCF=path/to/synccf: another build;
+#   IDS=random: event ids in no order, see bench/wrk/post.lua)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
@@ -29,6 +30,8 @@ wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/n
 rss_kib() { local t=0; for p in "$@"; do t=$((t + $(awk '/VmRSS/{print $2}' /proc/"$p"/status))); done; echo "$t"; }
 hwm_kib() { local t=0; for p in "$@"; do t=$((t + $(awk '/VmHWM/{print $2}' /proc/"$p"/status))); done; echo "$t"; }
 cpu_ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' /proc/"$p"/stat))); done; echo "$t"; }
+# Bytes the processes wrote (files and sockets: the WAL, the database, the answers).
+wchar() { local t=0; for p in "$@"; do t=$((t + $(awk '/^wchar/ {print $2}' /proc/"$p"/io))); done; echo "$t"; }
 # Runs wrk; prints "rps p50_ms p99_ms non2xx errors requests".
 load() { # url mode rate
     local line
@@ -73,15 +76,18 @@ JSON
 
 run() { # name url mode secret rate pids...
     local name=$1 url=$2 mode=$3 secret=$4 rate=$5; shift 5
-    local c0 c1 res
+    local c0 c1 w0 w1 res
     c0=$(cpu_ticks "$@")
+    w0=$(wchar "$@")
     res=$(load "$url" "$mode" "$secret" "$rate")
     c1=$(cpu_ticks "$@")
+    w1=$(wchar "$@")
     set -- $res "$@"
     local reqs=$6
-    local cpu_us
+    local cpu_us kib
     cpu_us=$(awk -v c=$((c1 - c0)) -v k="$CLK" -v n="$reqs" 'BEGIN { printf "%.1f", n ? c / k * 1e6 / n : 0 }')
-    echo "$name $res $cpu_us"
+    kib=$(awk -v w=$((w1 - w0)) -v n="$reqs" 'BEGIN { printf "%.1f", n ? w / 1024 / n : 0 }')
+    echo "$name $res $cpu_us $kib"
 }
 # bench_one NAME URL MODE SECRET PORT -- command...: prints "max|paced|idle|peak"
 bench_one() {
@@ -124,19 +130,19 @@ SREQ=$(( $(echo "$S" | cut -d'|' -f1 | cut -d' ' -f7) + $(echo "$S" | cut -d'|' 
     echo "# Ingest benchmark"
     echo
     echo "$(date -u +%Y-%m-%d), $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(uname -r)."
-    echo "Command: \`DURATION=$DURATION CONNS=$CONNS THREADS=$THREADS bench/ingest.sh\` (wrk, ~1 KiB signed events, loopback; wrk shares the cores)."
+    echo "Command: \`DURATION=$DURATION CONNS=$CONNS THREADS=$THREADS IDS=${IDS:-seq} bench/ingest.sh\` (wrk, ~1 KiB signed events, loopback; wrk shares the cores)."
     echo
-    echo "| server | max events/s | × nginx | p50 ms | p99 ms | errors | CPU µs/event | paced at $HALF/s: achieved | p50 ms | p99 ms | idle RSS MiB | peak RSS MiB |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| server | max events/s | × nginx | p50 ms | p99 ms | errors | CPU µs/event | written KiB/event | paced at $HALF/s: achieved | p50 ms | p99 ms | idle RSS MiB | peak RSS MiB |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     NRPS=$(echo "$N" | cut -d' ' -f2)
     for t in "synccf receive (durable)|$S" "nginx static 200|$N" "adnanh/webhook + rm command|$W"; do
         IFS='|' read -r label max half idle peak <<<"$t"
-        read -r _ rps p50 p99 non2xx err _ cpu <<<"$max"
-        read -r _ hrps hp50 hp99 _ _ _ _ <<<"$half"
+        read -r _ rps p50 p99 non2xx err _ cpu kib <<<"$max"
+        read -r _ hrps hp50 hp99 _ _ _ _ _ <<<"$half"
         awk -v l="$label" -v rps="$rps" -v n="$NRPS" -v p50="$p50" -v p99="$p99" -v bad=$((non2xx + err)) -v cpu="$cpu" \
-            -v hrps="$hrps" -v hp50="$hp50" -v hp99="$hp99" -v idle="$idle" -v peak="$peak" \
-            'BEGIN { printf "| %s | %d | %.2f | %.2f | %.2f | %d | %.1f | %d | %.2f | %.2f | %.1f | %.1f |\n",
-                     l, rps, rps / n, p50, p99, bad, cpu, hrps, hp50, hp99, idle / 1024, peak / 1024 }'
+            -v kib="$kib" -v hrps="$hrps" -v hp50="$hp50" -v hp99="$hp99" -v idle="$idle" -v peak="$peak" \
+            'BEGIN { printf "| %s | %d | %.2f | %.2f | %.2f | %d | %.1f | %.1f | %d | %.2f | %.2f | %.1f | %.1f |\n",
+                     l, rps, rps / n, p50, p99, bad, cpu, kib, hrps, hp50, hp99, idle / 1024, peak / 1024 }'
     done
     echo
     echo "synccf answered $SREQ requests 2xx and its store holds $STORED events: every acknowledgement is a committed row."

@@ -100,9 +100,10 @@ static int busy_has(struct dispatch *d, const char *key)
     return 0;
 }
 
-/* Under d->mu. Returns 1 with *c filled, 0 when nothing is due (then *wait_ms
- * says how long until something is). */
-static int claim_next(struct dispatch *d, struct claim *c, long *wait_ms)
+/* Under d->mu. Returns 1 with *c filled (and *more set when another run
+ * might be due too), 0 when nothing is due (then *wait_ms says how long until
+ * something is). */
+static int claim_next(struct dispatch *d, struct claim *c, long *wait_ms, int *more)
 {
     int64_t now = now_ms();
     int found = 0;
@@ -123,6 +124,7 @@ static int claim_next(struct dispatch *d, struct claim *c, long *wait_ms)
         }
         found = 1;
     }
+    *more = found && sqlite3_step(d->claim) == SQLITE_ROW;
     sqlite3_reset(d->claim);
     if (found) return 1;
     *wait_ms = 1000;
@@ -238,7 +240,8 @@ static void *worker(void *arg)
     while (!d->stop) {
         struct claim c = {0};
         long wait_ms = 1000;
-        if (!claim_next(d, &c, &wait_ms)) {
+        int more = 0;
+        if (!claim_next(d, &c, &wait_ms, &more)) {
             if (d->wakeups) {
                 d->wakeups = 0;
                 continue;
@@ -247,10 +250,16 @@ static void *worker(void *arg)
             continue;
         }
         d->busy[slot] = c.key;
+        /* Workers are woken one at a time, each waking the next only while
+         * there is more to take: waking all of them for every commit made
+         * each run its claim query in turn under the lock, for one run. */
+        if (more) pthread_cond_signal(&d->cv);
         pthread_mutex_unlock(&d->mu);
         run_and_record(d, &c, &seed);
         d->busy[slot] = NULL;
-        pthread_cond_broadcast(&d->cv);
+        /* This worker claims again at once; one other is woken in case a
+         * run of the subject it held is now free while this one is busy. */
+        pthread_cond_signal(&d->cv);
         claim_free(&c);
     }
     pthread_mutex_unlock(&d->mu);
@@ -262,7 +271,7 @@ void dispatch_wake(void *arg)
     struct dispatch *d = arg;
     pthread_mutex_lock(&d->mu);
     d->wakeups++;
-    pthread_cond_broadcast(&d->cv);
+    pthread_cond_signal(&d->cv);
     pthread_mutex_unlock(&d->mu);
 }
 

@@ -568,6 +568,7 @@ static int put_event(struct store *s, const struct store_event *e, int *inserted
                      sqlite3_int64 *shape_out)
 {
     *inserted = 0;
+    if (!e->row.tmpl) return -1; /* made by store_batch_add, the only way in */
     sqlite3_int64 h = e->row.id_hash;
     int known = 0;
     sqlite3_bind_int64(s->id_get, 1, h);
