@@ -49,6 +49,18 @@ static json_t *one_row(sqlite3 *db, const char *sql)
     return o;
 }
 
+static int has_table(sqlite3 *db, const char *name)
+{
+    sqlite3_stmt *st;
+    int yes = 0;
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        yes = sqlite3_step(st) == SQLITE_ROW;
+        sqlite3_finalize(st);
+    }
+    return yes;
+}
+
 static off_t file_size(const char *path)
 {
     struct stat sb;
@@ -78,13 +90,13 @@ json_t *query_status(sqlite3 *db, const char *path)
     json_object_set_new(s, "store", json_pack("{s:s,s:I,s:I}", "path", path, "bytes", (json_int_t)file_size(path),
                                               "wal_bytes", (json_int_t)file_size(wal)));
     json_t *ev;
-    sqlite3_stmt *chk;
-    int compact = 0;
-    if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE name = 'event_rows'", -1, &chk, NULL) == SQLITE_OK) {
-        compact = sqlite3_step(chk) == SQLITE_ROW;
-        sqlite3_finalize(chk);
-    }
-    if (compact) {
+    if (!has_table(db, "events")) {
+        /* A daemon starting on a new directory has made the file but not
+         * yet its tables: no events, in the same shape as ever, so a
+         * reader polling "total" sees 0 rather than no number at all. */
+        ev = json_pack("{s:i,s:n,s:n,s:n,s:{},s:{},s:{}}", "total", 0, "first_received", "last_received", "last_time",
+                       "by_source", "by_type", "by_via");
+    } else if (has_table(db, "event_rows")) {
         /* Schema 4: counts from the (shape, seq) index and the few shapes,
          * ends by seq -- no pass over the events themselves, which took
          * seconds for a million of them. */

@@ -182,6 +182,25 @@ test('status and events on a store not yet created say so, exit 0 and create not
   assert.ok(!existsSync(state), 'nothing created');
 });
 
+test('status --json on a store whose file exists but whose tables are not made yet counts 0 events, shaped as ever', async () => {
+  // What a reader sees in the instant a daemon starting on a new directory
+  // has created state.db but not yet its schema (an empty file is that).
+  const state = tempDir();
+  writeFileSync(join(state, 'state.db'), '');
+  const js = synccf('--state', state, 'status', '--json');
+  assert.equal(js.code, 0, js.err);
+  const early = JSON.parse(js.out).events;
+  assert.equal(early.total, 0);
+  assert.equal(early.first_received, null);
+  const d = await startDaemon();
+  try {
+    const made = (await status(d.state)).events;
+    assert.deepEqual(Object.keys(early).sort(), Object.keys(made).sort(), 'the same keys as a store with its tables');
+  } finally {
+    await d.stop();
+  }
+});
+
 test('the text status shows the sources: way in, state, last success, last error, cursor, lag', async () => {
   const p = await startSource('pull', { args: ['--worker-url', 'http://127.0.0.1:9'] });
   try {
