@@ -89,7 +89,12 @@ struct store {
      * keeps every series a counter that only grows: a new source can never
      * take an older one's place. 0: no bound. */
     unsigned max_series;
-    long nsources; /* distinct sources admitted so far; -1: not read yet */
+    /* The sources admitted so far, read from the counters once and then kept
+     * here: asking the counters table on every commit cost the writer a
+     * statement prepare and a scan per group. NULL with nsources -1: not
+     * read yet. */
+    char **sources;
+    long nsources;
     void (*on_runs)(void *arg);
     void *on_runs_arg;
 
@@ -1039,41 +1044,69 @@ static int insert_event(struct store *s, const struct store_event *e, int *inser
     return 0;
 }
 
+static void sources_free(struct store *s)
+{
+    for (long i = 0; i < s->nsources; i++) free(s->sources[i]);
+    free(s->sources);
+    s->sources = NULL;
+    s->nsources = -1;
+}
+
+/* Reads the admitted sources from the counters; 0, or -1 out of memory or
+ * on an error of SQLite (then nothing is kept and the next commit asks again). */
+static int sources_load(struct store *s)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT DISTINCT substr(name, instr(name, '|') + 1) FROM counters "
+                           "WHERE name LIKE 'events.%' AND substr(name, instr(name, '|') + 1) <> 'other'",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    /* Room for every admitted source: more than max_series only in a store
+     * whose bound was lowered since. */
+    size_t cap = s->max_series, n = 0;
+    char **v = calloc(cap, sizeof *v);
+    int rc = v ? SQLITE_ROW : SQLITE_NOMEM;
+    while (rc == SQLITE_ROW && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            char **w = realloc(v, (cap *= 2) * sizeof *v);
+            if (!w) { rc = SQLITE_NOMEM; break; }
+            v = w;
+        }
+        if (!(v[n] = strdup((const char *)sqlite3_column_text(st, 0)))) rc = SQLITE_NOMEM;
+        else n++;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        while (n) free(v[--n]);
+        free(v);
+        return -1;
+    }
+    s->sources = v;
+    s->nsources = (long)n;
+    return 0;
+}
+
 /* The source label an event of (via, source) is counted under: its own
  * when it already has a counter or fewer than max_series sources have one,
  * else "other" (see struct store). Writer thread, inside the transaction. */
-static const char *source_label(struct store *s, const char *via, const char *source)
+static const char *source_label(struct store *s, const char *source)
 {
     if (!s->max_series || strcmp(source, "other") == 0) return source;
-    sqlite3_stmt *st;
-    if (s->nsources < 0 &&
-        sqlite3_prepare_v2(s->db,
-                           "SELECT count(DISTINCT substr(name, instr(name, '|') + 1)) FROM counters "
-                           "WHERE name LIKE 'events.%' AND substr(name, instr(name, '|') + 1) <> 'other'",
-                           -1, &st, NULL) == SQLITE_OK) {
-        if (sqlite3_step(st) == SQLITE_ROW) s->nsources = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-    }
-    int known = 0;
-    if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM counters WHERE name LIKE 'events.%' AND substr(name, instr(name, '|') + 1) = ?",
-                           -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
-        known = sqlite3_step(st) == SQLITE_ROW;
-        sqlite3_finalize(st);
-    }
-    (void)via;
-    if (known) return source;
-    if (s->nsources >= 0 && s->nsources < (long)s->max_series) {
-        s->nsources++;
-        return source;
-    }
-    return "other";
+    if (!s->sources && sources_load(s)) return "other";
+    for (long i = 0; i < s->nsources; i++)
+        if (strcmp(s->sources[i], source) == 0) return source;
+    if (s->nsources >= (long)s->max_series) return "other";
+    char *copy = strdup(source);
+    if (!copy) return "other";
+    s->sources[s->nsources++] = copy;
+    return source;
 }
 
 void store_set_max_series(struct store *s, unsigned max_series)
 {
+    sources_free(s);
     s->max_series = max_series;
-    s->nsources = -1;
 }
 
 /* Adds n to the counter name, in the open transaction. */
@@ -1112,7 +1145,7 @@ static int insert_batch(struct store *s, struct store_batch *b, struct per_sourc
             per[k].n++;
         } else { /* more pairs than per holds: this one is counted alone */
             char name[400];
-            snprintf(name, sizeof name, "events.%s|%s", b->ev[i].via, source_label(s, b->ev[i].via, b->ev[i].source));
+            snprintf(name, sizeof name, "events.%s|%s", b->ev[i].via, source_label(s, b->ev[i].source));
             ok = add_counter(s, name, 1);
         }
     }
@@ -1188,7 +1221,7 @@ static int commit_group(struct store *s, struct store_batch *list, int *runs)
     for (struct store_batch *b = list; ok && b; b = b->next) ok = insert_batch(s, b, per, &nper, runs);
     for (size_t k = 0; ok && k < nper; k++) {
         char name[400];
-        snprintf(name, sizeof name, "events.%s|%s", per[k].via, source_label(s, per[k].via, per[k].source));
+        snprintf(name, sizeof name, "events.%s|%s", per[k].via, source_label(s, per[k].source));
         ok = add_counter(s, name, per[k].n);
     }
     for (size_t i = 0; ok && i < npending; i++)
@@ -1343,6 +1376,7 @@ int store_set_retention(struct store *s, const struct retention_config *c)
     struct retention *r = retention_new(c);
     if (!r) return -1;
     retention_free(s->ret);
+    sources_free(s);
     s->ret = r;
     /* What status and /metrics show as the retention in force. */
     json_t *j = retention_config_json(c);

@@ -118,6 +118,20 @@ test('labels fed by input are bounded: past metrics.max_series, sources are coun
       return value(parsed, 'synccf_events_stored_total', { via: 'tunnel', source: 'other' }) === 8 && parsed;
     }, 15000);
     for (const x of stored) assert.equal(value(q, 'synccf_events_stored_total', x.labels), x.value + (x.labels.via === 'tunnel' && x.labels.source === 'other' ? 1 : 0), JSON.stringify(x.labels));
+
+    // Restarted on the same store, the daemon reads which sources were
+    // admitted: an admitted one keeps its own series, a new one is "other".
+    await d.stop();
+    const d2 = await startDaemon({ state: d.state, args: ['--config', cfg], env: { SYNCCF_PUSH_SECRET: secret } });
+    try {
+      for (const h of ['h2', 'b0']) assert.equal((await post(`${d2.url}/hooks/generic/${h}`, JSON.stringify({ id: `again-${h}` }), J)).status, 200);
+      const r = await until('both counted after the restart', async () => {
+        const parsed = parse(await (await fetch(d2.url + '/metrics')).text());
+        return value(parsed, 'synccf_events_stored_total', { via: 'tunnel', source: 'other' }) === 9 && parsed;
+      }, 15000);
+      assert.equal(value(r, 'synccf_events_stored_total', { via: 'tunnel', source: '/synccf/hooks/h2' }), 2);
+      assert.equal(r.samples.filter((x) => x.name === 'synccf_events_stored_total' && x.labels.source !== 'other').length, 5);
+    } finally { await d2.stop(); }
   } finally { await d.stop(); }
 });
 
