@@ -1376,7 +1376,6 @@ int store_set_retention(struct store *s, const struct retention_config *c)
     struct retention *r = retention_new(c);
     if (!r) return -1;
     retention_free(s->ret);
-    sources_free(s);
     s->ret = r;
     /* What status and /metrics show as the retention in force. */
     json_t *j = retention_config_json(c);
@@ -1455,6 +1454,7 @@ void store_close(struct store *s)
     }
     finalize_writer(s);
     retention_free(s->ret);
+    sources_free(s);
     for (int i = 0; i < SHAPE_CACHE; i++) shape_cache_free(&s->shapes[i]);
     if (s->db) sqlite3_close(s->db);
     for (int i = 0; i < 8; i++) free(s->notes[i].value);
