@@ -341,6 +341,7 @@ struct dispatch *dispatch_start(const char *db_path, const struct config *cfg, s
     pthread_mutex_lock(&d->mu);
     for (unsigned i = 0; i < want; i++) {
         if (pthread_create(&d->threads[d->nthreads], NULL, worker, d) != 0) break;
+        pthread_setname_np(d->threads[d->nthreads], "dispatch");
         d->nthreads++;
     }
     pthread_mutex_unlock(&d->mu);

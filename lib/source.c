@@ -47,6 +47,7 @@ int source_start(struct source *s, void *(*fn)(void *), void *arg, char *err, si
         snprintf(err, errlen, "%s: cannot start a thread", s->kind);
         return -1;
     }
+    pthread_setname_np(s->thread, s->kind); /* for top -H, ps -L, perf: pull, queue, poll, tunnel */
     s->running = 1;
     return 0;
 }

@@ -1366,6 +1366,7 @@ static void checkpointer_start(struct store *s)
         s->ckdb = NULL;
         return;
     }
+    pthread_setname_np(s->ckthread, "checkpointer");
     s->ck_started = 1;
     sqlite3_wal_hook(s->db, on_wal, s);
 }
@@ -1391,6 +1392,7 @@ int store_start(struct store *s)
     if (s->readonly || s->started) return -1;
     checkpointer_start(s); /* first: it sets up s->db, which is the writer's from then on */
     if (pthread_create(&s->thread, NULL, writer, s) != 0) return -1;
+    pthread_setname_np(s->thread, "writer");
     s->started = 1;
     return 0;
 }

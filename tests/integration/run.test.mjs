@@ -4,7 +4,7 @@
 // poller takes over, the Worker comes back, the poller stands down.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync, readFileSync, mkdirSync, existsSync } from 'node:fs';
+import { writeFileSync, readFileSync, readdirSync, mkdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDaemon, storedEvents, status, tempDir, cli, VECTORS } from './lib.mjs';
 import { startWorker, req, until, INGEST_SECRETS, notifyHeaders, hookHeaders } from '../../worker/test/helpers.mjs';
@@ -53,6 +53,10 @@ test('mode worker: pulls from the Worker into the handlers; /readyz follows the 
     await until('invalidation through the Worker', () => !existsSync(join(p, '.task', 'checksum', 'build')));
     const rd = await until('ready', async () => { const x = await ready(d); return x.status === 200 && x; });
     assert.equal(rd.body.checks.pull, 'ok');
+    // Every thread is named for its role (docs/architecture.md, Threads).
+    const names = readdirSync(`/proc/${d.child.pid}/task`).map((t) => readFileSync(`/proc/${d.child.pid}/task/${t}/comm`, 'utf8').trim());
+    for (const n of ['synccf', 'writer', 'checkpointer', 'dispatch', 'pull', 'MHD-worker']) assert.ok(names.includes(n), `${n} in ${names}`);
+    assert.equal(names.filter((n) => n === 'dispatch').length, 4, 'dispatch.concurrency threads');
     await w.dispose();
     const down = await until('not ready once the Worker is gone', async () => { const x = await ready(d); return x.status === 503 && x; }, 15000);
     assert.match(down.body.checks.pull, /unreachable/);
