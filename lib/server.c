@@ -269,24 +269,39 @@ static struct ingest_ctx req_ctx(const struct req *r)
 
 /* ---- Logpush ------------------------------------------------------------ */
 
-/* Hands the current chunk to the store once it is full. */
+/* Hands the current chunk to the store once it is full and one more record
+ * of the body has arrived: that record (just added, the chunk's last) moves
+ * to the next chunk, and the full one goes provisional (store.h) -- its
+ * commit does not wait for the disk. So the body's last chunk is never
+ * empty, and the answer always waits for a commit that reached the disk,
+ * which carries every chunk before it. */
 static int chunk_added(struct req *r, size_t len)
 {
     struct store_batch *b = &r->chunk[r->cur];
+    size_t before = r->chunk_bytes; /* without this record */
     r->chunk_bytes += len;
-    if (b->n < CHUNK_EVENTS && r->chunk_bytes < CHUNK_BYTES) return 0;
+    if (b->n - 1 < CHUNK_EVENTS && before < CHUNK_BYTES) return 0;
 
-    /* The chunk is full: wait for the previous one, then hand this one over. */
+    /* Wait for the previous chunk: the next one is free once it is done. */
     pthread_mutex_lock(&r->mu);
     while (r->inflight) pthread_cond_wait(&r->cv, &r->mu);
     int failed = r->store_failed;
-    if (!failed) r->inflight++;
     pthread_mutex_unlock(&r->mu);
     if (failed) return -1;
+    struct store_batch *next = &r->chunk[r->cur ^ 1];
+    store_batch_clear(next); /* committed: the writer is done with it */
+    if (store_batch_add(next, &b->ev[b->n - 1]) != 0) {
+        reject(r, 500, "internal", "out of memory");
+        return -1;
+    }
+    b->n--;
+    b->provisional = 1;
+    pthread_mutex_lock(&r->mu);
+    r->inflight++;
+    pthread_mutex_unlock(&r->mu);
     submit(r, b);
     r->cur ^= 1;
-    r->chunk_bytes = 0;
-    store_batch_clear(&r->chunk[r->cur]); /* committed: the writer is done with it */
+    r->chunk_bytes = len;
     return 0;
 }
 

@@ -41,6 +41,12 @@ struct store_batch {
     size_t n, cap;
     const char *cursor_name; /* optional: set with cursor_value in the same transaction */
     char *cursor_value;
+    /* 1: nobody is answered for these events before a later batch of the
+     * same caller is done (a Logpush body's chunks but its last), so their
+     * commit need not wait for the disk. A group of such batches only is
+     * committed without an fsync; the fsync of the later batch's commit
+     * covers it, the WAL being one file written in order. */
+    int provisional;
 
     /* Results, valid when done() runs (on the writer thread). */
     int failed;               /* 1: nothing of this batch is stored */

@@ -123,6 +123,25 @@ test('state.db is private to its owner', async () => {
   assert.equal(statSync(d.state).mode & 0o777, 0o700);
 });
 
+// A body's chunks of 4,096 records but the last are committed without
+// waiting for the disk (lib/server.c, chunk_added): a record arriving after a
+// full chunk moves to the next one, so the last chunk is never empty. At and
+// around the boundaries every record is accepted once, with the lines the
+// reader refuses after a full chunk counted as before.
+test('Logpush bodies at the chunk boundaries are stored whole', async () => {
+  const line = (tag, i) => JSON.stringify({ RayID: `${tag}-${i}`, EdgeStartTimestamp: 1763633000000000000 + i, ZoneName: 'example.com', EdgeResponseStatus: 200 });
+  for (const [n, bad] of [[4095, 0], [4096, 0], [4097, 0], [8192, 0], [8193, 0], [4096, 3]]) {
+    const tag = `edge-${n}-${bad}`;
+    const lines = Array.from({ length: n }, (_, i) => line(tag, i));
+    for (let k = 0; k < bad; k++) lines.push('{"not json');
+    const res = await post(d.url + '/hooks/logpush/http_requests', gzipSync(lines.join('\n') + '\n'));
+    assert.equal(res.status, 200, `${tag}: ${res.text}`);
+    assert.deepEqual(res.json, { accepted: n, duplicates: 0, rejected: bad, filtered: 0 }, tag);
+    const again = await post(d.url + '/hooks/logpush/http_requests', gzipSync(lines.slice(0, n).join('\n')));
+    assert.deepEqual(again.json, { accepted: 0, duplicates: n, rejected: 0, filtered: 0 }, `${tag} again`);
+  }
+});
+
 test('a large gzip Logpush batch is streamed in chunks and stored whole', async () => {
   const n = 30000;
   const lines = [];

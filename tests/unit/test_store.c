@@ -279,6 +279,144 @@ static void test_wal_restarts(void **st)
     store_close(s);
 }
 
+/* ---- durability: which commits wait for the disk ---------------------- */
+
+/* A VFS over the default one that watches the WAL: whether bytes were
+ * written to it since its last sync, and how many syncs it had. SQLite's
+ * own tests observe I/O the same way (a shim VFS). */
+static sqlite3_vfs *real_vfs;
+static atomic_int wal_dirty, wal_syncs;
+struct watched {
+    sqlite3_file base;
+    sqlite3_file *real; /* follows this struct, real_vfs->szOsFile bytes */
+    int wal;
+};
+static struct watched *W(sqlite3_file *f) { return (struct watched *)f; }
+static int w_close(sqlite3_file *f) { return W(f)->real->pMethods->xClose(W(f)->real); }
+static int w_read(sqlite3_file *f, void *p, int n, sqlite3_int64 o) { return W(f)->real->pMethods->xRead(W(f)->real, p, n, o); }
+static int w_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 o)
+{
+    if (W(f)->wal) atomic_store(&wal_dirty, 1);
+    return W(f)->real->pMethods->xWrite(W(f)->real, p, n, o);
+}
+static int w_truncate(sqlite3_file *f, sqlite3_int64 n) { return W(f)->real->pMethods->xTruncate(W(f)->real, n); }
+static int w_sync(sqlite3_file *f, int flags)
+{
+    int rc = W(f)->real->pMethods->xSync(W(f)->real, flags);
+    if (W(f)->wal && rc == SQLITE_OK) {
+        atomic_store(&wal_dirty, 0);
+        atomic_fetch_add(&wal_syncs, 1);
+    }
+    return rc;
+}
+static int w_size(sqlite3_file *f, sqlite3_int64 *n) { return W(f)->real->pMethods->xFileSize(W(f)->real, n); }
+static int w_lock(sqlite3_file *f, int l) { return W(f)->real->pMethods->xLock(W(f)->real, l); }
+static int w_unlock(sqlite3_file *f, int l) { return W(f)->real->pMethods->xUnlock(W(f)->real, l); }
+static int w_reserved(sqlite3_file *f, int *r) { return W(f)->real->pMethods->xCheckReservedLock(W(f)->real, r); }
+static int w_fcntl(sqlite3_file *f, int op, void *a) { return W(f)->real->pMethods->xFileControl(W(f)->real, op, a); }
+static int w_sector(sqlite3_file *f) { return W(f)->real->pMethods->xSectorSize(W(f)->real); }
+static int w_dev(sqlite3_file *f) { return W(f)->real->pMethods->xDeviceCharacteristics(W(f)->real); }
+static int w_shmmap(sqlite3_file *f, int i, int sz, int ext, void volatile **p)
+{
+    return W(f)->real->pMethods->xShmMap(W(f)->real, i, sz, ext, p);
+}
+static int w_shmlock(sqlite3_file *f, int o, int n, int fl) { return W(f)->real->pMethods->xShmLock(W(f)->real, o, n, fl); }
+static void w_shmbarrier(sqlite3_file *f) { W(f)->real->pMethods->xShmBarrier(W(f)->real); }
+static int w_shmunmap(sqlite3_file *f, int del) { return W(f)->real->pMethods->xShmUnmap(W(f)->real, del); }
+static const sqlite3_io_methods watched_io = {2, w_close, w_read, w_write, w_truncate, w_sync, w_size, w_lock, w_unlock,
+                                               w_reserved, w_fcntl, w_sector, w_dev, w_shmmap, w_shmlock, w_shmbarrier,
+                                               w_shmunmap, NULL, NULL};
+static int w_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags, int *out)
+{
+    (void)v;
+    struct watched *w = W(f);
+    w->real = (sqlite3_file *)(w + 1);
+    w->wal = (flags & SQLITE_OPEN_WAL) != 0;
+    int rc = real_vfs->xOpen(real_vfs, name, w->real, flags, out);
+    f->pMethods = rc == SQLITE_OK ? &watched_io : NULL;
+    return rc;
+}
+static sqlite3_vfs watched_vfs;
+
+static void watch_wal(int on)
+{
+    if (on) {
+        real_vfs = sqlite3_vfs_find(NULL);
+        watched_vfs = *real_vfs;
+        watched_vfs.zName = "watched";
+        watched_vfs.pNext = NULL;
+        watched_vfs.szOsFile = (int)sizeof(struct watched) + real_vfs->szOsFile;
+        watched_vfs.xOpen = w_open;
+        assert_int_equal(sqlite3_vfs_register(&watched_vfs, 1), SQLITE_OK);
+    } else {
+        sqlite3_vfs_unregister(&watched_vfs);
+        sqlite3_vfs_register(real_vfs, 1);
+    }
+}
+
+static void mark_done(struct store_batch *b, void *arg)
+{
+    (void)b;
+    atomic_store((atomic_int *)arg, 1);
+}
+
+static int commit_one(struct store *s, const char *id, int provisional)
+{
+    struct store_batch b = {0};
+    struct store_event e;
+    make_event(&e, id, "tunnel");
+    store_batch_add(&b, &e);
+    b.provisional = provisional;
+    int rc = store_commit(s, &b) == 0 && b.accepted == 1 ? 0 : -1;
+    store_batch_clear(&b);
+    return rc;
+}
+
+/* A provisional batch (store.h) is committed without a sync of the WAL;
+ * any other batch is done only once the WAL, with everything before it,
+ * is synced; a cleared batch is durable again. */
+static void test_provisional_commits(void **st)
+{
+    (void)st;
+    watch_wal(1);
+    char err[256];
+    struct store *s = store_open(db, 0, err, sizeof err);
+    assert_non_null(s);
+    assert_int_equal(store_start(s), 0);
+    assert_int_equal(commit_one(s, "d0", 0), 0);
+    assert_int_equal(atomic_load(&wal_dirty), 0);
+
+    int syncs = atomic_load(&wal_syncs);
+    assert_int_equal(commit_one(s, "p1", 1), 0);
+    assert_int_equal(commit_one(s, "p2", 1), 0);
+    assert_int_equal(atomic_load(&wal_dirty), 1); /* written, not yet synced */
+    assert_int_equal(atomic_load(&wal_syncs), syncs);
+
+    assert_int_equal(commit_one(s, "d1", 0), 0);
+    assert_int_equal(atomic_load(&wal_dirty), 0); /* the provisional ones with it */
+    assert_true(atomic_load(&wal_syncs) > syncs);
+
+    /* Mixed in one group or not, the durable batch is done only when synced. */
+    struct store_batch p = {0};
+    struct store_event e;
+    make_event(&e, "p3", "tunnel");
+    store_batch_add(&p, &e);
+    p.provisional = 1;
+    atomic_int p_done = 0;
+    p.done = mark_done;
+    p.arg = &p_done;
+    store_submit(s, &p);
+    assert_int_equal(commit_one(s, "d2", 0), 0);
+    assert_int_equal(atomic_load(&wal_dirty), 0);
+    while (!atomic_load(&p_done)) usleep(1000);
+    store_batch_clear(&p);
+    assert_int_equal(p.provisional, 0);
+
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM events"), 6);
+    store_close(s);
+    watch_wal(0);
+}
+
 static void test_refuses_foreign_files(void **st)
 {
     (void)st;
@@ -802,6 +940,7 @@ int main(void)
         cmocka_unit_test_setup(test_group_commit, setup),
         cmocka_unit_test_setup(test_checkpoints, setup),
         cmocka_unit_test_setup(test_wal_restarts, setup),
+        cmocka_unit_test_setup(test_provisional_commits, setup),
         cmocka_unit_test_setup(test_refuses_foreign_files, setup),
         cmocka_unit_test_setup(test_exact_text, setup),
         cmocka_unit_test_setup(test_migration_3_to_4, setup),
