@@ -26,6 +26,7 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -168,21 +169,32 @@ const pct = (a, p) => { if (!a.length) return 0; const s = [...a].sort((x, y) =>
 async function metrics() {
   const text = await new Promise((resolve) => http.get({ host: '127.0.0.1', port, path: '/metrics', agent }, (res) => { let t = ''; res.on('data', (d) => { t += d; }); res.on('end', () => resolve(t)); }));
   const sum = (re) => [...text.matchAll(re)].reduce((a, m) => a + Number(m[1]), 0);
-  return { stored: sum(/^synccf_events_stored_total\{[^}]*\} (\d+)$/gm), pruned: sum(/^synccf_pruned_total\{[^}]*\} (\d+)$/gm) };
+  return { stored: sum(/^synccf_events_stored_total\{[^}]*\} (\d+)$/gm), pruned: sum(/^synccf_pruned_total\{[^}]*\} (\d+)$/gm),
+    commitS: sum(/^synccf_commit_duration_seconds_sum ([\d.e+-]+)$/gm), commits: sum(/^synccf_commit_duration_seconds_count (\d+)$/gm) };
 }
 
 console.log(`soak${RETENTION ? '' : ' (RETENTION=0: no retention)'}: ${MINUTES} min; pushes ${PUSH_RPS}/s x 10 events (exec handler each), notifications ${NOTIFY_RPS}/s, Logpush ${LOGPUSH_RECORDS} records/s; retention ${MAX_AGE} (Logpush, notifications), ${PUSH_KEEP} pushed events, dedupe ${DEDUPE}`);
-console.log('| min | RSS MiB | state.db MiB | WAL MiB | live events | stored total | pruned total | push p50 ms | push p99 ms | requests | errors |');
-console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+// Two columns tell the daemon's part of a push's time from this client's:
+// the daemon's mean commit time in the minute (from /metrics), and how late
+// this process's own event loop ran (a late loop delays every measured answer).
+console.log('| min | RSS MiB | state.db MiB | WAL MiB | live events | stored total | pruned total | push p50 ms | push p99 ms | commit ms (daemon, mean) | client loop delay p99 ms | requests | errors |');
+console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 const rows = [];
+const loop = monitorEventLoopDelay({ resolution: 10 });
+loop.enable();
+let last = { commitS: 0, commits: 0 };
 for (let m = 1; m <= MINUTES; m++) {
   await new Promise((r) => setTimeout(r, 60000));
   const cur = minute;
   minute = { lat: [], errors: 0, requests: 0 };
   const mt = await metrics();
-  const row = { m, rss: rss(), db: size(join(state, 'state.db')) / 1048576, wal: size(join(state, 'state.db-wal')) / 1048576, live: mt.stored - mt.pruned, stored: mt.stored, pruned: mt.pruned, p50: pct(cur.lat, 0.5), p99: pct(cur.lat, 0.99), requests: cur.requests, errors: cur.errors };
+  const commitMs = mt.commits > last.commits ? ((mt.commitS - last.commitS) / (mt.commits - last.commits)) * 1000 : 0;
+  last = mt;
+  const lag = loop.percentile(99) / 1e6;
+  loop.reset();
+  const row = { commitMs, lag, m, rss: rss(), db: size(join(state, 'state.db')) / 1048576, wal: size(join(state, 'state.db-wal')) / 1048576, live: mt.stored - mt.pruned, stored: mt.stored, pruned: mt.pruned, p50: pct(cur.lat, 0.5), p99: pct(cur.lat, 0.99), requests: cur.requests, errors: cur.errors };
   rows.push(row);
-  console.log(`| ${m} | ${row.rss.toFixed(1)} | ${row.db.toFixed(1)} | ${row.wal.toFixed(1)} | ${row.live} | ${row.stored} | ${row.pruned} | ${row.p50.toFixed(2)} | ${row.p99.toFixed(2)} | ${row.requests} | ${row.errors} |`);
+  console.log(`| ${m} | ${row.rss.toFixed(1)} | ${row.db.toFixed(1)} | ${row.wal.toFixed(1)} | ${row.live} | ${row.stored} | ${row.pruned} | ${row.p50.toFixed(2)} | ${row.p99.toFixed(2)} | ${row.commitMs.toFixed(2)} | ${row.lag.toFixed(1)} | ${row.requests} | ${row.errors} |`);
 }
 timers.forEach(clearInterval);
 while (inflight) await new Promise((r) => setTimeout(r, 50));
