@@ -96,8 +96,7 @@ struct store {
     int unsynced_mode; /* the writer's connection is at synchronous=NORMAL (set_sync) */
     /* The sources admitted so far, read from the counters once and then kept
      * here: asking the counters table on every commit cost the writer a
-     * statement prepare and a scan per group. NULL with nsources -1: not
-     * read yet. */
+     * statement prepare and a scan per group. NULL: not read yet. */
     char **sources;
     long nsources;
     void (*on_runs)(void *arg);
@@ -1055,7 +1054,7 @@ static void sources_free(struct store *s)
     for (long i = 0; i < s->nsources; i++) free(s->sources[i]);
     free(s->sources);
     s->sources = NULL;
-    s->nsources = -1;
+    s->nsources = 0;
 }
 
 /* Reads the admitted sources from the counters; 0, or -1 out of memory or
@@ -1196,8 +1195,6 @@ static void commit_failed(struct store *s, const struct counter *pending, size_t
     store_note_error(s, msg);
 }
 
-/* Commits one group. Counters and the last error pending at the start ride in
- * the same transaction; if it fails they are put back for the next one. */
 /* Whether the group's commit must reach the disk before anyone is told it
  * is done: unless every batch in it is provisional. No batch at all
  * (counters, notes) keeps the fsync too: only Logpush bodies skip it. */
@@ -1220,6 +1217,8 @@ static int set_sync(struct store *s, int sync)
     return 0;
 }
 
+/* Commits one group. Counters and the last error pending at the start ride in
+ * the same transaction; if it fails they are put back for the next one. */
 static int commit_group(struct store *s, struct store_batch *list, int *runs)
 {
     struct counter pending[MAX_COUNTERS];
