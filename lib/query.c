@@ -204,9 +204,14 @@ json_t *query_event(sqlite3 *db, const char *id)
 {
     sqlite3_stmt *st;
     json_t *out = NULL;
-    /* By the id's hash (ids), checked against the id; a store not yet
-     * migrated (read-only, by an older schema) is searched by id. */
-    if (sqlite3_prepare_v2(db, "SELECT seq, body FROM events WHERE seq = (SELECT seq FROM ids WHERE h = ?2) AND id = ?1",
+    /* By the id's hash (ids), checked against the id, or among the events
+     * whose keys are not yet merged into ids (lib/store.c, put_event); a
+     * store not yet migrated (read-only, by an older schema) is searched by
+     * id. */
+    if (sqlite3_prepare_v2(db,
+                           "SELECT seq, body FROM events WHERE seq = (SELECT seq FROM ids WHERE h = ?2) AND id = ?1 "
+                           "UNION ALL SELECT seq, body FROM events WHERE seq > coalesce(CAST((SELECT value FROM meta "
+                           "WHERE key = '" STORE_TAIL_MARKER "') AS INTEGER), 9223372036854775807) AND id = ?1 LIMIT 1",
                            -1, &st, NULL) != SQLITE_OK &&
         sqlite3_prepare_v2(db, "SELECT seq, body FROM events WHERE id = ?1", -1, &st, NULL) != SQLITE_OK)
         return NULL;

@@ -357,7 +357,10 @@ static int prepare(struct retention *r, sqlite3 *db)
         {&r->has_pending, "SELECT 1 FROM runs WHERE seq = ? AND state = '" RUN_NAME_PENDING "' LIMIT 1"},
         {&r->del_runs, "DELETE FROM runs WHERE seq = ?"},
         {&r->del_event, "DELETE FROM event_rows WHERE seq = ?"},
-        {&r->mark_id, "UPDATE ids SET pruned = ? WHERE h = ? AND seq = ?"},
+        /* An event whose key is still in the store's tail (not yet merged)
+         * has no row in ids: this one is it, and the merge leaves it. */
+        {&r->mark_id, "INSERT INTO ids(h, seq, pruned) VALUES(?2, ?3, ?1) "
+                      "ON CONFLICT(h) DO UPDATE SET pruned = excluded.pruned WHERE seq = excluded.seq"},
         {&r->shape_type, "SELECT type FROM shapes WHERE id = ?"},
     };
     for (size_t i = 0; i < sizeof stmts / sizeof *stmts; i++)

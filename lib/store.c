@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "dispatch.h"
+#include "idtail.h"
 #include "jsonx.h"
 #include "log.h"
 #include "metrics.h"
@@ -65,6 +66,13 @@
  * reused in place instead of being cut and grown again (new blocks to
  * allocate and zero) on every restart. */
 #define WAL_SIZE_LIMIT (2 * WAL_CAP_BYTES)
+/* The dedupe keys' tail (lib/idtail.h): frozen and merged into ids once this
+ * many are waiting or the oldest has waited this long; each group merges at
+ * least TAIL_STEP of the frozen keys, and twice what it added itself, so the
+ * frozen set is gone before the next one is due. */
+#define TAIL_MERGE_AT 32768
+#define TAIL_MERGE_AFTER_MS 60000
+#define TAIL_STEP 1024
 
 /* A new run of the outbox: pending (the column's default) and due now. */
 #define RUN_INSERT_SQL \
@@ -80,7 +88,11 @@ struct store {
     char *path;
     int readonly;
     sqlite3_stmt *ins, *cnt, *cur, *meta, *run;
-    sqlite3_stmt *id_get, *id_row, *id_put, *shape_get, *shape_put;
+    sqlite3_stmt *id_get, *id_row, *id_put, *id_merge, *shape_get, *shape_put;
+    /* The dedupe keys of the newest events (see "Dedupe keys" above
+     * put_event); loaded from event_rows by the first group. */
+    struct idtail idt;
+    int idt_loaded;
     struct shape_cache {
         sqlite3_int64 id;
         char *tmpl, *type, *source, *via;
@@ -162,7 +174,13 @@ static const char *const migrations[] = {
     "CREATE INDEX runs_due ON runs(state, seq, idx);",
 };
 #define SQL_VERSIONS ((int)(sizeof migrations / sizeof *migrations))
-#define SCHEMA_VERSION (SQL_VERSIONS + 1) /* 4: compact rows, see migrate_v4 */
+/* 4: compact rows, see migrate_v4; 5: ids may lag event_rows (the tail of
+ * dedupe keys, see put_event), so a synccf that would not know to read the
+ * tail back must not open the store. */
+#define SCHEMA_VERSION (SQL_VERSIONS + 2)
+static const char schema5[] = "INSERT OR REPLACE INTO meta(key, value) "
+                              "SELECT '" STORE_TAIL_MARKER "', coalesce(max(seq), 0) FROM event_rows;"
+                              "PRAGMA user_version=5;";
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
@@ -573,22 +591,40 @@ static sqlite3_int64 shape_id(struct store *s, const char *tmpl, const struct st
     return id;
 }
 
+/* Dedupe keys. An id's hash is a random key: inserted into ids one event at
+ * a time, every event dirtied a page of ids of its own, and the group's
+ * commit wrote and fsynced 8 KiB of WAL per 1 KiB event, then the
+ * checkpointer copied it again (measured: 14 KiB written per event; the
+ * events without their ids inserts went 37% faster). So the newest events'
+ * keys wait in memory (lib/idtail.c) and are merged into ids in key order,
+ * many per page, a slice per group (merge_slice). The tail needs no writes of
+ * its own: its events are in event_rows, and meta STORE_TAIL_MARKER says where the
+ * merged part ends, so the first group after a start reads the rest back
+ * (load_tail). A key is looked up in ids first, then in the tail; pruning an
+ * event whose key is still in the tail writes its ids row itself
+ * (lib/retention.c), which the merge then leaves alone. */
+
 /* Stores one event in the compact form. *inserted is 0 for a duplicate. */
 static int put_event(struct store *s, const struct store_event *e, int *inserted, sqlite3_int64 *seq_out,
                      sqlite3_int64 *shape_out)
 {
     *inserted = 0;
     if (!e->row.tmpl) return -1; /* made by store_batch_add, the only way in */
-    sqlite3_int64 h = e->row.id_hash;
-    int known = 0;
+    sqlite3_int64 h = e->row.id_hash, other = 0;
     sqlite3_bind_int64(s->id_get, 1, h);
     int rc = sqlite3_step(s->id_get);
     if (rc == SQLITE_ROW) {
-        known = 1;
-        sqlite3_int64 other = sqlite3_column_int64(s->id_get, 0);
+        other = sqlite3_column_int64(s->id_get, 0);
         int pruned = sqlite3_column_type(s->id_get, 1) != SQLITE_NULL;
         sqlite3_reset(s->id_get);
         if (pruned) return 0;
+    } else {
+        sqlite3_reset(s->id_get);
+        if (rc != SQLITE_DONE) return -1;
+        other = idtail_find(&s->idt, h);
+    }
+    int known = other != 0;
+    if (known) {
         sqlite3_bind_int64(s->id_row, 1, other);
         rc = sqlite3_step(s->id_row);
         int same = rc == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(s->id_row, 0), e->id) == 0;
@@ -597,9 +633,6 @@ static int put_event(struct store *s, const struct store_event *e, int *inserted
         if (same) return 0;
         /* Another id with the same hash: stored, without a dedupe entry of
          * its own (a retry of it would be stored again). */
-    } else {
-        sqlite3_reset(s->id_get);
-        if (rc != SQLITE_DONE) return -1;
     }
     sqlite3_int64 shape = shape_id(s, e->row.tmpl, e);
     if (shape < 0) return -1;
@@ -607,15 +640,64 @@ static int put_event(struct store *s, const struct store_event *e, int *inserted
     bind_row(s->ins, 2, e);
     if (step_done(s->ins)) return -1;
     sqlite3_int64 seq = sqlite3_last_insert_rowid(s->db);
-    if (!known) {
-        sqlite3_bind_int64(s->id_put, 1, h);
-        sqlite3_bind_int64(s->id_put, 2, seq);
-        if (step_done(s->id_put)) return -1;
-    }
+    if (!known && idtail_add(&s->idt, h, seq, now_ms())) return -1;
     *inserted = 1;
     *seq_out = seq;
     *shape_out = shape;
     return 0;
+}
+
+static sqlite3_int64 meta_int(sqlite3 *db, const char *key);
+
+/* Reads the keys of the events past STORE_TAIL_MARKER back into the tail, in the
+ * order they were first added (a later event of the same hash has none). */
+static int load_tail(struct store *s)
+{
+    sqlite3_stmt *st;
+    idtail_clear(&s->idt);
+    if (sqlite3_prepare_v2(s->db, "SELECT seq, id FROM event_rows WHERE seq > ? ORDER BY seq", -1, &st, NULL) !=
+        SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(st, 1, meta_int(s->db, STORE_TAIL_MARKER));
+    int rc, bad = 0;
+    int64_t now = now_ms();
+    while (!bad && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        sqlite3_int64 h = store_id_hash((const char *)sqlite3_column_text(st, 1));
+        sqlite3_bind_int64(s->id_get, 1, h);
+        int in_ids = sqlite3_step(s->id_get);
+        sqlite3_reset(s->id_get);
+        if (in_ids == SQLITE_DONE && !idtail_find(&s->idt, h))
+            bad = idtail_add(&s->idt, h, sqlite3_column_int64(st, 0), now);
+        else if (in_ids != SQLITE_ROW && in_ids != SQLITE_DONE)
+            bad = -1;
+    }
+    sqlite3_finalize(st);
+    if (bad || rc != SQLITE_DONE) {
+        idtail_clear(&s->idt);
+        return -1;
+    }
+    s->idt_loaded = 1;
+    return 0;
+}
+
+/* Inserts the next slice of the frozen keys into ids (in key order, so a
+ * page takes many); the last slice also moves STORE_TAIL_MARKER. Returns how many
+ * were inserted (idtail_merged once the transaction commits), or -1. */
+static long merge_slice(struct store *s, size_t want)
+{
+    struct idtail *t = &s->idt;
+    size_t n = t->nfrozen - t->merged < want ? t->nfrozen - t->merged : want;
+    for (size_t i = t->merged; i < t->merged + n; i++) {
+        sqlite3_bind_int64(s->id_merge, 1, t->frozen[i].h);
+        sqlite3_bind_int64(s->id_merge, 2, t->frozen[i].seq);
+        if (step_done(s->id_merge)) return -1;
+    }
+    if (n && t->merged + n == t->nfrozen) {
+        sqlite3_bind_text(s->meta, 1, STORE_TAIL_MARKER, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s->meta, 2, t->frozen_max);
+        if (step_done(s->meta)) return -1;
+    }
+    return (long)n;
 }
 
 static int prepare_writer(struct store *s, char *err, size_t errlen)
@@ -634,6 +716,7 @@ static int prepare_writer(struct store *s, char *err, size_t errlen)
         {&s->id_get, "SELECT seq, pruned FROM ids WHERE h = ?"},
         {&s->id_row, "SELECT id FROM event_rows WHERE seq = ?"},
         {&s->id_put, "INSERT INTO ids(h, seq) VALUES(?, ?)"},
+        {&s->id_merge, "INSERT OR IGNORE INTO ids(h, seq) VALUES(?, ?)"},
         {&s->shape_get, "SELECT id, tmpl, type, source, via FROM shapes WHERE h = ?"},
         {&s->shape_put, "INSERT INTO shapes(h, tmpl, type, source, via) VALUES(?,?,?,?,?)"},
     };
@@ -648,9 +731,9 @@ static int prepare_writer(struct store *s, char *err, size_t errlen)
 static void finalize_writer(struct store *s)
 {
     sqlite3_stmt *all[] = {s->ins, s->cnt, s->cur, s->meta, s->run, s->id_get, s->id_row, s->id_put,
-                           s->shape_get, s->shape_put};
+                           s->id_merge, s->shape_get, s->shape_put};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) sqlite3_finalize(all[i]);
-    s->ins = s->cnt = s->cur = s->meta = s->run = s->id_get = s->id_row = s->id_put = NULL;
+    s->ins = s->cnt = s->cur = s->meta = s->run = s->id_get = s->id_row = s->id_put = s->id_merge = NULL;
     s->shape_get = s->shape_put = NULL;
 }
 
@@ -811,7 +894,10 @@ static int migrate(struct store *s, char *err, size_t errlen)
         snprintf(sql, sizeof sql, "PRAGMA user_version=%d", SQL_VERSIONS);
         if (exec_sql(s->db, sql, err, errlen) || exec_sql(s->db, "COMMIT", err, errlen)) goto rollback;
     }
-    if (migrate_v4(s, err, errlen)) return -1;
+    if (version < SQL_VERSIONS + 1 && migrate_v4(s, err, errlen)) return -1;
+    /* Every event so far has its key in ids. */
+    if (exec_sql(s->db, "BEGIN IMMEDIATE", err, errlen)) return -1;
+    if (exec_sql(s->db, schema5, err, errlen) || exec_sql(s->db, "COMMIT", err, errlen)) goto rollback;
     return ensure_incremental_vacuum(s, err, errlen);
 rollback:
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -1195,6 +1281,13 @@ static void commit_failed(struct store *s, const struct counter *pending, size_t
     store_note_error(s, msg);
 }
 
+/* Whether the tail's keys are due to be frozen and merged (TAIL_MERGE_AT). */
+static int tail_due(const struct store *s)
+{
+    const struct idtail *t = &s->idt;
+    return !t->nfrozen && t->nlive && (t->nlive >= TAIL_MERGE_AT || now_ms() - t->since >= TAIL_MERGE_AFTER_MS);
+}
+
 /* Whether the group's commit must reach the disk before anyone is told it
  * is done: unless every batch in it is provisional. No batch at all
  * (counters, notes) keeps the fsync too: only Logpush bodies skip it. */
@@ -1244,9 +1337,20 @@ static int commit_group(struct store *s, struct store_batch *list, int *runs)
     struct per_source per[PER_SOURCE];
     size_t nper = 0;
     double t0 = mono_s();
+    /* Out of memory here, the keys stay live and the freeze is tried again. */
+    if (s->idt_loaded && tail_due(s)) idtail_freeze(&s->idt);
     int ok = set_sync(s, group_needs_sync(list)) == 0;
     if (ok) ok = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+    if (ok && !s->idt_loaded) ok = load_tail(s) == 0;
+    idtail_begin(&s->idt);
     for (struct store_batch *b = list; ok && b; b = b->next) ok = insert_batch(s, b, per, &nper, runs);
+    long merged = 0;
+    if (ok && s->idt.nfrozen) {
+        size_t added = s->idt.nlive - s->idt.mark;
+        /* An idle group (list NULL) has time for more. */
+        merged = merge_slice(s, !list ? 8 * TAIL_STEP : added * 2 > TAIL_STEP ? added * 2 : TAIL_STEP);
+        ok = merged >= 0;
+    }
     for (size_t k = 0; ok && k < nper; k++) {
         char name[400];
         snprintf(name, sizeof name, "events.%s|%s", per[k].via, source_label(s, per[k].source));
@@ -1271,9 +1375,11 @@ static int commit_group(struct store *s, struct store_batch *list, int *runs)
     if (ok && s->ret) retention_step(s->ret, s->db, s->cnt);
     if (ok) ok = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
     if (!ok) {
+        idtail_undo(&s->idt);
         commit_failed(s, pending, npending);
         return -1;
     }
+    idtail_merged(&s->idt, (size_t)merged);
     if (s->failed_run) {
         char n[24];
         snprintf(n, sizeof n, "%ld", s->failed_run);
@@ -1311,6 +1417,7 @@ static void *writer(void *arg)
             if (pthread_cond_timedwait(&s->cv, &s->mu, &deadline) == ETIMEDOUT) {
                 if (s->ncounters || s->error_dirty || s->notes[0].value) break;
                 if (s->ret && retention_due(s->ret)) break;
+                if (tail_due(s) || s->idt.nfrozen) break;
                 deadline = deadline_ms(wait);
             }
         }
@@ -1483,6 +1590,7 @@ void store_close(struct store *s)
         sqlite3_close(s->ckdb);
     }
     finalize_writer(s);
+    idtail_free(&s->idt);
     retention_free(s->ret);
     sources_free(s);
     for (int i = 0; i < SHAPE_CACHE; i++) shape_cache_free(&s->shapes[i]);

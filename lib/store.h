@@ -77,6 +77,9 @@ void store_set_max_series(struct store *s, unsigned max_series);
 /* The 64-bit key of an id in the ids table (dedupe, and what is left of an
  * event after retention has removed it). */
 int64_t store_id_hash(const char *id);
+/* The meta key saying up to which seq every event's key is in ids; the
+ * events after it have theirs in the writer's memory (lib/store.c). */
+#define STORE_TAIL_MARKER "ids.merged"
 
 /* Starts the writer thread that commits queued batches in groups. */
 int store_start(struct store *s);

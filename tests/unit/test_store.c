@@ -96,7 +96,7 @@ static void test_dedupe_and_perms(void **st)
     assert_int_equal(count_rows(s, "SELECT value FROM counters WHERE name='duplicates.worker'"), 1);
     assert_int_equal(count_rows(s, "SELECT value FROM counters WHERE name='rejected.bad_signature'"), 3);
     assert_int_equal(count_rows(s, "SELECT value FROM cursors WHERE name='pull:default'"), 42);
-    assert_int_equal(count_rows(s, "PRAGMA user_version"), 4);
+    assert_int_equal(count_rows(s, "PRAGMA user_version"), 5);
     json_t *status = query_status(store_db(s), db);
     assert_int_equal(json_integer_value(json_object_get(json_object_get(status, "events"), "total")), 2);
     json_decref(status);
@@ -285,7 +285,7 @@ static void test_wal_restarts(void **st)
  * written to it since its last sync, and how many syncs it had. SQLite's
  * own tests observe I/O the same way (a shim VFS). */
 static sqlite3_vfs *real_vfs;
-static atomic_int wal_dirty, wal_syncs;
+static atomic_int wal_dirty, wal_syncs, wal_full; /* wal_full: writes to the WAL fail (disk full) */
 struct watched {
     sqlite3_file base;
     sqlite3_file *real; /* follows this struct, real_vfs->szOsFile bytes */
@@ -296,6 +296,7 @@ static int w_close(sqlite3_file *f) { return W(f)->real->pMethods->xClose(W(f)->
 static int w_read(sqlite3_file *f, void *p, int n, sqlite3_int64 o) { return W(f)->real->pMethods->xRead(W(f)->real, p, n, o); }
 static int w_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 o)
 {
+    if (W(f)->wal && atomic_load(&wal_full)) return SQLITE_FULL;
     if (W(f)->wal) atomic_store(&wal_dirty, 1);
     return W(f)->real->pMethods->xWrite(W(f)->real, p, n, o);
 }
@@ -413,6 +414,108 @@ static void test_provisional_commits(void **st)
     assert_int_equal(p.provisional, 0);
 
     assert_int_equal(count_rows(s, "SELECT count(*) FROM events"), 6);
+    store_close(s);
+    watch_wal(0);
+}
+
+/* Commits one batch of ids prefix0..prefix(n-1); returns how many were new. */
+static long commit_ids(struct store *s, const char *prefix, int from, int n)
+{
+    struct store_batch b = {0};
+    struct store_event e;
+    char id[64];
+    for (int i = from; i < from + n; i++) {
+        snprintf(id, sizeof id, "%s%d", prefix, i);
+        make_event(&e, id, "tunnel");
+        store_batch_add(&b, &e);
+    }
+    long accepted = store_commit(s, &b) == 0 ? (long)b.accepted : -1;
+    store_batch_clear(&b);
+    return accepted;
+}
+
+static long meta_marker(struct store *s)
+{
+    return count_rows(s, "SELECT coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '" STORE_TAIL_MARKER
+                         "'), -1)");
+}
+
+/* The newest events' dedupe keys live in the writer's memory until merged
+ * into ids in key order: a retry is a duplicate before the merge, after a
+ * restart (the keys are read back from event_rows), and after the merge;
+ * the merge leaves no event without its key; lookups by id find events of
+ * either part. */
+static void test_dedupe_tail(void **st)
+{
+    (void)st;
+    char err[256];
+    struct store *s = store_open(db, 0, err, sizeof err);
+    assert_non_null(s);
+    store_start(s);
+    assert_int_equal(commit_ids(s, "t", 0, 100), 100);
+    assert_int_equal(commit_ids(s, "t", 0, 100), 0);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM ids"), 0); /* all in the tail */
+    assert_int_equal(meta_marker(s), 0);
+    json_t *ev = query_event(store_db(s), "t7");
+    assert_non_null(ev);
+    json_decref(ev);
+    store_close(s);
+
+    s = store_open(db, 0, err, sizeof err);
+    assert_non_null(s);
+    store_start(s);
+    assert_int_equal(commit_ids(s, "t", 0, 100), 0); /* read back */
+    for (int i = 100; i < 40100; i += 1000) assert_int_equal(commit_ids(s, "t", i, 1000), 1000);
+    /* Past TAIL_MERGE_AT the keys are frozen and merged a slice per group. */
+    for (int i = 0; i < 200 && count_rows(s, "SELECT count(*) FROM ids") < 32768; i++) commit_ids(s, "none", 0, 0);
+    long marker = meta_marker(s);
+    assert_true(marker >= 32768);
+    assert_true(count_rows(s, "SELECT count(*) FROM ids") >= 32768);
+    char q[200];
+    snprintf(q, sizeof q, "SELECT count(*) FROM event_rows e WHERE seq <= %ld AND NOT EXISTS "
+                          "(SELECT 1 FROM ids WHERE ids.seq = e.seq)", marker);
+    assert_int_equal(count_rows(s, q), 0);
+    assert_true(count_rows(s, "SELECT max(seq) FROM event_rows") > marker); /* and a tail again */
+    for (int i = 0; i < 40100; i += 1000) assert_int_equal(commit_ids(s, "t", i, i < 40000 ? 1000 : 100), 0);
+    store_close(s);
+
+    s = store_open(db, 0, err, sizeof err);
+    assert_non_null(s);
+    store_start(s);
+    for (int i = 0; i < 40100; i += 1000) assert_int_equal(commit_ids(s, "t", i, i < 40000 ? 1000 : 100), 0);
+    assert_int_equal(commit_ids(s, "u", 0, 10), 10);
+    const char *some[] = {"t0", "t5000", "t40099", "u9"};
+    for (size_t i = 0; i < 4; i++) {
+        ev = query_event(store_db(s), some[i]);
+        assert_non_null(ev);
+        assert_string_equal(json_string_value(json_object_get(json_object_get(ev, "event"), "id")), some[i]);
+        json_decref(ev);
+    }
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM events"), 40110);
+    store_close(s);
+}
+
+/* A group that fails takes its keys out of the tail with it: the seq it
+ * had is given to the next event, and a key left pointing there would make
+ * the failed event look like a hash collision (stored again on each
+ * retry). */
+static void test_tail_rollback(void **st)
+{
+    (void)st;
+    watch_wal(1);
+    char err[256];
+    struct store *s = store_open(db, 0, err, sizeof err);
+    assert_non_null(s);
+    store_start(s);
+    assert_int_equal(commit_ids(s, "ok", 0, 3), 3);
+    atomic_store(&wal_full, 1);
+    assert_int_equal(commit_ids(s, "lost", 0, 1), -1);
+    atomic_store(&wal_full, 0);
+    assert_int_equal(commit_ids(s, "next", 0, 1), 1); /* takes lost0's seq */
+    assert_int_equal(commit_ids(s, "lost", 0, 1), 1);
+    assert_int_equal(commit_ids(s, "lost", 0, 1), 0);
+    assert_int_equal(commit_ids(s, "next", 0, 1), 0);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM events"), 5);
     store_close(s);
     watch_wal(0);
 }
@@ -655,7 +758,7 @@ static void test_migration_3_to_4(void **st)
     char *before = dump_events(db);
     struct store *s = store_open(db, 0, err, sizeof err);
     assert_non_null(s);
-    assert_int_equal(count_rows(s, "PRAGMA user_version"), 4);
+    assert_int_equal(count_rows(s, "PRAGMA user_version"), 5);
     assert_int_equal(count_rows(s, "PRAGMA auto_vacuum"), 2);
     assert_int_equal(count_rows(s, "SELECT count(*) FROM sqlite_master WHERE name='events' AND type='view'"), 1);
     assert_int_equal(count_rows(s, "SELECT count(*) FROM runs r JOIN events e USING(seq) WHERE e.id='o2'"), 1);
@@ -720,7 +823,7 @@ static void test_migration_killed(void **st)
     }
     struct store *s = store_open(db, 0, err, sizeof err);
     assert_non_null(s);
-    assert_int_equal(count_rows(s, "PRAGMA user_version"), 4);
+    assert_int_equal(count_rows(s, "PRAGMA user_version"), 5);
     assert_int_equal(count_rows(s, "SELECT count(*) FROM event_rows"), 30000 + (long)(sizeof odd / sizeof *odd));
     assert_int_equal(count_rows(s, "SELECT count(*) FROM ids"), 30000 + (long)(sizeof odd / sizeof *odd));
     store_close(s);
@@ -941,6 +1044,8 @@ int main(void)
         cmocka_unit_test_setup(test_checkpoints, setup),
         cmocka_unit_test_setup(test_wal_restarts, setup),
         cmocka_unit_test_setup(test_provisional_commits, setup),
+        cmocka_unit_test_setup(test_dedupe_tail, setup),
+        cmocka_unit_test_setup(test_tail_rollback, setup),
         cmocka_unit_test_setup(test_refuses_foreign_files, setup),
         cmocka_unit_test_setup(test_exact_text, setup),
         cmocka_unit_test_setup(test_migration_3_to_4, setup),
