@@ -36,16 +36,18 @@ webhook -hooks "$WORK/hooks.json" -ip 127.0.0.1 -port 18183 >/dev/null 2>&1 &
 PIDS+=($!)
 wait_port 18181; wait_port 18183
 
+F=$(node bench/latency.mjs http://127.0.0.1:18181/hooks/generic/bench - "$N" floor | grep RESULT)
 S=$(node bench/latency.mjs http://127.0.0.1:18181/hooks/generic/bench "$PROJ/.task/checksum/build" "$N" synccf "$TOKEN" | grep RESULT)
 W=$(node bench/latency.mjs http://127.0.0.1:18183/hooks/bench "$PROJ/.task/checksum/build" "$N" webhook "$TOKEN" | grep RESULT)
 row() { eval "${2#RESULT }"; echo "| $1 | $n | $p50_ms | $p99_ms | $max_ms |"; }
 {
     echo "# End-to-end latency: POST to go-task cache invalidation"
     echo
-    echo "$(date -u +%Y-%m-%d), $(nproc) cores, $(uname -r). Command: \`N=$N bench/latency.sh\` (sequential requests over loopback)."
+    echo "$(date -u +%Y-%m-%d), $(nproc) cores, $(uname -r). Command: \`N=$N bench/latency.sh\` (sequential requests over loopback, one kept-alive connection)."
     echo
     echo "| server | samples | p50 ms | p99 ms | max ms |"
     echo "|---|---:|---:|---:|---:|"
     row "synccf (commit, outbox, task-cache handler)" "$S"
     row "adnanh/webhook (command hook: rm -f)" "$W"
+    row "floor: the same POST refused (401, no work)" "$F"
 } | tee "$OUT/latency.md"
