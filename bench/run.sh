@@ -21,7 +21,7 @@ make -s all >/dev/null
     echo
     echo "| path | samples | p50 ms | p99 ms |"
     echo "|---|---:|---:|---:|"
-    N=${N:-300} bench/latency.sh 2>/dev/null | grep '^| synccf\|^| adnanh' | awk -F'|' '{ printf "| POST →%s|%s|%s|%s|\n", $2, $3, $4, $5 }'
+    N=${N:-300} bench/latency.sh 2>/dev/null | grep '^| synccf\|^| adnanh\|^| floor' | awk -F'|' '{ printf "| POST →%s|%s|%s|%s|\n", $2, $3, $4, $5 }'
     node bench/e2e.mjs "${N:-200}"
     echo
     echo "## Logpush batch"
