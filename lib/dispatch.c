@@ -162,6 +162,47 @@ static void wait_locked(struct dispatch *d, long ms)
     pthread_cond_timedwait(&d->cv, &d->mu, &ts);
 }
 
+/* Records a run's outcome: through the store's writer in the daemon (see
+ * store_outcome), on this dispatcher's connection otherwise (`synccf replay
+ * --run`, no writer). A full disk or a lock held elsewhere: the outcome is
+ * kept and tried again every second rather than the run left due, which
+ * would run an ok handler again at once, in a loop. Only a stop gives up
+ * (the run is then still pending and runs again after the restart). Not
+ * under d->mu. */
+static void record(struct dispatch *d, const char *handler, const struct store_outcome *o)
+{
+    for (int tries = 0;; tries++) {
+        int ok;
+        const char *why = "store commit failed";
+        if (d->store) {
+            struct store_batch b = {0};
+            b.outcome = o;
+            ok = store_commit(d->store, &b) == 0;
+        } else {
+            sqlite3_bind_text(d->record, 1, o->state, -1, SQLITE_STATIC);
+            sqlite3_bind_int(d->record, 2, o->attempts);
+            sqlite3_bind_int64(d->record, 3, o->next_at);
+            sqlite3_bind_text(d->record, 4, o->error, -1, SQLITE_STATIC);
+            sqlite3_bind_text(d->record, 5, o->detail, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(d->record, 6, o->seq);
+            sqlite3_bind_int(d->record, 7, o->idx);
+            ok = sqlite3_step(d->record) == SQLITE_DONE;
+            if (!ok) why = sqlite3_errmsg(d->db);
+            sqlite3_reset(d->record);
+        }
+        if (ok) return;
+        pthread_mutex_lock(&d->mu);
+        int stop = d->stop;
+        if (tries == 0 || stop)
+            log_msg(LOG_ERROR, stop ? "cannot record a handler outcome; it will run again"
+                                    : "cannot record a handler outcome; retrying every second",
+                    "handler", handler, "error", why, NULL);
+        if (!stop) wait_locked(d, 1000);
+        pthread_mutex_unlock(&d->mu);
+        if (stop) return;
+    }
+}
+
 /* Runs claim c (not under d->mu) and records its outcome; returns with d->mu
  * held and the run's new state. */
 static enum run_state run_and_record(struct dispatch *d, struct claim *c, unsigned *seed)
@@ -198,35 +239,18 @@ static enum run_state run_and_record(struct dispatch *d, struct claim *c, unsign
     pthread_mutex_lock(&d->mu);
     struct hist *hl = latency(d, c->handler);
     if (hl) hist_observe(hl, mono_s() - t0);
+    pthread_mutex_unlock(&d->mu);
     if (d->store) {
         char cname[128];
         snprintf(cname, sizeof cname, "handler.%.64s|%s", c->handler,
                  state == RUN_PENDING ? RUN_NAME_FAILED : run_state_names[state]);
         store_count(d->store, cname, 1);
     }
-    sqlite3_bind_text(d->record, 1, run_state_names[state], -1, SQLITE_STATIC);
-    sqlite3_bind_int(d->record, 2, attempts);
-    sqlite3_bind_int64(d->record, 3, next);
-    sqlite3_bind_text(d->record, 4, res.ok ? NULL : res.error, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(d->record, 5, detail, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(d->record, 6, c->seq);
-    sqlite3_bind_int(d->record, 7, c->idx);
-    /* A full disk or a lock held elsewhere: keep the outcome and retry
-     * every second rather than leave the run due, which would run an
-     * ok handler again at once, in a loop. Only a stop gives up (the
-     * run is then still pending and runs again after the restart). */
-    for (int tries = 0; sqlite3_step(d->record) != SQLITE_DONE; tries++) {
-        if (tries == 0 || d->stop)
-            log_msg(LOG_ERROR, d->stop ? "cannot record a handler outcome; it will run again"
-                                       : "cannot record a handler outcome; retrying every second",
-                    "handler", c->handler, "error", sqlite3_errmsg(d->db), NULL);
-        sqlite3_reset(d->record);
-        if (d->stop) break;
-        wait_locked(d, 1000);
-    }
-    sqlite3_reset(d->record);
+    struct store_outcome o = {c->seq, c->idx, attempts, run_state_names[state], next, res.ok ? NULL : res.error, detail};
+    record(d, c->handler, &o);
     free(detail);
     handler_result_free(&res);
+    pthread_mutex_lock(&d->mu);
     return state;
 }
 
@@ -309,11 +333,9 @@ static struct dispatch *dispatch_open(const char *db_path, const struct config *
         "  WHERE p.state = '" RUN_NAME_PENDING "' AND p.subject_key = r.subject_key AND (p.seq < r.seq OR (p.seq = r.seq AND p.idx < r.idx))) "
         "ORDER BY r.seq, r.idx LIMIT 64";
     const char *due = "SELECT min(next_at) FROM runs WHERE state = '" RUN_NAME_PENDING "'";
-    const char *record = "UPDATE runs SET state=?1, attempts=?2, next_at=?3, last_error=?4, detail=?5, "
-                         "updated=strftime('%Y-%m-%dT%H:%M:%fZ') WHERE seq=?6 AND idx=?7";
     if (sqlite3_prepare_v2(d->db, claim, -1, &d->claim, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(d->db, due, -1, &d->next_due, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(d->db, record, -1, &d->record, NULL) != SQLITE_OK)
+        sqlite3_prepare_v2(d->db, RUN_RECORD_SQL, -1, &d->record, NULL) != SQLITE_OK)
         goto sqlerr;
     return d;
 sqlerr:

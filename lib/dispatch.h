@@ -21,6 +21,12 @@ enum run_state { RUN_PENDING, RUN_OK, RUN_GAVE_UP, RUN_NSTATES };
 /* What the handler.<name>|... counters call an attempt that failed and
  * will be retried. */
 #define RUN_NAME_FAILED "failed"
+/* Records a run's outcome: ?1 state, ?2 attempts, ?3 next_at, ?4 last_error,
+ * ?5 detail, ?6 seq, ?7 idx. The daemon's writer runs it (store_outcome); the
+ * one-shot `synccf replay --run` on its own connection. */
+#define RUN_RECORD_SQL                                                                                  \
+    "UPDATE runs SET state=?1, attempts=?2, next_at=?3, last_error=?4, detail=?5, "                    \
+    "updated=strftime('%Y-%m-%dT%H:%M:%fZ') WHERE seq=?6 AND idx=?7"
 extern const char *const run_state_names[RUN_NSTATES];
 /* The state named name, or -1. */
 int run_state_parse(const char *name);

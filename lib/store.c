@@ -87,7 +87,7 @@ struct store {
     sqlite3 *db;
     char *path;
     int readonly;
-    sqlite3_stmt *ins, *cnt, *cur, *meta, *run;
+    sqlite3_stmt *ins, *cnt, *cur, *meta, *run, *rec;
     sqlite3_stmt *id_get, *id_row, *id_put, *id_merge, *shape_get, *shape_put;
     /* The dedupe keys of the newest events (see "Dedupe keys" above
      * put_event); loaded from event_rows by the first group. */
@@ -713,6 +713,7 @@ static int prepare_writer(struct store *s, char *err, size_t errlen)
                   "ON CONFLICT(name) DO UPDATE SET value=excluded.value, updated=excluded.updated"},
         {&s->meta, "INSERT INTO meta(key,value) VALUES(?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value"},
         {&s->run, RUN_INSERT_SQL},
+        {&s->rec, RUN_RECORD_SQL},
         {&s->id_get, "SELECT seq, pruned FROM ids WHERE h = ?"},
         {&s->id_row, "SELECT id FROM event_rows WHERE seq = ?"},
         {&s->id_put, "INSERT INTO ids(h, seq) VALUES(?, ?)"},
@@ -730,10 +731,10 @@ static int prepare_writer(struct store *s, char *err, size_t errlen)
 
 static void finalize_writer(struct store *s)
 {
-    sqlite3_stmt *all[] = {s->ins, s->cnt, s->cur, s->meta, s->run, s->id_get, s->id_row, s->id_put,
+    sqlite3_stmt *all[] = {s->ins, s->cnt, s->cur, s->meta, s->run, s->rec, s->id_get, s->id_row, s->id_put,
                            s->id_merge, s->shape_get, s->shape_put};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) sqlite3_finalize(all[i]);
-    s->ins = s->cnt = s->cur = s->meta = s->run = s->id_get = s->id_row = s->id_put = s->id_merge = NULL;
+    s->ins = s->cnt = s->cur = s->meta = s->run = s->rec = s->id_get = s->id_row = s->id_put = s->id_merge = NULL;
     s->shape_get = s->shape_put = NULL;
 }
 
@@ -1002,8 +1003,10 @@ fail:
 struct sqlite3 *store_db(struct store *s) { return s->db; }
 void store_on_runs(struct store *s, void (*fn)(void *arg), void *arg)
 {
+    pthread_mutex_lock(&s->mu);
     s->on_runs = fn;
     s->on_runs_arg = arg;
+    pthread_mutex_unlock(&s->mu);
 }
 
 struct hist *store_commit_hist(struct store *s) { return &s->commit_hist; }
@@ -1240,6 +1243,17 @@ static int insert_batch(struct store *s, struct store_batch *b, struct per_sourc
             ok = add_counter(s, name, 1);
         }
     }
+    const struct store_outcome *o = b->outcome;
+    if (ok && o) {
+        sqlite3_bind_text(s->rec, 1, o->state, -1, SQLITE_STATIC);
+        sqlite3_bind_int(s->rec, 2, o->attempts);
+        sqlite3_bind_int64(s->rec, 3, o->next_at);
+        sqlite3_bind_text(s->rec, 4, o->error, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s->rec, 5, o->detail, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s->rec, 6, o->seq);
+        sqlite3_bind_int(s->rec, 7, o->idx);
+        ok = step_done(s->rec) == 0;
+    }
     if (ok && b->cursor_name) {
         sqlite3_bind_text(s->cur, 1, b->cursor_name, -1, SQLITE_STATIC);
         sqlite3_bind_text(s->cur, 2, b->cursor_value ? b->cursor_value : "", -1, SQLITE_STATIC);
@@ -1431,7 +1445,13 @@ static void *writer(void *arg)
         atomic_store(&s->last_failed, rc != 0);
         wal_restart(s);
         if (rc == 0 && s->ret) retention_committed(s->ret);
-        if (rc == 0 && runs && s->on_runs) s->on_runs(s->on_runs_arg);
+        if (rc == 0 && runs) {
+            /* Under mu: store_on_runs(NULL) before the dispatcher is freed
+             * must not race with a call already under way. */
+            pthread_mutex_lock(&s->mu);
+            if (s->on_runs) s->on_runs(s->on_runs_arg);
+            pthread_mutex_unlock(&s->mu);
+        }
         for (struct store_batch *b = list, *next; b; b = next) {
             next = b->next;
             b->next = NULL;

@@ -34,6 +34,20 @@ int store_event_from_text(const char *id, const char *type, const char *source, 
                           struct store_event *out);
 void store_event_free(struct store_event *e);
 
+/* A handler run's outcome (lib/dispatch.c). The dispatcher hands it to the
+ * writer instead of writing it on a connection of its own, so that the writer
+ * is the one thread writing the file: a second writer's commit held the write
+ * lock for an fsync while the next event waited behind it, and it emptied the
+ * writer's page cache (SQLite drops a connection's cache when another one
+ * has written). */
+struct store_outcome {
+    int64_t seq;
+    int idx, attempts;
+    const char *state;         /* a run state's name (dispatch.h) */
+    int64_t next_at;           /* unix ms */
+    const char *error, *detail; /* NULL: none */
+};
+
 /* A unit of work for the writer: events committed together (with an optional
  * cursor in the same transaction), and the caller told when they are on disk. */
 struct store_batch {
@@ -41,6 +55,7 @@ struct store_batch {
     size_t n, cap;
     const char *cursor_name; /* optional: set with cursor_value in the same transaction */
     char *cursor_value;
+    const struct store_outcome *outcome; /* optional: recorded in the same transaction */
     /* 1: nobody is answered for these events before a later batch of the
      * same caller is done (a Logpush body's chunks but its last), so their
      * commit need not wait for the disk. A group of such batches only is
@@ -88,7 +103,9 @@ void store_submit(struct store *s, struct store_batch *b);
 /* Queues b and waits; returns 0 when committed. */
 int store_commit(struct store *s, struct store_batch *b);
 
-/* Called on the writer thread after a commit that queued handler runs. */
+/* Called on the writer thread after a commit that queued handler runs (under
+ * the writer's lock: fn must not wait on the store); fn NULL stops the calls,
+ * before what arg points to goes away. */
 void store_on_runs(struct store *s, void (*fn)(void *arg), void *arg);
 
 /* Adds to a named counter; flushed to disk with the next commit. */

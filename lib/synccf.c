@@ -312,9 +312,14 @@ void synccf_close(synccf *s)
     poll_stop(s->poll);
     queue_stop(s->queue);
     store_close(s->scrape_db);
-    store_close(s->store);       /* commits what the receiver handed over */
-    dispatch_stop(s->dispatch);  /* then lets runs in progress finish */
-    state_unlock(s->lockfd);     /* and only then lets another dispatcher in */
+    /* Runs in progress finish and record their outcomes through the store's
+     * writer, so the dispatcher stops first (no more wake-ups from the
+     * writer once it is gone); then the store commits what the receiver
+     * handed over, and only then is another dispatcher let in. */
+    if (s->store) store_on_runs(s->store, NULL, NULL);
+    dispatch_stop(s->dispatch);
+    store_close(s->store);
+    state_unlock(s->lockfd);
     filter_free(s->filters);
     config_free(&s->cfg);
     free(s);

@@ -2,7 +2,9 @@
 // restart every event any client saw acknowledged is in the store.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startDaemon, storedEvents, post, sign, newSecret, tempDir } from './lib.mjs';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startDaemon, storedEvents, post, sign, newSecret, tempDir, cli, until } from './lib.mjs';
 
 const secret = newSecret();
 
@@ -55,4 +57,30 @@ test('SIGTERM drains and exits 0; the store reopens cleanly', async () => {
   const again = await post(d2.url + '/v1/events', body, sign(secret, body));
   assert.deepEqual(again.json, { accepted: 0, duplicates: 1 });
   await d2.stop();
+});
+
+// A handler still running when SIGTERM comes finishes, and its outcome is
+// recorded before the store closes (the dispatcher stops first).
+test('SIGTERM while a handler runs: it finishes and its outcome is recorded', async () => {
+  const state = tempDir();
+  const dir = tempDir();
+  const cfg = join(dir, 'synccf.yaml');
+  const started = join(dir, 'started');
+  const done = join(dir, 'done');
+  writeFileSync(cfg, `handlers:
+  - name: slow
+    match: { type: dev.synccf.test.crash }
+    exec: { argv: [/bin/sh, -c, 'cat >/dev/null; touch ${started}; sleep 1; touch ${done}'] }
+`);
+  const d = await startDaemon({ state, args: ['--config', cfg], env: { SYNCCF_PUSH_SECRET: secret } });
+  const body = JSON.stringify([event('term-slow')]);
+  assert.equal((await post(d.url + '/v1/events', body, sign(secret, body))).status, 200);
+  await until('the handler started', async () => existsSync(started), 10000);
+  const { code } = await d.stop('SIGTERM');
+  assert.equal(code, 0, d.log);
+  assert.ok(existsSync(done), 'the handler ran to its end');
+  assert.doesNotMatch(d.log, /ERROR: AddressSanitizer|runtime error/);
+  const shown = JSON.parse(await cli(state, 'events', 'show', 'term-slow', '--json'));
+  assert.equal(shown.runs[0].state, 'ok');
+  assert.equal(shown.runs[0].attempts, 1);
 });
