@@ -908,11 +908,13 @@ sqlerr:
     return -1;
 }
 
-/* The writer meets a lock held by the dispatcher's connection recording a
- * handler's outcome (a commit: about an fsync long). SQLite's own busy
- * handler (sqlite3_busy_timeout) first sleeps 1 ms, then 2, 5, 10..., so
- * each such meeting cost a commit at least 1 ms; this one retries every
- * 100 µs, for the same 2 s in all. */
+/* The writer can meet a lock held by another connection: the checkpointer's,
+ * `synccf replay` recording an outcome on its own, a backup. (The daemon's
+ * dispatcher used to be one, a commit about an fsync long before each of a
+ * fifth of sequential hook calls; its outcomes now go through the writer.)
+ * SQLite's own busy handler (sqlite3_busy_timeout) first sleeps 1 ms, then
+ * 2, 5, 10..., so each such meeting cost a commit at least 1 ms; this one
+ * retries every 100 µs, for the same 2 s in all. */
 #define BUSY_STEP_US 100
 #define BUSY_TOTAL_US (2000 * 1000)
 static int busy_wait(void *arg, int n)
