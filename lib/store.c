@@ -1409,11 +1409,25 @@ static int commit_group(struct store *s, struct store_batch *list, int *runs)
 
 /* Past WAL_CAP_BYTES, between two groups: copies what the passes have not
  * yet copied and makes the next commit start the WAL over (see the top of
- * the file). Writer thread only. */
+ * the file). The RESTART copies the rest and fsyncs the database while the
+ * next group waits: up to a whole pass's worth (8 MiB) when it came right
+ * before the next pass, 6-10 ms here, once a second at 18,000 events/s, most
+ * of the p99. So at the cap the checkpointer is asked for a pass first, and
+ * the writer restarts once that pass has left at most RESTART_LEFT pages;
+ * WAL_CAP_SLACK bounds the wait. Writer thread only. */
+#define RESTART_LEFT 128
+#define WAL_CAP_SLACK (CHECKPOINT_PAGES / 2)
 static void wal_restart(struct store *s)
 {
     pthread_mutex_lock(&s->ckmu);
-    int over = s->ck_started && s->wal_pages >= WAL_CAP_PAGES;
+    int over = 0;
+    if (s->ck_started && s->wal_pages >= WAL_CAP_PAGES) {
+        over = s->wal_pages - s->ck_done <= RESTART_LEFT || s->wal_pages >= WAL_CAP_PAGES + WAL_CAP_SLACK;
+        if (!over) {
+            s->ck_wanted = 1;
+            pthread_cond_signal(&s->ckcv);
+        }
+    }
     pthread_mutex_unlock(&s->ckmu);
     if (over) sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
 }

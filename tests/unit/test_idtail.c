@@ -72,12 +72,37 @@ static void test_freeze_and_merge(void **st)
     idtail_free(&t);
 }
 
+/* Many keys of every bit pattern: the frozen set is in signed order and
+ * holds each key with its seq. */
+static void test_freeze_sorts_many(void **st)
+{
+    (void)st;
+    struct idtail t;
+    idtail_init(&t);
+    uint64_t x = 88172645463325252ull;
+    const int n = 50000;
+    for (int i = 0; i < n; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64 */
+        assert_int_equal(idtail_add(&t, (int64_t)x, i + 1, 0), 0);
+    }
+    int64_t *keys = malloc(n * sizeof *keys);
+    assert_non_null(keys);
+    for (int i = 0; i < n; i++) keys[i] = t.live[i].h;
+    assert_int_equal(idtail_freeze(&t), 0);
+    assert_int_equal(t.nfrozen, n);
+    for (int i = 1; i < n; i++) assert_true(t.frozen[i - 1].h < t.frozen[i].h);
+    for (int i = 0; i < n; i++) assert_int_equal(idtail_find(&t, keys[i]), i + 1);
+    free(keys);
+    idtail_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_add_find_grow),
         cmocka_unit_test(test_undo),
         cmocka_unit_test(test_freeze_and_merge),
+        cmocka_unit_test(test_freeze_sorts_many),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
