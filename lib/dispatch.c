@@ -162,6 +162,17 @@ static void wait_locked(struct dispatch *d, long ms)
     pthread_cond_timedwait(&d->cv, &d->mu, &ts);
 }
 
+void run_record_bind(sqlite3_stmt *st, const struct store_outcome *o)
+{
+    sqlite3_bind_text(st, 1, o->state, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, o->attempts);
+    sqlite3_bind_int64(st, 3, o->next_at);
+    sqlite3_bind_text(st, 4, o->error, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, o->detail, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, o->seq);
+    sqlite3_bind_int(st, 7, o->idx);
+}
+
 /* Records a run's outcome: through the store's writer in the daemon (see
  * store_outcome), on this dispatcher's connection otherwise (`synccf replay
  * --run`, no writer). A full disk or a lock held elsewhere: the outcome is
@@ -179,13 +190,7 @@ static void record(struct dispatch *d, const char *handler, const struct store_o
             b.outcome = o;
             ok = store_commit(d->store, &b) == 0;
         } else {
-            sqlite3_bind_text(d->record, 1, o->state, -1, SQLITE_STATIC);
-            sqlite3_bind_int(d->record, 2, o->attempts);
-            sqlite3_bind_int64(d->record, 3, o->next_at);
-            sqlite3_bind_text(d->record, 4, o->error, -1, SQLITE_STATIC);
-            sqlite3_bind_text(d->record, 5, o->detail, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(d->record, 6, o->seq);
-            sqlite3_bind_int(d->record, 7, o->idx);
+            run_record_bind(d->record, o);
             ok = sqlite3_step(d->record) == SQLITE_DONE;
             if (!ok) why = sqlite3_errmsg(d->db);
             sqlite3_reset(d->record);

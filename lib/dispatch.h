@@ -27,6 +27,10 @@ enum run_state { RUN_PENDING, RUN_OK, RUN_GAVE_UP, RUN_NSTATES };
 #define RUN_RECORD_SQL                                                                                  \
     "UPDATE runs SET state=?1, attempts=?2, next_at=?3, last_error=?4, detail=?5, "                    \
     "updated=strftime('%Y-%m-%dT%H:%M:%fZ') WHERE seq=?6 AND idx=?7"
+struct sqlite3_stmt;
+struct store_outcome;
+/* Binds an outcome to a statement of RUN_RECORD_SQL (the strings are not copied). */
+void run_record_bind(struct sqlite3_stmt *st, const struct store_outcome *o);
 extern const char *const run_state_names[RUN_NSTATES];
 /* The state named name, or -1. */
 int run_state_parse(const char *name);

@@ -1247,13 +1247,7 @@ static int insert_batch(struct store *s, struct store_batch *b, struct per_sourc
     }
     const struct store_outcome *o = b->outcome;
     if (ok && o) {
-        sqlite3_bind_text(s->rec, 1, o->state, -1, SQLITE_STATIC);
-        sqlite3_bind_int(s->rec, 2, o->attempts);
-        sqlite3_bind_int64(s->rec, 3, o->next_at);
-        sqlite3_bind_text(s->rec, 4, o->error, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s->rec, 5, o->detail, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s->rec, 6, o->seq);
-        sqlite3_bind_int(s->rec, 7, o->idx);
+        run_record_bind(s->rec, o);
         ok = step_done(s->rec) == 0;
     }
     if (ok && b->cursor_name) {
