@@ -174,8 +174,8 @@ void run_record_bind(sqlite3_stmt *st, const struct store_outcome *o)
 }
 
 /* Records a run's outcome: through the store's writer in the daemon (see
- * store_outcome), on this dispatcher's connection otherwise (`synccf replay
- * --run`, no writer). A full disk or a lock held elsewhere: the outcome is
+ * store_outcome), on this dispatcher's connection otherwise (`synccf replay`
+ * with no daemon, no writer). A full disk or a lock held elsewhere: the outcome is
  * kept and tried again every second rather than the run left due, which
  * would run an ok handler again at once, in a loop. Only a stop gives up
  * (the run is then still pending and runs again after the restart). Not

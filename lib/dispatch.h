@@ -23,7 +23,7 @@ enum run_state { RUN_PENDING, RUN_OK, RUN_GAVE_UP, RUN_NSTATES };
 #define RUN_NAME_FAILED "failed"
 /* Records a run's outcome: ?1 state, ?2 attempts, ?3 next_at, ?4 last_error,
  * ?5 detail, ?6 seq, ?7 idx. The daemon's writer runs it (store_outcome); the
- * one-shot `synccf replay --run` on its own connection. */
+ * one-shot `synccf replay` with no daemon on its own connection. */
 #define RUN_RECORD_SQL                                                                                  \
     "UPDATE runs SET state=?1, attempts=?2, next_at=?3, last_error=?4, detail=?5, "                    \
     "updated=strftime('%Y-%m-%dT%H:%M:%fZ') WHERE seq=?6 AND idx=?7"
@@ -38,7 +38,8 @@ int run_state_parse(const char *name);
 struct dispatch;
 
 /* Starts cfg->concurrency worker threads on their own connection to the
- * store at db_path. cfg must outlive the dispatcher. */
+ * store at db_path (to claim runs: it only reads); outcomes are handed to
+ * st's writer. cfg must outlive the dispatcher. */
 struct dispatch *dispatch_start(const char *db_path, const struct config *cfg, struct store *st, char *err,
                                 size_t errlen);
 /* Handler latency histograms, for /metrics. */

@@ -43,6 +43,11 @@
 #define SIZE_EVERY_MS 200
 #define SWEEP_EVERY_MS 10000   /* expired dedupe entries */
 #define SWEEP_CHUNK 2000
+/* Pruned ids are kept at least this long, whatever dedupe_window says: the
+ * store merges the newest events' keys into ids within about a minute
+ * (lib/store.c, put_event), and until then the row written here when such an
+ * event is pruned is all that makes a retry of it a duplicate. */
+#define SWEEP_KEEP_MIN_MS (5 * 60 * 1000)
 #define VACUUM_PAGES 256
 
 /* ---- configuration: the rules (the scalars are settings: lib/config.c) ---- */
@@ -253,6 +258,7 @@ struct retention *retention_new(const struct retention_config *c)
 {
     struct retention *r = calloc(1, sizeof *r);
     if (!r) return NULL;
+    r->sweep_from = INT64_MIN; /* the first sweep starts at the table's start, not at hash 0 */
     if (copy_config(&r->cfg, c)) {
         free(r);
         return NULL;
@@ -547,7 +553,8 @@ static int sweep_ids(struct retention *r, sqlite3 *db, int64_t now)
     sqlite3_bind_int64(st, 1, r->sweep_from);
     sqlite3_bind_int(st, 2, last);
     sqlite3_bind_int64(st, 3, hi);
-    sqlite3_bind_int64(st, 4, (now - r->cfg.dedupe_ms) / 1000);
+    int64_t keep = r->cfg.dedupe_ms > SWEEP_KEEP_MIN_MS ? r->cfg.dedupe_ms : SWEEP_KEEP_MIN_MS;
+    sqlite3_bind_int64(st, 4, (now - keep) / 1000);
     rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) return -1;

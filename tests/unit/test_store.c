@@ -941,6 +941,41 @@ static void test_retention_age(void **st)
     retention_config_free(&rc);
 }
 
+/* A pruned id is forgotten after the dedupe window, but never before five
+ * minutes: a key can still be in the writer's memory (not yet in ids) for
+ * about a minute, and its pruned row is what keeps a retry a duplicate. */
+static void test_retention_sweep(void **st)
+{
+    (void)st;
+    struct retention_config rc = rules_cfg();
+    rc.dedupe_ms = 1;
+    int64_t now = now_ms();
+    struct store *s = open_with(&rc);
+    commit_events(s, "gone", "com.example.logs.http", 20, now - 2 * 3600 * 1000, 0, NULL);
+    settle(s);
+    store_close(s);
+    sleep(2); /* pruned times are in seconds: now past a 1 ms window for sure */
+    s = open_with(&rc); /* a new start sweeps at its first step */
+    settle(s);
+    size_t acc = 99;
+    commit_events(s, "gone", "com.example.logs.http", 20, now, 0, &acc);
+    assert_int_equal(acc, 0);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM ids WHERE pruned IS NOT NULL"), 20);
+    store_close(s);
+    sqlite3 *raw;
+    assert_int_equal(sqlite3_open(db, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw, "UPDATE ids SET pruned = pruned - 301 WHERE pruned IS NOT NULL", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(raw);
+    s = open_with(&rc);
+    settle(s);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM ids WHERE pruned IS NOT NULL"), 0);
+    commit_events(s, "gone", "com.example.logs.http", 20, now, 0, &acc);
+    assert_int_equal(acc, 20);
+    store_close(s);
+    retention_config_free(&rc);
+}
+
 /* Counts (per rule and for the store) keep the newest; an event with a run
  * still pending is never pruned, and goes once its run has finished. */
 static void test_retention_count_and_pending(void **st)
@@ -1052,6 +1087,7 @@ int main(void)
         cmocka_unit_test_setup(test_migration_killed, setup),
         cmocka_unit_test_setup(test_retention_age, setup),
         cmocka_unit_test_setup(test_retention_count_and_pending, setup),
+        cmocka_unit_test_setup(test_retention_sweep, setup),
         cmocka_unit_test_setup(test_retention_size, setup),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
