@@ -87,6 +87,10 @@ void idtail_undo(struct idtail *t)
     reindex(t, t->nslots); /* same size: cannot fail */
 }
 
+/* The 16-bit digit of h at shift, in an order where unsigned is h's signed
+ * order (the sign bit flipped). */
+static size_t digit(int64_t h, int shift) { return (size_t)((((uint64_t)h ^ (1ull << 63)) >> shift) & 0xffff); }
+
 /* Sorts live[0, n) by h (signed) into out, four passes of 16 bits (LSD
  * radix). qsort took 5.2 ms for 32,768 keys, on the writer, in front of a
  * group; this takes 1.0 ms. */
@@ -100,20 +104,20 @@ static int sort_by_h(const struct idtail_entry *in, struct idtail_entry *out, si
         return -1;
     }
     /* Passes alternate between out and tmp, starting from in: four passes
-     * end in out. The sign bit is flipped so that unsigned order is h's. */
+     * end in out. */
     const struct idtail_entry *src = in;
     struct idtail_entry *dst = tmp;
     for (int pass = 0; pass < 4; pass++) {
         int shift = 16 * pass;
         memset(count, 0, 65536 * sizeof *count);
-        for (size_t i = 0; i < n; i++) count[(((uint64_t)src[i].h ^ (1ull << 63)) >> shift) & 0xffff]++;
+        for (size_t i = 0; i < n; i++) count[digit(src[i].h, shift)]++;
         uint32_t sum = 0;
         for (size_t d = 0; d < 65536; d++) {
             uint32_t c = count[d];
             count[d] = sum;
             sum += c;
         }
-        for (size_t i = 0; i < n; i++) dst[count[(((uint64_t)src[i].h ^ (1ull << 63)) >> shift) & 0xffff]++] = src[i];
+        for (size_t i = 0; i < n; i++) dst[count[digit(src[i].h, shift)]++] = src[i];
         src = dst;
         dst = dst == tmp ? out : tmp;
     }
@@ -133,9 +137,7 @@ int idtail_freeze(struct idtail *t)
     t->frozen = f;
     t->nfrozen = t->nlive;
     t->merged = 0;
-    t->frozen_max = 0;
-    for (size_t i = 0; i < t->nlive; i++)
-        if (f[i].seq > t->frozen_max) t->frozen_max = f[i].seq;
+    t->frozen_max = t->live[t->nlive - 1].seq; /* live is in arrival order, so in seq order */
     t->nlive = t->mark = 0;
     memset(t->slots, 0, t->nslots * sizeof *t->slots);
     return 0;

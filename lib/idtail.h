@@ -13,7 +13,8 @@ struct idtail_entry {
 };
 
 struct idtail {
-    /* Live: keys added since the last freeze, in arrival order, with an
+    /* Live: keys added since the last freeze, in arrival order (so in seq
+     * order: idtail_add is given increasing seqs), with an
      * open-addressing index (slot = position + 1; 0 = empty). */
     struct idtail_entry *live;
     size_t nlive, cap;

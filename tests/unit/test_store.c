@@ -418,6 +418,16 @@ static void test_provisional_commits(void **st)
     watch_wal(0);
 }
 
+/* The store at db, open for writing with its writer started. */
+static struct store *open_started(void)
+{
+    char err[256];
+    struct store *s = store_open(db, 0, err, sizeof err);
+    assert_non_null(s);
+    store_start(s);
+    return s;
+}
+
 /* Commits one batch of ids prefix0..prefix(n-1); returns how many were new. */
 static long commit_ids(struct store *s, const char *prefix, int from, int n)
 {
@@ -448,10 +458,7 @@ static long meta_marker(struct store *s)
 static void test_dedupe_tail(void **st)
 {
     (void)st;
-    char err[256];
-    struct store *s = store_open(db, 0, err, sizeof err);
-    assert_non_null(s);
-    store_start(s);
+    struct store *s = open_started();
     assert_int_equal(commit_ids(s, "t", 0, 100), 100);
     assert_int_equal(commit_ids(s, "t", 0, 100), 0);
     assert_int_equal(count_rows(s, "SELECT count(*) FROM ids"), 0); /* all in the tail */
@@ -461,9 +468,7 @@ static void test_dedupe_tail(void **st)
     json_decref(ev);
     store_close(s);
 
-    s = store_open(db, 0, err, sizeof err);
-    assert_non_null(s);
-    store_start(s);
+    s = open_started();
     assert_int_equal(commit_ids(s, "t", 0, 100), 0); /* read back */
     for (int i = 100; i < 40100; i += 1000) assert_int_equal(commit_ids(s, "t", i, 1000), 1000);
     /* Past TAIL_MERGE_AT the keys are frozen and merged a slice per group. */
@@ -479,9 +484,7 @@ static void test_dedupe_tail(void **st)
     for (int i = 0; i < 40100; i += 1000) assert_int_equal(commit_ids(s, "t", i, i < 40000 ? 1000 : 100), 0);
     store_close(s);
 
-    s = store_open(db, 0, err, sizeof err);
-    assert_non_null(s);
-    store_start(s);
+    s = open_started();
     for (int i = 0; i < 40100; i += 1000) assert_int_equal(commit_ids(s, "t", i, i < 40000 ? 1000 : 100), 0);
     assert_int_equal(commit_ids(s, "u", 0, 10), 10);
     const char *some[] = {"t0", "t5000", "t40099", "u9"};
@@ -503,10 +506,7 @@ static void test_tail_rollback(void **st)
 {
     (void)st;
     watch_wal(1);
-    char err[256];
-    struct store *s = store_open(db, 0, err, sizeof err);
-    assert_non_null(s);
-    store_start(s);
+    struct store *s = open_started();
     assert_int_equal(commit_ids(s, "ok", 0, 3), 3);
     atomic_store(&wal_full, 1);
     assert_int_equal(commit_ids(s, "lost", 0, 1), -1);
