@@ -3,7 +3,10 @@
 #   synccf receive      (Standard Webhooks check, normalization, durable commit)
 #   nginx               (static 200: the HTTP ceiling of this machine)
 #   adnanh/webhook      (HMAC check, then a command doing the task-cache removal)
-# in the same run, with the same load. Writes bench/results/ingest.md.
+# in the same run, with the same load, and the disk's own floor: bench/disk.c
+# committing groups of synccf's bytes per event with one pwrite and one
+# fdatasync each, at the same pace, with nothing else running (what a durable
+# acknowledgement costs on this disk alone). Writes bench/results/ingest.md.
 #   DURATION=10 CONNS=64 THREADS=2 bench/ingest.sh   (SYNCCF=path/to/synccf: another build;
 #   IDS=random: event ids in no order, see bench/wrk/post.lua)
 set -euo pipefail
@@ -21,6 +24,7 @@ WORK=$(mktemp -d /tmp/synccf-bench.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
+cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o "$WORK/disk" bench/disk.c
 
 SECRET="whsec_$(head -c 24 /dev/urandom | base64)"
 HOOKSECRET="bench-hook-secret"
@@ -122,6 +126,18 @@ S=$(SYNCCF_PUSH_SECRET=$SECRET bench_one synccf http://127.0.0.1:18081/v1/events
     "$SYNCCF" --state "$WORK/state" --log-level error receive --listen 127.0.0.1:18081)
 W=$(bench_one webhook http://127.0.0.1:18083/hooks/ingest webhook "$HOOKSECRET" 18083 -- \
     webhook -hooks "$WORK/hooks.json" -ip 127.0.0.1 -port 18083)
+# The disk alone, with synccf's bytes per event (the WAL, the checkpoints):
+# as many events in flight as wrk's connections, then the same pace.
+disk() { # rate -> "name rps p50 p99 0 0 requests - kib"
+    local line
+    line=$("$WORK/disk" "$WORK" "$1" "$DURATION" "$DISK_BPE" "$CONNS")
+    eval "${line#RESULT }"
+    awk -v r="$requests" -v d="$duration_us" -v p50="$p50_us" -v p99="$p99_us" -v kib="$SKIB" \
+        'BEGIN { printf "disk %.0f %.2f %.2f 0 0 %d - %s\n", r / (d / 1e6), p50 / 1000, p99 / 1000, r, kib }'
+}
+SKIB=$(echo "$S" | cut -d'|' -f1 | cut -d' ' -f9)
+DISK_BPE=$(awk -v k="$SKIB" 'BEGIN { b = int(k * 1024); print (b > 0 ? b : 1024) }')
+D="$(disk 0)|$(disk "$PACED")|0|0"
 HALF=$PACED
 STORED=$("$SYNCCF" --state "$WORK/state" status --json | awk -F': ' '/"total"/ { gsub(",", "", $2); print $2; exit }')
 SREQ=$(( $(echo "$S" | cut -d'|' -f1 | cut -d' ' -f7) + $(echo "$S" | cut -d'|' -f2 | cut -d' ' -f7) ))
@@ -135,16 +151,20 @@ SREQ=$(( $(echo "$S" | cut -d'|' -f1 | cut -d' ' -f7) + $(echo "$S" | cut -d'|' 
     echo "| server | max events/s | × nginx | p50 ms | p99 ms | errors | CPU µs/event | written KiB/event | paced at $HALF/s: achieved | p50 ms | p99 ms | idle RSS MiB | peak RSS MiB |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     NRPS=$(echo "$N" | cut -d' ' -f2)
-    for t in "synccf receive (durable)|$S" "nginx static 200|$N" "adnanh/webhook + rm command|$W"; do
+    for t in "synccf receive (durable)|$S" "nginx static 200|$N" "adnanh/webhook + rm command|$W" \
+        "disk alone: pwrite + fdatasync per group, synccf's bytes (bench/disk.c)|$D"; do
         IFS='|' read -r label max half idle peak <<<"$t"
         read -r _ rps p50 p99 non2xx err _ cpu kib <<<"$max"
         read -r _ hrps hp50 hp99 _ _ _ _ _ <<<"$half"
         awk -v l="$label" -v rps="$rps" -v n="$NRPS" -v p50="$p50" -v p99="$p99" -v bad=$((non2xx + err)) -v cpu="$cpu" \
             -v kib="$kib" -v hrps="$hrps" -v hp50="$hp50" -v hp99="$hp99" -v idle="$idle" -v peak="$peak" \
-            'BEGIN { printf "| %s | %d | %.2f | %.2f | %.2f | %d | %.1f | %.1f | %d | %.2f | %.2f | %.1f | %.1f |\n",
+            'BEGIN { if (cpu == "-") { printf "| %s | %d | %.2f | %.2f | %.2f | %d | - | %.1f | %d | %.2f | %.2f | - | - |\n",
+                                           l, rps, rps / n, p50, p99, bad, kib, hrps, hp50, hp99; exit }
+                     printf "| %s | %d | %.2f | %.2f | %.2f | %d | %.1f | %.1f | %d | %.2f | %.2f | %.1f | %.1f |\n",
                      l, rps, rps / n, p50, p99, bad, cpu, kib, hrps, hp50, hp99, idle / 1024, peak / 1024 }'
     done
     echo
     echo "synccf answered $SREQ requests 2xx and its store holds $STORED events: every acknowledgement is a committed row."
     echo "Paced: each wrk thread sends on a fixed schedule (bench/wrk/post.lua) at a quarter of nginx's maximum (half of the 0.5 x nginx aim); 'achieved' is what was sent and answered."
+    echo "Disk alone: no HTTP, no SQLite, no client on the cores; $CONNS events always waiting for the maximum, the same schedule for the paced run. Its latencies are the floor of a durable acknowledgement on this disk; the gap to synccf's is what the rest of the path and the shared cores add."
 } | tee "$OUT/ingest.md"
