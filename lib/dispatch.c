@@ -83,7 +83,7 @@ struct claim {
     sqlite3_int64 seq;
     int idx;
     int attempts;
-    char *handler, *key, *body;
+    char *handler, *key, *body, *id;
 };
 
 static void claim_free(struct claim *c)
@@ -91,6 +91,26 @@ static void claim_free(struct claim *c)
     free(c->handler);
     free(c->key);
     free(c->body);
+    free(c->id);
+}
+
+/* The columns every claim query selects, in this order (CLAIM_COLUMNS), and
+ * the claim made of such a row. -1 out of memory: c is left empty and the
+ * run stays pending, to be tried again later. */
+#define CLAIM_COLUMNS "r.seq, r.idx, r.handler, r.subject_key, r.attempts, e.body, e.id"
+static int claim_from_row(sqlite3_stmt *q, struct claim *c)
+{
+    c->seq = sqlite3_column_int64(q, 0);
+    c->idx = sqlite3_column_int(q, 1);
+    c->handler = strdup((const char *)sqlite3_column_text(q, 2));
+    c->key = strdup((const char *)sqlite3_column_text(q, 3));
+    c->attempts = sqlite3_column_int(q, 4);
+    c->body = strdup((const char *)sqlite3_column_text(q, 5));
+    c->id = strdup((const char *)sqlite3_column_text(q, 6));
+    if (c->handler && c->key && c->body && c->id) return 0;
+    claim_free(c);
+    memset(c, 0, sizeof *c);
+    return -1;
 }
 
 static int busy_has(struct dispatch *d, const char *key)
@@ -109,19 +129,8 @@ static int claim_next(struct dispatch *d, struct claim *c, long *wait_ms, int *m
     int found = 0;
     sqlite3_bind_int64(d->claim, 1, now);
     while (!found && sqlite3_step(d->claim) == SQLITE_ROW) {
-        const char *key = (const char *)sqlite3_column_text(d->claim, 3);
-        if (busy_has(d, key)) continue;
-        c->seq = sqlite3_column_int64(d->claim, 0);
-        c->idx = sqlite3_column_int(d->claim, 1);
-        c->handler = strdup((const char *)sqlite3_column_text(d->claim, 2));
-        c->key = strdup(key);
-        c->attempts = sqlite3_column_int(d->claim, 4);
-        c->body = strdup((const char *)sqlite3_column_text(d->claim, 5));
-        if (!c->handler || !c->key || !c->body) { /* out of memory: the run stays pending, tried again later */
-            claim_free(c);
-            memset(c, 0, sizeof *c);
-            break;
-        }
+        if (busy_has(d, (const char *)sqlite3_column_text(d->claim, 3))) continue;
+        if (claim_from_row(d->claim, c) != 0) break;
         found = 1;
     }
     *more = found && sqlite3_step(d->claim) == SQLITE_ROW;
@@ -227,18 +236,15 @@ static enum run_state run_and_record(struct dispatch *d, struct claim *c, unsign
     enum run_state state = res.ok ? RUN_OK : (res.permanent || attempts >= (int)d->cfg->max_attempts) ? RUN_GAVE_UP : RUN_PENDING;
     int64_t next = res.ok ? 0 : now_ms() + backoff_ms(seed, attempts, d->cfg->backoff_ms, d->cfg->max_backoff_ms);
 
-    json_t *ev = jx_loads(c->body, 0, NULL);
-    const char *id = ev ? json_string_value(json_object_get(ev, "id")) : "?";
     char att[16], ms[24];
     snprintf(att, sizeof att, "%d", attempts);
     snprintf(ms, sizeof ms, "%.0f", (mono_s() - t0) * 1000);
     if (res.ok)
-        log_msg(LOG_INFO, "handler ok", "event", id, "handler", c->handler, "attempt", att, "ms", ms, NULL);
+        log_msg(LOG_INFO, "handler ok", "event", c->id, "handler", c->handler, "attempt", att, "ms", ms, NULL);
     else
         log_msg(state == RUN_GAVE_UP ? LOG_ERROR : LOG_WARN,
-                state == RUN_GAVE_UP ? "handler gave up" : "handler failed, will retry", "event", id,
+                state == RUN_GAVE_UP ? "handler gave up" : "handler failed, will retry", "event", c->id,
                 "handler", c->handler, "attempt", att, "error", res.error, NULL);
-    json_decref(ev);
     char *detail = res.detail ? json_dumps(res.detail, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 
     pthread_mutex_lock(&d->mu);
@@ -333,7 +339,7 @@ static struct dispatch *dispatch_open(const char *db_path, const struct config *
     if (sqlite3_open_v2(db_path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) goto sqlerr;
     sqlite3_busy_timeout(d->db, 5000);
     const char *claim =
-        "SELECT r.seq, r.idx, r.handler, r.subject_key, r.attempts, e.body FROM runs r JOIN events e ON e.seq = r.seq "
+        "SELECT " CLAIM_COLUMNS " FROM runs r JOIN events e ON e.seq = r.seq "
         "WHERE r.state = '" RUN_NAME_PENDING "' AND r.next_at <= ?1 AND NOT EXISTS (SELECT 1 FROM runs p "
         "  WHERE p.state = '" RUN_NAME_PENDING "' AND p.subject_key = r.subject_key AND (p.seq < r.seq OR (p.seq = r.seq AND p.idx < r.idx))) "
         "ORDER BY r.seq, r.idx LIMIT 64";
@@ -388,7 +394,7 @@ int dispatch_run_event(const char *db_path, const struct config *cfg, long long 
     if (!d) return -1;
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(d->db,
-                           "SELECT r.seq, r.idx, r.handler, r.subject_key, r.attempts, e.body FROM runs r JOIN events e "
+                           "SELECT " CLAIM_COLUMNS " FROM runs r JOIN events e "
                            "ON e.seq = r.seq WHERE r.seq = ?1 AND r.state = '" RUN_NAME_PENDING "' ORDER BY r.idx",
                            -1, &q, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "dispatcher: %s", sqlite3_errmsg(d->db));
@@ -409,18 +415,12 @@ int dispatch_run_event(const char *db_path, const struct config *cfg, long long 
             break;
         }
         cs = grown;
-        struct claim *c = &cs[n++];
-        c->seq = sqlite3_column_int64(q, 0);
-        c->idx = sqlite3_column_int(q, 1);
-        c->handler = strdup((const char *)sqlite3_column_text(q, 2));
-        c->key = strdup((const char *)sqlite3_column_text(q, 3));
-        c->attempts = sqlite3_column_int(q, 4);
-        c->body = strdup((const char *)sqlite3_column_text(q, 5));
-        if (!c->handler || !c->key || !c->body) {
+        if (claim_from_row(q, &cs[n]) != 0) {
             snprintf(err, errlen, "dispatcher: out of memory");
             rc = -1;
             break;
         }
+        n++;
     }
     sqlite3_finalize(q);
     unsigned seed = (unsigned)now_ms();

@@ -147,6 +147,10 @@ handlers:
     });
     assert.equal(run.attempts, 3);
     assert.match(run.detail.output, /attempt 3/);
+    // The log names the event by its id (from the store's row) on each outcome.
+    const esc = id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    assert.match(d.log, new RegExp(`msg="handler failed, will retry" event="?${esc}"? handler=flaky attempt=1 `));
+    assert.match(d.log, new RegExp(`msg="handler ok" event="?${esc}"? handler=flaky attempt=3 `));
     const stored = JSON.parse(await cli(d.state, 'events', 'show', id, '--json')).event;
     assert.equal(readFileSync(join(dir, 'stdin-1'), 'utf8'), JSON.stringify(stored), 'the event JSON on stdin');
 
