@@ -6,7 +6,9 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-step() { printf '\n=== %s\n' "$*"; }
+# Each step says how far into the run it starts: CI has 20 minutes.
+T0=$(date +%s)
+step() { printf '\n=== %s (%ss in)\n' "$*" "$(($(date +%s) - T0))"; }
 
 step "dependencies"
 scripts/deps.sh

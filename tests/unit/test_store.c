@@ -502,8 +502,10 @@ static void test_dedupe_tail(void **st)
     assert_true(marker >= 32768);
     assert_true(count_rows(s, "SELECT count(*) FROM ids") >= 32768);
     char q[200];
-    snprintf(q, sizeof q, "SELECT count(*) FROM event_rows e WHERE seq <= %ld AND NOT EXISTS "
-                          "(SELECT 1 FROM ids WHERE ids.seq = e.seq)", marker);
+    /* EXCEPT, not NOT EXISTS: ids has no index on seq, and a scan of it per
+     * event was 27 of this test's 28 seconds. */
+    snprintf(q, sizeof q, "SELECT count(*) FROM (SELECT seq FROM event_rows WHERE seq <= %ld EXCEPT SELECT seq FROM ids)",
+             marker);
     assert_int_equal(count_rows(s, q), 0);
     assert_true(count_rows(s, "SELECT max(seq) FROM event_rows") > marker); /* and a tail again */
     for (int i = 0; i < 40100; i += 1000) assert_int_equal(commit_ids(s, "t", i, i < 40000 ? 1000 : 100), 0);
