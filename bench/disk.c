@@ -71,7 +71,7 @@ int main(int argc, char **argv)
     if (bufcap < chunk) bufcap = chunk;
     char *buf = malloc(bufcap);
     if (!buf) die("memory");
-    memset(buf, 'x', chunk);
+    memset(buf, 'x', bufcap);
     for (long long off = 0; off < FILE_BYTES; off += (long long)chunk)
         if (pwrite(fd, buf, chunk, off) != (ssize_t)chunk) die("pwrite");
     if (fsync(fd) != 0) die("fsync");
@@ -86,35 +86,30 @@ int main(int argc, char **argv)
     for (;;) {
         double t = now();
         if (t >= end) break;
-        double first; /* the oldest waiting event's arrival */
-        long k;       /* events in this group */
+        long k; /* events in this group */
         if (rate > 0) {
             double at = start + (double)next * interval;
             if (at > t) {
                 sleep_until(at);
                 t = now();
             }
-            first = at;
             k = (long)((t - start) / interval) + 1 - next;
             if (k < 1) k = 1;
         } else {
-            first = t;
             k = inflight;
         }
         size_t bytes = ((size_t)(k * bpe) + ALIGN - 1) / ALIGN * ALIGN;
-        while (bytes > bufcap) { /* a group larger than the buffer: written in pieces */
-            if (off + (long long)bufcap > FILE_BYTES) off = 0;
-            if (pwrite(fd, buf, bufcap, off) != (ssize_t)bufcap) die("pwrite");
-            off += (long long)bufcap;
-            bytes -= bufcap;
+        while (bytes) { /* a group larger than the buffer (a backlog) is written in pieces */
+            size_t w = bytes < bufcap ? bytes : bufcap;
+            if (off + (long long)w > FILE_BYTES) off = 0;
+            if (pwrite(fd, buf, w, off) != (ssize_t)w) die("pwrite");
+            off += (long long)w;
+            bytes -= w;
         }
-        if (off + (long long)bytes > FILE_BYTES) off = 0;
-        if (pwrite(fd, buf, bytes, off) != (ssize_t)bytes) die("pwrite");
-        off += (long long)bytes;
         if (fdatasync(fd) != 0) die("fdatasync");
         double done = now();
         for (long i = 0; i < k; i++) {
-            double arrived = rate > 0 ? start + (double)(next + i) * interval : first;
+            double arrived = rate > 0 ? start + (double)(next + i) * interval : t;
             if (n < cap) lat[n++] = (done - arrived) * 1e6;
         }
         events += k;
