@@ -26,8 +26,9 @@
  * Under sustained load the WAL never ends up fully copied while the writer
  * keeps appending, so it could only start over if the writer stopped: past
  * WAL_CAP_BYTES the writer itself runs a RESTART checkpoint between two
- * groups. The passes have already copied all but the last few hundred pages,
- * so that stall is short; and the writer does not have to win its own write
+ * groups. The passes have already copied all but the last few hundred pages
+ * and synced what they copied, so that stall is short; and the writer does
+ * not have to win its own write
  * lock from a busy-waiting thread (a RESTART from the checkpointer starved
  * for seconds under load, measured). */
 #include "store.h"
@@ -1410,7 +1411,8 @@ static int commit_group(struct store *s, struct store_batch *list, int *runs)
  * the file). The RESTART copies the rest and fsyncs the database while the
  * next group waits: up to a whole pass's worth (8 MiB) when it came right
  * before the next pass, 6-10 ms here, once a second at 18,000 events/s, most
- * of the p99. So at the cap the checkpointer is asked for a pass first, and
+ * of the p99 (and more before the passes synced their own pages: db_sync).
+ * So at the cap the checkpointer is asked for a pass first, and
  * the writer restarts once that pass has left at most RESTART_LEFT pages;
  * WAL_CAP_SLACK bounds the wait.
  *
@@ -1519,6 +1521,19 @@ static int on_wal(void *arg, sqlite3 *db, const char *name, int pages)
     return SQLITE_OK;
 }
 
+/* SQLite syncs the database at the end of a pass only if no commit came
+ * during it, which under steady load is never: the passes' pages, up to the
+ * WAL's 64 MiB, stayed unsynced until the writer's RESTART flushed them all
+ * while the next group waited (11-17 ms measured at 12,000 events/s, five
+ * times in 8 s). Synced here, off the writer's path, after every pass, the
+ * RESTART's own sync took 0.4-0.7 ms instead. */
+static void db_sync(sqlite3 *db)
+{
+    sqlite3_file *f = NULL;
+    if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) == SQLITE_OK && f && f->pMethods)
+        f->pMethods->xSync(f, SQLITE_SYNC_NORMAL);
+}
+
 static void *checkpointer(void *arg)
 {
     struct store *s = arg;
@@ -1535,6 +1550,7 @@ static void *checkpointer(void *arg)
          * pages stay in the WAL and the next commit asks again. */
         int wal = 0, done = 0;
         int rc = sqlite3_wal_checkpoint_v2(s->ckdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &wal, &done);
+        if (rc == SQLITE_OK && done > 0) db_sync(s->ckdb);
         pthread_mutex_lock(&s->ckmu);
         s->ck_running = 0;
         pthread_cond_broadcast(&s->ckidle);
