@@ -28,9 +28,8 @@
  * WAL_CAP_BYTES the writer itself runs a RESTART checkpoint between two
  * groups. The passes have already copied all but the last few hundred pages
  * and synced what they copied, so that stall is short; and the writer does
- * not have to win its own write
- * lock from a busy-waiting thread (a RESTART from the checkpointer starved
- * for seconds under load, measured). */
+ * not have to win its own write lock from a busy-waiting thread (a RESTART
+ * from the checkpointer starved for seconds under load, measured). */
 #include "store.h"
 
 #include <errno.h>

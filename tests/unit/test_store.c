@@ -327,8 +327,8 @@ static int w_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 o)
 static int w_truncate(sqlite3_file *f, sqlite3_int64 n) { return W(f)->real->pMethods->xTruncate(W(f)->real, n); }
 static int w_sync(sqlite3_file *f, int flags)
 {
-    if (W(f)->main && atomic_load(&db_sync_ms)) usleep((useconds_t)atomic_load(&db_sync_ms) * 1000);
     if (W(f)->main) {
+        if (atomic_load(&db_sync_ms)) usleep((useconds_t)atomic_load(&db_sync_ms) * 1000);
         long long flushed = atomic_exchange(&db_unsynced, 0);
         if (on_writer()) {
             atomic_fetch_add(&writer_db_syncs, 1);
